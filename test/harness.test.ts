@@ -1,0 +1,34 @@
+// The harness itself: for every selected major version, rows written on a
+// real primary are read back on a real streaming standby.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { selectedVersions, withCluster } from './harness/index.ts';
+
+for (const version of selectedVersions()) {
+  test(`PG ${version}: rows written on the primary replicate to the standby`, async () => {
+    await withCluster(version, { name: 'harness', tablespaces: ['ts_h'] }, async ({ primary, standby }) => {
+      assert.equal(await primary.isInRecovery(), false);
+      assert.equal(await standby.isInRecovery(), true);
+      assert.match(String(await primary.scalar('show server_version')), new RegExp(`^${version}\\.`));
+      await primary.exec(`
+        create table t (id int primary key, note text) tablespace ts_h;
+        insert into t select g, 'row ' || g from generate_series(1, 1000) g;`);
+      const lsn = await primary.currentLsn();
+      await standby.waitForReplay(lsn);
+      const rows = await standby.query<{ n: string; s: string }>('select count(*)::text n, sum(id)::text s from t');
+      assert.deepEqual(rows[0], { n: '1000', s: String((1000 * 1001) / 2) });
+      const state = await primary.query<{ application_name: string; state: string }>('select application_name, state from pg_stat_replication');
+      assert.deepEqual(state.map((r) => [r.application_name, r.state]), [['standby', 'streaming']]);
+      await standby.pauseReplay();
+      await primary.exec(`insert into t values (1001, 'late')`);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(await standby.scalar('select count(*)::int from t'), 1000);
+      await standby.resumeReplay();
+      await standby.waitForReplay(await primary.currentLsn());
+      assert.equal(await standby.scalar('select count(*)::int from t'), 1001);
+      await standby.promote();
+      assert.equal(await standby.isInRecovery(), false);
+      assert.equal(await standby.timeline(), 2);
+    });
+  });
+}
