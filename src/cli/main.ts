@@ -6,6 +6,10 @@ import { NAME, VERSION } from '../version.ts';
 type CommandMain = (argv: string[]) => Promise<number>;
 
 const commands: Record<string, () => Promise<CommandMain>> = {
+  run: async () => (await import('./run.ts')).default,
+  status: async () => (await import('./status.ts')).default,
+  decode: async () => (await import('./decode.ts')).default,
+  demo: async () => (await import('./demo.ts')).default,
   version: async () => async () => {
     process.stdout.write(`${NAME} ${VERSION} (node ${process.version})\n`);
     return 0;
