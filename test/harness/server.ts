@@ -33,6 +33,8 @@ export class PgServer {
   readonly socketDir: string;
   readonly logFile: string;
   port: number;
+  /** Extra environment for the server process (e.g. LD_PRELOAD for a storage model); applies at the next start(). */
+  env: Record<string, string> = {};
   private proc: ChildProcess | null = null;
   private client: postgres.Sql | null = null;
 
@@ -69,6 +71,7 @@ export class PgServer {
     const out = openSync(this.logFile, 'a');
     const proc = spawn(join(this.binDir, 'postgres'), ['-D', this.dataDir], {
       stdio: ['ignore', out, out],
+      env: { ...process.env, ...this.env },
       ...asServerUser(),
     });
     closeSync(out);
