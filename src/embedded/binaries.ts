@@ -10,6 +10,11 @@ export const ALL_VERSIONS = [13, 14, 15, 16, 17, 18] as const;
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/** Major versions whose server package is installed (npm devDependencies pg13..pg18). */
+export function installedVersions(): number[] {
+  return ALL_VERSIONS.filter((v) => existsSync(join(repoRoot, 'node_modules', `pg${v}`, 'native', 'bin', 'postgres')));
+}
+
 /** Versions chosen by PG_VERSIONS ("15,17"), default all six; with PG_BIN, the version of that install. */
 export function selectedVersions(): number[] {
   const env = process.env.PG_VERSIONS?.trim();
