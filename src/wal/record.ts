@@ -1,0 +1,146 @@
+// One assembled XLogRecord -> WalRecord: the header chain of DecodeXLogRecord
+// (xlogreader.c) with its cross-checks, then the relation events of the main data.
+import { u16, u32 } from './bytes.ts';
+import { relationEvents } from './events.ts';
+import {
+  BKPBLOCK_FORK_MASK,
+  BKPBLOCK_HAS_DATA,
+  BKPBLOCK_HAS_IMAGE,
+  BKPBLOCK_SAME_REL,
+  BKPBLOCK_WILL_INIT,
+  BKPIMAGE_HAS_HOLE,
+  BLCKSZ,
+  SIZE_OF_XLOG_RECORD,
+  XLR_BLOCK_ID_DATA_LONG,
+  XLR_BLOCK_ID_DATA_SHORT,
+  XLR_BLOCK_ID_ORIGIN,
+  XLR_BLOCK_ID_TOPLEVEL_XID,
+  XLR_MAX_BLOCK_ID,
+  imageBits,
+} from './format.ts';
+import { rmgrName } from './rmgr.ts';
+import type { BlockRef, WalRecord } from './types.ts';
+
+const SHORT_HEADER = 'record header chain runs past the record length';
+
+/**
+ * Decodes the record in buf[off, off+totLen) (header included, CRC already checked).
+ * Returns a message instead of throwing when the header chain is inconsistent.
+ */
+export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: bigint, endLsn: bigint, majorVersion: number): WalRecord | string {
+  const bits = imageBits(majorVersion);
+  const end = off + totLen;
+  let p = off + SIZE_OF_XLOG_RECORD;
+  let datatotal = 0;
+  let mainDataLen = 0;
+  let maxBlockId = -1;
+  let spc = 0,
+    db = 0,
+    rel = 0,
+    haveRel = false;
+  const blocks: BlockRef[] = [];
+  while (end - p > datatotal) {
+    const blockId = buf[p++]!;
+    if (blockId === XLR_BLOCK_ID_DATA_SHORT) {
+      if (p + 1 > end) return SHORT_HEADER;
+      mainDataLen = buf[p++]!;
+      datatotal += mainDataLen;
+      break; // by convention the main data fragment is always last
+    } else if (blockId === XLR_BLOCK_ID_DATA_LONG) {
+      if (p + 4 > end) return SHORT_HEADER;
+      mainDataLen = u32(buf, p);
+      p += 4;
+      datatotal += mainDataLen;
+      break;
+    } else if (blockId === XLR_BLOCK_ID_ORIGIN) {
+      p += 2;
+    } else if (blockId === XLR_BLOCK_ID_TOPLEVEL_XID) {
+      p += 4;
+    } else if (blockId <= XLR_MAX_BLOCK_ID) {
+      if (blockId <= maxBlockId) return `out-of-order block_id ${blockId}`;
+      maxBlockId = blockId;
+      if (p + 3 > end) return SHORT_HEADER;
+      const forkFlags = buf[p]!;
+      const dataLength = u16(buf, p + 1);
+      p += 3;
+      const hasData = (forkFlags & BKPBLOCK_HAS_DATA) !== 0;
+      if (hasData && dataLength === 0) return `BKPBLOCK_HAS_DATA set, but no data included (block_id ${blockId})`;
+      if (!hasData && dataLength !== 0) return `BKPBLOCK_HAS_DATA not set, but data length is ${dataLength} (block_id ${blockId})`;
+      datatotal += dataLength;
+      const hasImage = (forkFlags & BKPBLOCK_HAS_IMAGE) !== 0;
+      let applyImage = false;
+      if (hasImage) {
+        if (p + 5 > end) return SHORT_HEADER;
+        const bimgLen = u16(buf, p);
+        const holeOffset = u16(buf, p + 2);
+        const bimgInfo = buf[p + 4]!;
+        p += 5;
+        applyImage = (bimgInfo & bits.apply) !== 0;
+        const compressed = (bimgInfo & bits.compressedMask) !== 0;
+        const hasHole = (bimgInfo & BKPIMAGE_HAS_HOLE) !== 0;
+        let holeLength: number;
+        if (compressed) {
+          if (hasHole) {
+            if (p + 2 > end) return SHORT_HEADER;
+            holeLength = u16(buf, p);
+            p += 2;
+          } else holeLength = 0;
+        } else holeLength = BLCKSZ - bimgLen;
+        datatotal += bimgLen;
+        if (hasHole && (holeOffset === 0 || holeLength === 0 || bimgLen === BLCKSZ)) {
+          return `BKPIMAGE_HAS_HOLE set, but hole offset ${holeOffset} length ${holeLength} block image length ${bimgLen}`;
+        }
+        if (!hasHole && (holeOffset !== 0 || holeLength !== 0)) {
+          return `BKPIMAGE_HAS_HOLE not set, but hole offset ${holeOffset} length ${holeLength}`;
+        }
+        if (compressed && bimgLen === BLCKSZ) return `BKPIMAGE_COMPRESSED set, but block image length ${bimgLen}`;
+        if (!hasHole && !compressed && bimgLen !== BLCKSZ) return `neither BKPIMAGE_HAS_HOLE nor BKPIMAGE_COMPRESSED set, but block image length is ${bimgLen}`;
+      }
+      if (!(forkFlags & BKPBLOCK_SAME_REL)) {
+        if (p + 12 > end) return SHORT_HEADER;
+        spc = u32(buf, p);
+        db = u32(buf, p + 4);
+        rel = u32(buf, p + 8);
+        p += 12;
+        haveRel = true;
+      } else if (!haveRel) {
+        return `BKPBLOCK_SAME_REL set but no previous rel (block_id ${blockId})`;
+      }
+      if (p + 4 > end) return SHORT_HEADER;
+      const block = u32(buf, p);
+      p += 4;
+      blocks.push({
+        id: blockId,
+        spcOid: spc,
+        dbOid: db,
+        relNumber: rel,
+        fork: forkFlags & BKPBLOCK_FORK_MASK,
+        block,
+        hasImage,
+        applyImage,
+        willInit: (forkFlags & BKPBLOCK_WILL_INIT) !== 0,
+        dataLength,
+      });
+    } else {
+      return `invalid block_id ${blockId}`;
+    }
+  }
+  if (p > end || end - p !== datatotal) return `record length ${totLen} does not match its headers (header chain ends at ${p - off}, data ${datatotal} bytes)`;
+  const info = buf[off + 16]!;
+  const rmgr = buf[off + 17]!;
+  const events = relationEvents(rmgr, info, buf, end - mainDataLen, mainDataLen, majorVersion);
+  if (typeof events === 'string') return events;
+  return {
+    lsn,
+    endLsn,
+    prevLsn: (BigInt(u32(buf, off + 12)) << 32n) | BigInt(u32(buf, off + 8)),
+    xid: u32(buf, off + 4),
+    rmgr,
+    rmgrName: rmgrName(rmgr),
+    info,
+    totalLength: totLen,
+    blocks,
+    events,
+  };
+}
+
