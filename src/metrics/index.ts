@@ -1,0 +1,7 @@
+// Public API of the metrics module.
+export {
+  AgentMetrics, METRIC_NAMES, AGENT_STATES, ROLES, SKIP_REASONS, RECONNECT_TARGETS, WAL_SOURCES, PREAD_BUCKETS,
+  type AgentState, type Role, type SkipReason, type WalSource, type AgentMetricsOptions,
+} from './registry.ts';
+export { startHttp, type HttpOptions, type HttpEndpoint } from './http.ts';
+export { Heartbeat, DEFAULT_MAX_TICK_AGE_MS } from './health.ts';

@@ -1,0 +1,206 @@
+// Prometheus instruments of the agent, in their own Registry (never the global
+// one, so tests and the demo can run several agents in one process).
+// Names are an interface: dashboards and alerts in deploy/ use them.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { VERSION } from '../version.ts';
+
+export const AGENT_STATES = ['waiting_for_postgres', 'primary_idle', 'following', 'streaming'] as const;
+export type AgentState = (typeof AGENT_STATES)[number];
+export const ROLES = ['primary', 'standby', 'unknown'] as const;
+export type Role = (typeof ROLES)[number];
+export const SKIP_REASONS = ['image', 'will_init', 'created', 'truncated', 'dropped', 'beyond_eof', 'recent', 'missing_file'] as const;
+export type SkipReason = (typeof SKIP_REASONS)[number];
+export const RECONNECT_TARGETS = ['follower', 'upstream'] as const;
+export const WAL_SOURCES = ['stream', 'local'] as const;
+export type WalSource = (typeof WAL_SOURCES)[number];
+
+/** pread latency buckets, 50 us .. 100 ms (page cache hit .. slow network disk). */
+export const PREAD_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
+
+/** Every pg_prefaulter_* metric family the agent exports. */
+export const METRIC_NAMES: string[] = [
+  'pg_prefaulter_info',
+  'pg_prefaulter_state',
+  'pg_prefaulter_role',
+  'pg_prefaulter_timeline',
+  'pg_prefaulter_replay_lag_bytes',
+  'pg_prefaulter_replay_lag_seconds',
+  'pg_prefaulter_follower_replay_lsn_bytes',
+  'pg_prefaulter_follower_receive_lsn_bytes',
+  'pg_prefaulter_stream_lsn_bytes',
+  'pg_prefaulter_prefault_ahead_bytes',
+  'pg_prefaulter_prefault_ahead_pages',
+  'pg_prefaulter_prefaults_issued_total',
+  'pg_prefaulter_prefaults_completed_total',
+  'pg_prefaulter_prefaults_skipped_total',
+  'pg_prefaulter_read_errors_total',
+  'pg_prefaulter_pread_duration_seconds',
+  'pg_prefaulter_reads_in_flight',
+  'pg_prefaulter_decode_errors_total',
+  'pg_prefaulter_wal_records_total',
+  'pg_prefaulter_wal_bytes_total',
+  'pg_prefaulter_file_handle_cache_hits_total',
+  'pg_prefaulter_file_handle_cache_misses_total',
+  'pg_prefaulter_file_handles_open',
+  'pg_prefaulter_reconnects_total',
+  'pg_prefaulter_upstream_connected',
+  'pg_prefaulter_wal_source',
+  'pg_prefaulter_metrics_collect_errors_total',
+];
+
+type Labels<L extends string> = Partial<Record<L, string | number>>;
+type CollectHook = () => void | Promise<void>;
+
+export interface AgentMetricsOptions {
+  /** Include prom-client's process_* / nodejs_* metrics (default true). */
+  defaultMetrics?: boolean;
+  /** Reported in pg_prefaulter_info{version}; default the package version. */
+  version?: string;
+}
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+
+  readonly info: Gauge<'version'>;
+  readonly state: Gauge<'state'>;
+  readonly role: Gauge<'role'>;
+  readonly timeline: Gauge;
+  readonly replayLagBytes: Gauge;
+  readonly replayLagSeconds: Gauge;
+  readonly followerReplayLsn: Gauge;
+  readonly followerReceiveLsn: Gauge;
+  readonly streamLsn: Gauge;
+  readonly prefaultAheadBytes: Gauge;
+  readonly prefaultAheadPages: Gauge;
+  readonly prefaultsIssued: Counter;
+  readonly prefaultsCompleted: Counter;
+  readonly prefaultsSkipped: Counter<'reason'>;
+  readonly readErrors: Counter;
+  readonly preadDuration: Histogram;
+  readonly readsInFlight: Gauge;
+  readonly decodeErrors: Counter;
+  readonly walRecords: Counter<'rmgr'>;
+  readonly walBytes: Counter<'rmgr'>;
+  readonly fileHandleCacheHits: Counter;
+  readonly fileHandleCacheMisses: Counter;
+  readonly fileHandlesOpen: Gauge;
+  readonly reconnects: Counter<'target'>;
+  readonly upstreamConnected: Gauge;
+  readonly walSource: Gauge<'source'>;
+  readonly collectErrors: Counter;
+
+  private readonly hooks: CollectHook[] = [];
+  /** Last absolute value fed per counter and label set (see setCounter). */
+  private readonly fed = new Map<Counter<string>, Map<string, number>>();
+
+  constructor(opts: AgentMetricsOptions = {}) {
+    const registers = [this.registry];
+    const gauge = <L extends string = string>(name: string, help: string, labelNames: readonly L[] = []) =>
+      new Gauge<L>({ name, help, labelNames, registers });
+    const counter = <L extends string = string>(name: string, help: string, labelNames: readonly L[] = []) =>
+      new Counter<L>({ name, help, labelNames, registers });
+
+    this.info = gauge('pg_prefaulter_info', 'pg-prefaulter build information; always 1', ['version']);
+    this.state = gauge('pg_prefaulter_state', 'Agent state: 1 for the current state, 0 for the others', ['state']);
+    this.role = gauge('pg_prefaulter_role', 'Role of the local PostgreSQL: 1 for the current role, 0 for the others', ['role']);
+    this.timeline = gauge('pg_prefaulter_timeline', 'Timeline the follower is replaying');
+    this.replayLagBytes = gauge('pg_prefaulter_replay_lag_bytes', 'Upstream WAL end known to the agent minus the follower replay LSN, in bytes');
+    this.replayLagSeconds = gauge('pg_prefaulter_replay_lag_seconds', 'Now minus the timestamp of the last replayed transaction; 0 when caught up');
+    this.followerReplayLsn = gauge('pg_prefaulter_follower_replay_lsn_bytes', 'Follower replay LSN as a byte position');
+    this.followerReceiveLsn = gauge('pg_prefaulter_follower_receive_lsn_bytes', 'Follower receive (flush) LSN as a byte position');
+    this.streamLsn = gauge('pg_prefaulter_stream_lsn_bytes', 'End of the WAL the agent has read, as a byte position');
+    this.prefaultAheadBytes = gauge('pg_prefaulter_prefault_ahead_bytes', 'How far the prefaulter is ahead of replay, in WAL bytes');
+    this.prefaultAheadPages = gauge('pg_prefaulter_prefault_ahead_pages', 'Pages prefaulted ahead of replay and not yet replayed');
+    this.prefaultsIssued = counter('pg_prefaulter_prefaults_issued_total', 'Page reads issued');
+    this.prefaultsCompleted = counter('pg_prefaulter_prefaults_completed_total', 'Page reads completed');
+    this.prefaultsSkipped = counter('pg_prefaulter_prefaults_skipped_total', 'Block references not read, by reason', ['reason']);
+    this.readErrors = counter('pg_prefaulter_read_errors_total', 'Page reads that failed (other than missing files)');
+    this.preadDuration = new Histogram({
+      name: 'pg_prefaulter_pread_duration_seconds', help: 'Duration of one page read (pread)', buckets: PREAD_BUCKETS, registers,
+    });
+    this.readsInFlight = gauge('pg_prefaulter_reads_in_flight', 'Page reads in progress');
+    this.decodeErrors = counter('pg_prefaulter_decode_errors_total', 'WAL records that could not be decoded');
+    this.walRecords = counter('pg_prefaulter_wal_records_total', 'WAL records decoded, by resource manager', ['rmgr']);
+    this.walBytes = counter('pg_prefaulter_wal_bytes_total', 'WAL bytes decoded, by resource manager', ['rmgr']);
+    this.fileHandleCacheHits = counter('pg_prefaulter_file_handle_cache_hits_total', 'Relation file opens served from the handle cache');
+    this.fileHandleCacheMisses = counter('pg_prefaulter_file_handle_cache_misses_total', 'Relation file opens that needed open(2)');
+    this.fileHandlesOpen = gauge('pg_prefaulter_file_handles_open', 'Relation file handles currently open');
+    this.reconnects = counter('pg_prefaulter_reconnects_total', 'Reconnections, by target', ['target']);
+    this.upstreamConnected = gauge('pg_prefaulter_upstream_connected', '1 while the replication connection to the upstream is up');
+    this.walSource = gauge('pg_prefaulter_wal_source', 'Where WAL is read from: 1 for the current source, 0 for the other', ['source']);
+    this.collectErrors = counter('pg_prefaulter_metrics_collect_errors_total', 'onCollect hooks that threw during a scrape');
+
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+
+    // Every label value known up front is exported from the start, so rate()
+    // and absent() work before the first event.
+    this.info.set({ version: opts.version ?? VERSION }, 1);
+    this.setState('waiting_for_postgres');
+    this.setRole('unknown');
+    for (const s of WAL_SOURCES) this.walSource.set({ source: s }, 0);
+    for (const r of SKIP_REASONS) this.prefaultsSkipped.inc({ reason: r }, 0);
+    for (const t of RECONNECT_TARGETS) this.reconnects.inc({ target: t }, 0);
+    this.upstreamConnected.set(0);
+  }
+
+  setState(state: AgentState): void {
+    for (const s of AGENT_STATES) this.state.set({ state: s }, s === state ? 1 : 0);
+  }
+
+  setRole(role: Role): void {
+    for (const r of ROLES) this.role.set({ role: r }, r === role ? 1 : 0);
+  }
+
+  /** The current WAL source, or null when none is active. */
+  setWalSource(source: WalSource | null): void {
+    for (const s of WAL_SOURCES) this.walSource.set({ source: s }, s === source ? 1 : 0);
+  }
+
+  /**
+   * Sets a counter to an absolute value taken from a monotonic stats object.
+   * A value lower than the last one fed means the source restarted (e.g. a new
+   * session's stats): the new value is added on top, so the exported counter
+   * never goes backwards.
+   */
+  setCounter<L extends string>(counter: Counter<L>, labels: Labels<L>, absoluteValue: number): void {
+    if (!(absoluteValue >= 0) || !Number.isFinite(absoluteValue)) {
+      throw new RangeError(`setCounter: ${String(absoluteValue)} is not a valid counter value (need a finite number >= 0)`);
+    }
+    const c = counter as unknown as Counter<string>;
+    let perLabels = this.fed.get(c);
+    if (!perLabels) this.fed.set(c, (perLabels = new Map()));
+    const key = labelKey(labels);
+    const last = perLabels.get(key) ?? 0;
+    const delta = absoluteValue >= last ? absoluteValue - last : absoluteValue;
+    perLabels.set(key, absoluteValue);
+    c.inc(labels as Labels<string>, delta);
+  }
+
+  /** Runs `fn` before every scrape (to copy stats in). Returns a function that removes it. */
+  onCollect(fn: CollectHook): () => void {
+    this.hooks.push(fn);
+    return () => {
+      const i = this.hooks.indexOf(fn);
+      if (i >= 0) this.hooks.splice(i, 1);
+    };
+  }
+
+  /** Runs the collect hooks, then renders the text exposition format. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    for (const hook of this.hooks) {
+      try {
+        await hook();
+      } catch {
+        // A broken hook must not take monitoring down; it is counted instead.
+        this.collectErrors.inc();
+      }
+    }
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+function labelKey(labels: Record<string, string | number | undefined>): string {
+  const keys = Object.keys(labels).sort();
+  return keys.map((k) => `${k}=${String(labels[k])}`).join(',');
+}
