@@ -1,0 +1,227 @@
+// A bounded LRU of read-only file descriptors for relation segment files.
+// Only ever opens with O_RDONLY (plus O_NOATIME where the kernel permits):
+// never creates, writes, truncates or locks anything. A file that does not
+// exist (dropped relation, segment not yet extended) is counted as missing
+// and remembered briefly, so a burst of blocks for it costs one open().
+import { close, constants, fstat, open, readFileSync } from 'node:fs';
+
+export interface OpenFile {
+  readonly path: string;
+  readonly fd: number;
+  /** File size from fstat at open (or the last refresh). */
+  size: number;
+  /** performance.now() of that fstat. */
+  sizeAt: number;
+  /** Reads using the fd right now; it is closed only at 0. */
+  refs: number;
+  /** Evicted or closed while in use: close on last release. */
+  closing: boolean;
+  readonly spcOid: number;
+  readonly dbOid: number;
+  readonly relNumber: number;
+}
+
+export interface FileHandleStats {
+  /** acquire() served from an open fd */
+  hits: number;
+  /** acquire() that had to open() (or found the path missing) */
+  misses: number;
+  /** fds currently open */
+  open: number;
+  /** opens that failed with ENOENT */
+  missing: number;
+  /** fds closed to stay within capacity */
+  evictions: number;
+}
+
+export interface FileHandlesOptions {
+  /** Upper bound on open fds; default: the RLIMIT_NOFILE soft limit minus headroom. */
+  maxOpenFiles?: number | undefined;
+  /** How long a missing path is remembered (default 1000 ms). */
+  missingTtlMs?: number;
+}
+
+/** The soft RLIMIT_NOFILE of this process, from /proc/self/limits; null if unknown. */
+export function openFileSoftLimit(): number | null {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
+    if (soft === undefined || soft === 'unlimited') return soft === 'unlimited' ? 1_048_576 : null;
+    const n = Number(soft);
+    return Number.isFinite(n) ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/** fds we may keep: the soft limit minus headroom for sockets, logs, WAL files and libraries. */
+export function defaultFileCapacity(softLimit: number | null): number {
+  const soft = softLimit ?? 1024;
+  const headroom = Math.max(64, Math.floor(soft / 4));
+  return Math.max(8, soft - headroom);
+}
+
+const O_NOATIME: number = (constants as { O_NOATIME?: number }).O_NOATIME ?? 0;
+
+function openReadOnly(path: string, flags: number): Promise<number> {
+  return new Promise((resolve, reject) => open(path, flags, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
+function sizeOf(fd: number): Promise<number> {
+  return new Promise((resolve, reject) => fstat(fd, (err, st) => (err ? reject(err) : resolve(st.size))));
+}
+
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve) => close(fd, () => resolve()));
+}
+
+export class FileHandles {
+  readonly capacity: number;
+  readonly stats: FileHandleStats = { hits: 0, misses: 0, open: 0, missing: 0, evictions: 0 };
+  /** Insertion order is recency order: the first entry is the least recently used. */
+  private readonly lru = new Map<string, OpenFile>();
+  private readonly opening = new Map<string, Promise<OpenFile | null>>();
+  private readonly missingUntil = new Map<string, number>();
+  private readonly missingTtlMs: number;
+  private readonly pendingCloses = new Set<Promise<void>>();
+  private flags = constants.O_RDONLY | O_NOATIME;
+  /** Bumped by closeAll(): opens that finish afterwards are not kept. */
+  private generation = 0;
+
+  constructor(opts: FileHandlesOptions = {}) {
+    const byLimit = defaultFileCapacity(openFileSoftLimit());
+    this.capacity = Math.max(1, Math.min(opts.maxOpenFiles ?? byLimit, byLimit));
+    this.missingTtlMs = opts.missingTtlMs ?? 1000;
+  }
+
+  /** The path failed with ENOENT less than missingTtlMs ago. */
+  isMissing(path: string, now: number): boolean {
+    const until = this.missingUntil.get(path);
+    if (until === undefined) return false;
+    if (now < until) return true;
+    this.missingUntil.delete(path);
+    return false;
+  }
+
+  /** An fd for path with refs incremented (call release()), or null if the file does not exist. */
+  acquire(path: string, spcOid: number, dbOid: number, relNumber: number): OpenFile | Promise<OpenFile | null> {
+    const hit = this.lru.get(path);
+    if (hit !== undefined) {
+      this.stats.hits++;
+      this.lru.delete(path);
+      this.lru.set(path, hit);
+      hit.refs++;
+      return hit;
+    }
+    this.stats.misses++;
+    let pending = this.opening.get(path);
+    if (pending === undefined) {
+      pending = this.openFile(path, spcOid, dbOid, relNumber);
+      this.opening.set(path, pending);
+    }
+    return pending.then((f) => {
+      if (f !== null) f.refs++;
+      return f;
+    });
+  }
+
+  release(f: OpenFile): void {
+    f.refs--;
+    if (f.refs === 0 && f.closing) this.closeNow(f);
+  }
+
+  /** Re-read the size of a file that may have grown since it was opened. */
+  async refreshSize(f: OpenFile, now: number): Promise<number> {
+    f.size = await sizeOf(f.fd);
+    f.sizeAt = now;
+    return f.size;
+  }
+
+  /** Close the fds of a relation (all forks and segments): it was dropped, its space must be freed. */
+  closeRelation(spcOid: number, dbOid: number, relNumber: number): void {
+    for (const f of this.lru.values()) {
+      if (f.relNumber === relNumber && f.dbOid === dbOid && f.spcOid === spcOid) this.retire(f);
+    }
+  }
+
+  /** Close the fds of every relation of a database (it was dropped). */
+  closeDatabase(dbOid: number): void {
+    for (const f of this.lru.values()) if (f.dbOid === dbOid) this.retire(f);
+  }
+
+  /** Close every fd; fds in use close as their reads finish. Resolves when all are closed. */
+  async closeAll(): Promise<void> {
+    this.generation++;
+    for (const f of [...this.lru.values()]) this.retire(f);
+    this.missingUntil.clear();
+    await Promise.all([...this.opening.values()].map((p) => p.catch(() => null)));
+    while (this.pendingCloses.size > 0) await Promise.all([...this.pendingCloses]);
+  }
+
+  private async openFile(path: string, spcOid: number, dbOid: number, relNumber: number): Promise<OpenFile | null> {
+    const generation = this.generation;
+    try {
+      let fd: number;
+      try {
+        fd = await openReadOnly(path, this.flags);
+      } catch (e) {
+        // O_NOATIME needs file ownership or CAP_FOWNER; fall back to plain O_RDONLY for good.
+        if ((e as NodeJS.ErrnoException).code !== 'EPERM' || (this.flags & O_NOATIME) === 0) throw e;
+        this.flags = constants.O_RDONLY;
+        fd = await openReadOnly(path, this.flags);
+      }
+      this.stats.open++;
+      let size: number;
+      try {
+        size = await sizeOf(fd);
+      } catch (e) {
+        await closeFd(fd);
+        this.stats.open--;
+        throw e;
+      }
+      const f: OpenFile = { path, fd, size, sizeAt: performance.now(), refs: 0, closing: false, spcOid, dbOid, relNumber };
+      if (generation !== this.generation) {
+        f.closing = true; // closeAll() ran meanwhile: close on release, keep nothing
+      } else {
+        this.lru.set(path, f);
+        this.evictOverCapacity();
+      }
+      return f;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.stats.missing++;
+        this.missingUntil.set(path, performance.now() + this.missingTtlMs);
+        if (this.missingUntil.size > 100_000) this.missingUntil.clear();
+        return null;
+      }
+      throw e;
+    } finally {
+      this.opening.delete(path);
+    }
+  }
+
+  private evictOverCapacity(): void {
+    for (const f of this.lru.values()) {
+      if (this.lru.size <= this.capacity) return;
+      this.stats.evictions++;
+      this.retire(f);
+    }
+  }
+
+  private retire(f: OpenFile): void {
+    if (this.lru.get(f.path) === f) this.lru.delete(f.path);
+    if (f.closing) return;
+    f.closing = true;
+    if (f.refs === 0) this.closeNow(f);
+  }
+
+  private closeNow(f: OpenFile): void {
+    const p = closeFd(f.fd).then(() => {
+      this.stats.open--;
+      this.pendingCloses.delete(p);
+    });
+    this.pendingCloses.add(p);
+  }
+}

@@ -1,0 +1,224 @@
+// The prefault engine's facade: the agent offers every decoded record in LSN
+// order and reports the follower's replay LSN; we read (pread, into the page
+// cache) the blocks replay is about to need, a window ahead of it.
+// Read-only by construction: files are opened O_RDONLY, never created,
+// written, truncated or locked, and the process never chdir()s into PGDATA.
+import type { WalRecord } from '../wal/types.ts';
+import { FileHandles, type FileHandleStats, type OpenFile } from './file-handles.ts';
+import { BlockReader } from './io.ts';
+import { SegmentPaths } from './paths.ts';
+import { BlockPlanner } from './planner.ts';
+import { emptySkipCounts, type SkipCounts } from './skip.ts';
+import { ReadaheadWindow } from './window.ts';
+
+export interface PrefaultOptions {
+  pgdata: string;
+  blockSize: number;
+  majorVersion: number;
+  catalogVersion: number;
+  /** Prefault records up to this many WAL bytes ahead of replay (agent default 32 MiB). */
+  readaheadBytes: number;
+  /** At most this many distinct pages outstanding ahead of replay (agent default 16384). */
+  maxPagesAhead: number;
+  /** Concurrent preads (agent default 64; the libuv pool must be sized to match: sizeThreadpool). */
+  ioConcurrency: number;
+  /** Cap on cached fds (default: RLIMIT_NOFILE soft limit minus headroom). */
+  maxOpenFiles?: number | undefined;
+  observeReadSeconds?: ((s: number) => void) | undefined;
+  /** How long a read block is not read again (default 10 s). */
+  recentTtlMs?: number;
+  /** A file found missing is not retried for this long (default 1 s). */
+  missingTtlMs?: number;
+}
+
+export interface PrefaultStats {
+  /** records offered */
+  records: number;
+  /** records already behind replay when their turn came (not prefaulted) */
+  recordsBehind: number;
+  /** blocks accepted for reading (queued) */
+  requested: number;
+  /** preads submitted */
+  issued: number;
+  /** preads finished */
+  completed: number;
+  skipped: SkipCounts;
+  /** read jobs waiting for an I/O slot */
+  queued: number;
+  /** preads running */
+  inFlight: number;
+  aheadPages: number;
+  /** head record LSN minus replay LSN */
+  aheadBytes: number;
+  fileHandle: FileHandleStats;
+  readErrors: number;
+  ioConcurrency: number;
+}
+
+/** Files whose size was checked this recently are trusted for beyond-EOF decisions. */
+const SIZE_FRESH_MS = 500;
+
+export class Prefaulter {
+  readonly stats: PrefaultStats;
+  private readonly paths: SegmentPaths;
+  private readonly handles: FileHandles;
+  private readonly reader: BlockReader;
+  private readonly window: ReadaheadWindow;
+  private readonly planner: BlockPlanner;
+  private readonly blockSize: number;
+  private readonly takeWaiting = (rec: WalRecord): void => this.planRecord(rec, performance.now());
+
+  constructor(opts: PrefaultOptions) {
+    this.blockSize = opts.blockSize;
+    this.paths = new SegmentPaths({
+      pgdata: opts.pgdata,
+      blockSize: opts.blockSize,
+      majorVersion: opts.majorVersion,
+      catalogVersion: opts.catalogVersion,
+    });
+    this.handles = new FileHandles({
+      maxOpenFiles: opts.maxOpenFiles,
+      ...(opts.missingTtlMs !== undefined ? { missingTtlMs: opts.missingTtlMs } : {}),
+    });
+    this.window = new ReadaheadWindow({ readaheadBytes: opts.readaheadBytes, maxPagesAhead: opts.maxPagesAhead });
+    this.stats = {
+      records: 0,
+      recordsBehind: 0,
+      requested: 0,
+      issued: 0,
+      completed: 0,
+      skipped: emptySkipCounts(),
+      queued: 0,
+      inFlight: 0,
+      aheadPages: 0,
+      aheadBytes: 0,
+      fileHandle: this.handles.stats,
+      readErrors: 0,
+      ioConcurrency: opts.ioConcurrency,
+    };
+    // The reader keeps issued/completed/inFlight/readErrors live in this.stats.
+    this.reader = new BlockReader(
+      { blockSize: opts.blockSize, concurrency: opts.ioConcurrency, observeReadSeconds: opts.observeReadSeconds },
+      this.stats,
+    );
+    const handles = this.handles;
+    const paths = this.paths;
+    this.planner = new BlockPlanner(
+      { recentSlots: Math.max(4096, opts.maxPagesAhead * 4), recentTtlMs: opts.recentTtlMs ?? 10_000 },
+      this.stats.skipped,
+      (spc, db, rel, fork, block) => this.requestRead(spc, db, rel, fork, block),
+      {
+        relationDropped: (spc, db, rel) => handles.closeRelation(spc, db, rel),
+        databaseDropped: (db) => {
+          handles.closeDatabase(db);
+          paths.forgetDatabase(db);
+        },
+      },
+    );
+  }
+
+  /** Offer the next decoded record (LSN order). Reads are queued, never awaited. */
+  offer(rec: WalRecord): void {
+    this.stats.records++;
+    const admitted = this.window.admit(rec);
+    if (admitted !== null) this.planRecord(admitted, performance.now());
+    this.syncWindowStats();
+  }
+
+  /** False while a record waits for replay to advance or the pages-ahead budget is spent. */
+  wantsMore(): boolean {
+    return this.window.wantsMore();
+  }
+
+  /** The follower's replay LSN: retires pages behind it and admits waiting records. */
+  setReplayLsn(lsn: bigint): void {
+    this.window.setReplayLsn(lsn, this.takeWaiting);
+    this.planner.retire(lsn);
+    this.syncWindowStats();
+  }
+
+  setIoConcurrency(n: number): void {
+    this.reader.setConcurrency(n);
+    this.stats.ioConcurrency = n;
+  }
+
+  /** Resolves when every queued read has finished. */
+  async drain(): Promise<void> {
+    await this.reader.idle();
+    this.stats.queued = this.reader.queued;
+  }
+
+  /**
+   * Drop queued reads, wait for running ones, close every fd and forget the
+   * window (use while PostgreSQL is down or the node is a primary; feed again
+   * from the new replay position afterwards).
+   */
+  async closeAll(): Promise<void> {
+    this.reader.clear();
+    await this.reader.idle();
+    this.window.reset();
+    this.planner.clear();
+    this.paths.clear();
+    await this.handles.closeAll();
+    this.syncWindowStats();
+    this.stats.queued = this.reader.queued;
+  }
+
+  private planRecord(rec: WalRecord, now: number): void {
+    if (rec.blocks.length === 0 && rec.events.length === 0) return;
+    const reads = this.planner.plan(rec, now);
+    this.window.addPages(rec.lsn, reads);
+  }
+
+  private requestRead(spc: number, db: number, rel: number, fork: number, block: number): void {
+    const path = this.paths.pathOf(spc, db, rel, fork, block);
+    const offset = this.paths.offsetOf(block);
+    this.stats.requested++;
+    this.reader.schedule(() => this.readOne(path, offset, spc, db, rel));
+    this.stats.queued = this.reader.queued;
+  }
+
+  private async readOne(path: string, offset: number, spc: number, db: number, rel: number): Promise<void> {
+    const skipped = this.stats.skipped;
+    let file: OpenFile | null = null;
+    try {
+      if (this.handles.isMissing(path, performance.now())) {
+        skipped.missing_file++;
+        return;
+      }
+      const got = this.handles.acquire(path, spc, db, rel);
+      file = got instanceof Promise ? await got : got;
+      if (file === null) {
+        skipped.missing_file++;
+        return;
+      }
+      if (offset + this.blockSize > file.size) {
+        // The file may have grown since we looked (replay extends relations).
+        const now = performance.now();
+        if (now - file.sizeAt < SIZE_FRESH_MS || offset + this.blockSize > (await this.handles.refreshSize(file, now))) {
+          skipped.beyond_eof++;
+          return;
+        }
+      }
+      this.stats.queued = this.reader.queued;
+      await this.reader.readBlock(file.fd, offset);
+    } catch (e) {
+      // open/fstat failures other than ENOENT (EACCES, EMFILE, ...): count and carry on.
+      this.reader.stats.readErrors++;
+      this.reader.lastError = e instanceof Error ? e : new Error(String(e));
+    } finally {
+      if (file !== null) this.handles.release(file);
+    }
+  }
+
+  /** The last read/open error, for logs. */
+  get lastError(): Error | null {
+    return this.reader.lastError;
+  }
+
+  private syncWindowStats(): void {
+    this.stats.aheadPages = this.window.aheadPages;
+    this.stats.aheadBytes = this.window.aheadBytes;
+    this.stats.recordsBehind = this.window.behind;
+  }
+}

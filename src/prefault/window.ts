@@ -1,0 +1,139 @@
+// The readahead window: which decoded records may be prefaulted now.
+// A record qualifies when replay <= lsn < replay + readaheadBytes and fewer
+// than maxPagesAhead pages are outstanding ahead of replay. Records that do
+// not qualify yet wait (in order) until replay advances; wantsMore() tells the
+// feeder to stop while any wait. Pages are retired from the ahead count once
+// replay passes the record that asked for them.
+import type { WalRecord } from '../wal/types.ts';
+
+export interface WindowOptions {
+  readaheadBytes: number;
+  maxPagesAhead: number;
+}
+
+export class ReadaheadWindow {
+  private readonly readahead: bigint;
+  private readonly maxPagesAhead: number;
+  private replay: bigint | null = null;
+  /** Last record let through (the head of the window). */
+  private head: bigint | null = null;
+  /** Records that arrived beyond the window, oldest first. */
+  private readonly waiting: WalRecord[] = [];
+  private waitingHead = 0;
+  /** Outstanding pages per admitted record, oldest first (parallel arrays). */
+  private readonly aheadLsns: bigint[] = [];
+  private readonly aheadCounts: number[] = [];
+  private aheadHead = 0;
+  private pages = 0;
+  /** Records that were already behind replay when offered (or when their turn came). */
+  behind = 0;
+
+  constructor(opts: WindowOptions) {
+    if (!(opts.readaheadBytes > 0)) throw new Error(`readaheadBytes must be positive, got ${opts.readaheadBytes}`);
+    if (!(opts.maxPagesAhead > 0)) throw new Error(`maxPagesAhead must be positive, got ${opts.maxPagesAhead}`);
+    this.readahead = BigInt(Math.floor(opts.readaheadBytes));
+    this.maxPagesAhead = opts.maxPagesAhead;
+  }
+
+  get replayLsn(): bigint | null {
+    return this.replay;
+  }
+
+  get aheadPages(): number {
+    return this.pages;
+  }
+
+  /** Bytes from replay to the head record (0 when none is ahead). */
+  get aheadBytes(): number {
+    if (this.replay === null || this.head === null || this.head < this.replay) return 0;
+    return Number(this.head - this.replay);
+  }
+
+  get waitingCount(): number {
+    return this.waiting.length - this.waitingHead;
+  }
+
+  wantsMore(): boolean {
+    return this.waitingCount === 0 && this.pages < this.maxPagesAhead;
+  }
+
+  /**
+   * Offer a record in LSN order. Returns it if it may be prefaulted now, null if it
+   * is behind replay (dropped) or must wait (handed out later by setReplayLsn).
+   */
+  admit(rec: WalRecord): WalRecord | null {
+    if (this.waitingCount > 0) {
+      this.waiting.push(rec);
+      return null;
+    }
+    const verdict = this.verdict(rec.lsn);
+    if (verdict === 'now') {
+      this.head = rec.lsn;
+      return rec;
+    }
+    if (verdict === 'behind') this.behind++;
+    else this.waiting.push(rec);
+    return null;
+  }
+
+  /** Account pages read for the record admit() returned last. */
+  addPages(lsn: bigint, n: number): void {
+    if (n <= 0) return;
+    this.aheadLsns.push(lsn);
+    this.aheadCounts.push(n);
+    this.pages += n;
+  }
+
+  /**
+   * Replay moved: retire pages behind it and call take(record) for every
+   * waiting record that now fits (take must call addPages for it).
+   */
+  setReplayLsn(lsn: bigint, take: (rec: WalRecord) => void): void {
+    this.replay = lsn;
+    while (this.aheadHead < this.aheadLsns.length && this.aheadLsns[this.aheadHead]! < lsn) {
+      this.pages -= this.aheadCounts[this.aheadHead]!;
+      this.aheadHead++;
+    }
+    if (this.aheadHead > 1024 && this.aheadHead * 2 > this.aheadLsns.length) {
+      this.aheadLsns.splice(0, this.aheadHead);
+      this.aheadCounts.splice(0, this.aheadHead);
+      this.aheadHead = 0;
+    }
+    while (this.waitingHead < this.waiting.length) {
+      const rec = this.waiting[this.waitingHead]!;
+      const verdict = this.verdict(rec.lsn);
+      if (verdict === 'later') break;
+      this.waitingHead++;
+      if (verdict === 'behind') {
+        this.behind++;
+        continue;
+      }
+      this.head = rec.lsn;
+      take(rec);
+    }
+    if (this.waitingHead === this.waiting.length) {
+      this.waiting.length = 0;
+      this.waitingHead = 0;
+    }
+  }
+
+  /** Forget everything (PostgreSQL went away, or the feeder restarts elsewhere). */
+  reset(): void {
+    this.replay = null;
+    this.head = null;
+    this.waiting.length = 0;
+    this.waitingHead = 0;
+    this.aheadLsns.length = 0;
+    this.aheadCounts.length = 0;
+    this.aheadHead = 0;
+    this.pages = 0;
+  }
+
+  private verdict(lsn: bigint): 'now' | 'behind' | 'later' {
+    const replay = this.replay;
+    if (replay === null) return 'later'; // replay position unknown: wait for it
+    if (lsn < replay) return 'behind';
+    if (lsn >= replay + this.readahead || this.pages >= this.maxPagesAhead) return 'later';
+    return 'now';
+  }
+}
