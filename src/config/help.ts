@@ -5,7 +5,8 @@ import { CONFIG_ENV, DEFAULT_CONFIG_FILE, KEYS, type Config, type KeyDef } from 
 import { redactedConfig } from './redact.ts';
 import { formatDuration, formatSize } from './units.ts';
 
-const PRECEDENCE = 'flags > PG_PREFAULTER_* env > config file > libpq env (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD) > defaults';
+const LIBPQ_ENVS = KEYS.flatMap((k) => (k.libpqEnv ? [k.libpqEnv] : []));
+const PRECEDENCE = `flags > PG_PREFAULTER_* env > config file > libpq env (${LIBPQ_ENVS.join(', ')}) > defaults`;
 
 function placeholder(k: KeyDef): string {
   switch (k.type) {
@@ -55,6 +56,21 @@ function rangeText(k: KeyDef): string {
   return k.min !== undefined ? `>= ${fmt(k.min)}` : `<= ${fmt(k.max!)}`;
 }
 
+/** Text as "# " comment lines wrapped at 80 columns. */
+function comment(text: string): string[] {
+  const lines: string[] = [];
+  let line = '#';
+  for (const word of text.split(' ')) {
+    if (line.length > 1 && line.length + 1 + word.length > 80) {
+      lines.push(line);
+      line = '#';
+    }
+    line += ' ' + word;
+  }
+  lines.push(line);
+  return lines;
+}
+
 /** The commented sample file (pg-prefaulter.sample.toml is exactly this text). */
 export function sampleToml(): string {
   const out: string[] = [
@@ -62,14 +78,15 @@ export function sampleToml(): string {
     '#',
     '# Flat keys, no tables. Every key is also a flag --kebab-case and an env var',
     '# PG_PREFAULTER_UPPER_SNAKE.',
-    `# Precedence: ${PRECEDENCE}.`,
-    '# Sizes: bytes or a string with a unit B, kB, MB, GB, TB (1024-based), e.g. "32MiB".',
-    '# Durations: milliseconds or a string with a unit us, ms, s, min, h, d, e.g. "10s".',
+    ...comment('Precedence: flags > PG_PREFAULTER_* env > this file > libpq env > defaults; '
+      + `the libpq variables read are ${LIBPQ_ENVS.join(', ')} (and PGPASSFILE for passwords).`),
+    ...comment('Sizes: bytes or a string with a unit B, kB, MB, GB, TB (1024-based), e.g. "32MiB".'),
+    ...comment('Durations: milliseconds or a string with a unit us, ms, s, min, h, d, e.g. "10s".'),
     '# Every line below shows the default; uncomment to change it.',
   ];
   for (const k of KEYS) {
     out.push('');
-    out.push(`# ${k.description}.`);
+    out.push(...comment(`${k.description}.`));
     if (k.values) out.push(`# One of: ${k.values.join(', ')}.`);
     if (k.min !== undefined || k.max !== undefined) out.push(`# Range: ${rangeText(k)}.`);
     out.push(`#${k.key} = ${tomlValue(k.default)}`);

@@ -237,8 +237,8 @@ function convert(k: KeyDef, input: unknown, source: string): Value {
       let n: number;
       if (typeof input === 'number' || typeof input === 'bigint') n = Number(input);
       else if (typeof input === 'string' && /^\s*[-+]?\d+\s*$/.test(input)) n = Number(input);
-      else return fail(`invalid value ${describe(input)}: expected an integer${range(k, String)}`);
-      if (!Number.isSafeInteger(n)) fail(`invalid value ${describe(input)}: expected an integer${range(k, String)}`);
+      else return fail(`invalid value ${describe(input)}: expected an integer${rangeSuffix(k)}`);
+      if (!Number.isSafeInteger(n)) fail(`invalid value ${describe(input)}: expected an integer${rangeSuffix(k)}`);
       return checkRange(k, n, String, fail);
     }
     case 'size':
@@ -252,16 +252,19 @@ function convert(k: KeyDef, input: unknown, source: string): Value {
 
 function checkRange(k: KeyDef, n: number, fmt: (n: number) => string, fail: (p: string) => never): number {
   if ((k.min !== undefined && n < k.min) || (k.max !== undefined && n > k.max)) {
-    fail(`${fmt(n)} is out of range: allowed${range(k, fmt)}`);
+    fail(`${fmt(n)} is out of range: must be ${range(k, fmt)}`);
   }
   return n;
 }
 
 function range(k: KeyDef, fmt: (n: number) => string): string {
-  if (k.min !== undefined && k.max !== undefined) return ` from ${fmt(k.min)} to ${fmt(k.max)}`;
-  if (k.min !== undefined) return ` of at least ${fmt(k.min)}`;
-  if (k.max !== undefined) return ` of at most ${fmt(k.max)}`;
-  return '';
+  if (k.min !== undefined && k.max !== undefined) return `from ${fmt(k.min)} to ${fmt(k.max)}`;
+  if (k.min !== undefined) return `at least ${fmt(k.min)}`;
+  return k.max !== undefined ? `at most ${fmt(k.max)}` : 'any value';
+}
+
+function rangeSuffix(k: KeyDef): string {
+  return k.min === undefined && k.max === undefined ? '' : ` ${range(k, String)}`;
 }
 
 function describe(v: unknown): string {
