@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KEYS, defaultConfig, loadConfig, sampleToml } from '../src/config/index.ts';
+import { KEYS, configReferenceMarkdown, defaultConfig, loadConfig, sampleToml } from '../src/config/index.ts';
 
 const samplePath = new URL('../pg-prefaulter.sample.toml', import.meta.url);
 
@@ -27,4 +27,13 @@ test('the sample loads to the defaults, as is and with every key uncommented', (
   // A libpq variable must not show through: the file sets every key.
   const loaded = loadConfig({ argv: ['--config', path], env: { PGPORT: '1111', PGUSER: 'someone' }, cwd: dir }).config;
   assert.deepEqual(loaded, defaultConfig());
+});
+
+test('the markdown reference has one row per key with its flag and env var', () => {
+  const md = configReferenceMarkdown();
+  for (const k of KEYS) {
+    const row = md.split('\n').find((l) => l.startsWith(`| \`${k.key}\` |`));
+    assert.ok(row, k.key);
+    assert.ok(row.includes(k.flag) && row.includes(k.env), k.key);
+  }
 });

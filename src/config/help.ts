@@ -105,3 +105,21 @@ export function effectiveConfigToml(c: Config): string {
   }
   return out.join('\n') + '\n';
 }
+
+/** Markdown reference table of every key, for the docs. */
+export function configReferenceMarkdown(): string {
+  const cell = (s: string) => s.replace(/\|/g, '\\|');
+  const rows = KEYS.map((k) => {
+    const flags = [k.short, k.flag].filter(Boolean).map((f) => `\`${f}\``).join(', ');
+    const env = [k.env, k.libpqEnv].filter(Boolean).map((e) => `\`${e}\``).join(', ');
+    const allowed = k.values ? ` One of: ${k.values.join(', ')}.` : k.min !== undefined || k.max !== undefined ? ` Range: ${rangeText(k)}.` : '';
+    return `| \`${k.key}\` | ${k.type} | \`${tomlValue(k.default)}\` | ${flags} | ${env} | ${cell(k.description)}.${cell(allowed)} |`;
+  });
+  return [
+    `Precedence: ${PRECEDENCE}.`,
+    '',
+    '| Key | Type | Default | Flags | Environment | Meaning |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n') + '\n';
+}

@@ -128,7 +128,7 @@ function parseArgv(argv: string[]): ParsedArgv {
     if (raw === undefined) {
       const next = argv[i + 1];
       if (next === undefined || (next.startsWith('-') && next.length > 1 && !/^-\d/.test(next))) {
-        throw new ConfigError(k?.key ?? 'config', `flag ${name}`, `${name} needs a value`);
+        throw new ConfigError(k?.key ?? 'config', `flag ${name}`, `${name} needs a value (write ${name}=VALUE for a value starting with "-")`);
       }
       raw = next;
       i++;
