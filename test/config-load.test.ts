@@ -148,6 +148,8 @@ test('unknown keys are rejected from the file, the environment and flags, naming
   rejects(() => loadConfig({ argv: [], env: { PG_PREFAULTER_IO_CONCURRENCE: '4' }, cwd: empty }),
     'io_concurrence', /env PG_PREFAULTER_IO_CONCURRENCE/, /did you mean PG_PREFAULTER_IO_CONCURRENCY\?/);
   rejects(() => loadConfig({ argv: ['--readahead', '1MB'], env: {}, cwd: empty }), 'readahead', /flag --readahead/, /unknown option/);
+  // The status command's variable shares the container env: not an error for run.
+  assert.equal(loadConfig({ argv: [], env: { PG_PREFAULTER_STATUS_URL: 'http://127.0.0.1:9441' }, cwd: empty }).config.port, 5432);
   rejects(() => loadConfig({ argv: ['stray'], env: {}, cwd: empty }), 'stray', /argument "stray"/);
   rejects(() => loadConfig({ argv: ['--port'], env: {}, cwd: empty }), 'port', /flag --port/, /needs a value/);
 });

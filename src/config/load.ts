@@ -8,7 +8,7 @@ import { parse as parseToml } from 'smol-toml';
 import { ConfigError } from './errors.ts';
 import { parseListen } from './listen.ts';
 import {
-  CONFIG_ENV, DEFAULT_CONFIG_FILE, ENV_PREFIX, KEYS, KEYS_BY_NAME, type Config, type KeyDef,
+  CONFIG_ENV, DEFAULT_CONFIG_FILE, ENV_PREFIX, KEYS, KEYS_BY_NAME, OTHER_COMMAND_ENVS, type Config, type KeyDef,
 } from './schema.ts';
 import { formatDuration, formatSize, parseDuration, parseSize } from './units.ts';
 
@@ -149,7 +149,7 @@ function readPrefixedEnv(env: NodeJS.ProcessEnv): { settings: Map<KeyDef, Settin
   const settings = new Map<KeyDef, Setting>();
   let configPath: { path: string; source: string } | undefined;
   for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || raw === undefined) continue;
+    if (!name.startsWith(ENV_PREFIX) || raw === undefined || OTHER_COMMAND_ENVS.includes(name)) continue;
     const source = `env ${name}`;
     if (name === CONFIG_ENV) {
       if (raw !== '') configPath = { path: raw, source };

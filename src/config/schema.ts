@@ -134,3 +134,8 @@ export { ENV_PREFIX };
 /** Env var naming the config file (same role as --config). */
 export const CONFIG_ENV = ENV_PREFIX + 'CONFIG';
 export const DEFAULT_CONFIG_FILE = 'pg-prefaulter.toml';
+/**
+ * PG_PREFAULTER_* variables that belong to other commands (`status`): not
+ * settings, but not errors either, since one container env serves every command.
+ */
+export const OTHER_COMMAND_ENVS: readonly string[] = [ENV_PREFIX + 'STATUS_URL'];
