@@ -74,6 +74,16 @@ readahead_bytes = "1MiB"
   assert.equal(config.ioConcurrency, 8);
   assert.equal(config.readaheadBytes, 1024 * 1024);
   assert.equal(config.logLevel, 'info', 'default when set nowhere');
+  const { sources } = loadConfig({ argv: ['--port', '8000'], env, cwd: dir });
+  assert.equal(sources.port, 'flag --port');
+  assert.equal(sources.host, 'env PG_PREFAULTER_HOST');
+  assert.equal(sources.username, `${join(dir, 'pg-prefaulter.toml')}:username`);
+  assert.equal(sources.database, 'env PGDATABASE');
+  assert.equal(sources.log_level, 'default');
+  const dump = effectiveConfigToml(config, sources);
+  assert.match(dump, /^port = 8000  # flag --port$/m);
+  assert.match(dump, /^database = "libpq_db"  # env PGDATABASE$/m);
+  assert.match(dump, /^log_level = "info"$/m);
 
   // Drop the top layer each time: the next one shows through.
   assert.equal(loadConfig({ argv: [], env, cwd: dir }).config.port, 7000);

@@ -94,14 +94,19 @@ export function sampleToml(): string {
   return out.join('\n') + '\n';
 }
 
-/** The effective configuration as TOML (valid input again), secrets as "***"; what --check prints. */
-export function effectiveConfigToml(c: Config): string {
+/**
+ * The effective configuration as TOML (valid input again), secrets as "***";
+ * what --check prints. With `sources` (LoadResult.sources) each value set
+ * somewhere other than the defaults is annotated with where it came from.
+ */
+export function effectiveConfigToml(c: Config, sources?: Record<string, string>): string {
   const red = redactedConfig(c);
   const out: string[] = [];
   for (const k of KEYS) {
     const v = red[k.field] as string | number;
     const shown = k.type === 'size' ? formatSize(v as number) : k.type === 'duration' ? formatDuration(v as number) : v;
-    out.push(`${k.key} = ${tomlValue(shown)}`);
+    const from = sources?.[k.key];
+    out.push(`${k.key} = ${tomlValue(shown)}${from && from !== 'default' ? `  # ${from}` : ''}`);
   }
   return out.join('\n') + '\n';
 }

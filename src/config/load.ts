@@ -25,6 +25,8 @@ export interface LoadResult {
   configPath: string | null;
   check: boolean;
   help: boolean;
+  /** Where each key's value came from, by snake_case key: "default", "flag --port", "env PGPORT", "/etc/x.toml:port". */
+  sources: Record<string, string>;
 }
 
 type Value = string | number;
@@ -48,7 +50,9 @@ const ENVS = new Map(KEYS.map((k) => [k.env, k]));
 export function loadConfig(args: LoadArgs): LoadResult {
   const cwd = args.cwd ?? process.cwd();
   const flags = parseArgv(args.argv);
-  if (flags.help) return { config: defaultConfig(), configPath: null, check: flags.check, help: true };
+  if (flags.help) {
+    return { config: defaultConfig(), configPath: null, check: flags.check, help: true, sources: Object.fromEntries(KEYS.map((k) => [k.key, 'default'])) };
+  }
 
   const fromEnv = readPrefixedEnv(args.env);
   const configPath = locateConfigFile(flags.configPath ?? fromEnv.configPath, cwd);
@@ -65,10 +69,14 @@ export function loadConfig(args: LoadArgs): LoadResult {
   reconcilePasswords(chosen, 'replication_password', 'replication_password_file');
 
   const config = {} as Record<keyof Config, Value>;
-  for (const [k, s] of chosen) config[k.field] = s.value;
+  const sources: Record<string, string> = {};
+  for (const [k, s] of chosen) {
+    config[k.field] = s.value;
+    sources[k.key] = s.source;
+  }
   const result = config as unknown as Config;
   crossCheck(result, chosen);
-  return { config: result, configPath: configPath?.path ?? null, check: flags.check, help: false };
+  return { config: result, configPath: configPath?.path ?? null, check: flags.check, help: false, sources };
 }
 
 /** The configuration with nothing set anywhere. */
