@@ -1,0 +1,189 @@
+// Window, budget and relation-event rules, fed with real WAL a paused standby
+// has received: updates of an existing table (read), a table created ahead of
+// replay (skipped: created), a table VACUUM truncated and then re-extended
+// (skipped: truncated) and a table dropped ahead of replay (its fds released
+// once replay passes the drop).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { Prefaulter, sizeThreadpool, type PrefaultOptions } from '../src/prefault/index.ts';
+import { WalDecoder, isDecodeError, parseLsn, readWalRange, type WalRecord } from '../src/wal/index.ts';
+import { selectedVersions, withCluster, type PgServer } from './harness/index.ts';
+
+const version = selectedVersions().at(-1)!;
+
+async function pendingRecords(standby: PgServer, from: bigint, to: bigint): Promise<WalRecord[]> {
+  const records: WalRecord[] = [];
+  const decoder = new WalDecoder({ startLsn: from });
+  for await (const chunk of readWalRange({ dir: join(standby.dataDir, 'pg_wal'), timeline: 1, start: from, end: to })) {
+    decoder.push(chunk.data);
+    for (let r = decoder.next(); r !== null; r = decoder.next()) {
+      if (isDecodeError(r)) throw new Error(`decode error at ${r.lsn}: ${r.message}`);
+      records.push(r);
+    }
+  }
+  return records;
+}
+
+/** Paths this process holds open, from /proc/self/fd. */
+function openPaths(): string[] {
+  const out: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      out.push(readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+test(`PG ${version}: window, pages-ahead budget and relation events on real pending WAL`, async (t) => {
+  await withCluster(version, { name: 'window', primaryConf: { autovacuum: 'off', checkpoint_timeout: '1h' } }, async ({ primary, standby }) => {
+    await primary.exec(`
+      create table big (id int, pad text) with (fillfactor = 10, autovacuum_enabled = off);
+      insert into big select g, repeat('x', 600) from generate_series(1, 600) g;
+      create table victim (id int, pad text) with (autovacuum_enabled = off);
+      insert into victim select g, repeat('v', 200) from generate_series(1, 20000) g;
+      create table doomed (id int, pad text) with (fillfactor = 10, autovacuum_enabled = off);
+      insert into doomed select g, repeat('d', 600) from generate_series(1, 50) g;
+      checkpoint;
+      update big set pad = repeat('y', 600);
+      update doomed set pad = repeat('e', 600);`);
+    await standby.waitForReplay(await primary.currentLsn());
+    await standby.exec('checkpoint');
+    const doomedPath = join(standby.dataDir, await standby.scalar<string>(`select pg_relation_filepath('doomed')`));
+    const victimBlocks = Number(await standby.scalar(`select (pg_relation_size('victim') / 8192)::int`));
+    await standby.pauseReplay();
+    const replayLsn = parseLsn(await standby.scalar<string>('select pg_last_wal_replay_lsn()::text'));
+
+    await primary.exec(`update big set pad = repeat('z', 600)`); // 600 blocks, no images (same checkpoint cycle)
+    await primary.exec(`update doomed set pad = repeat('f', 600)`);
+    await primary.exec(`drop table doomed`);
+    await primary.exec(`create table fresh as select g, repeat('n', 100) as pad from generate_series(1, 5000) g`);
+    await primary.exec(`insert into fresh select g, repeat('n', 100) from generate_series(1, 2000) g`);
+    await primary.exec(`delete from victim where id > 100`);
+    await primary.exec(`vacuum victim`);
+    await primary.exec(`insert into victim select g, repeat('w', 200) from generate_series(1, 3000) g`);
+    const endLsn = parseLsn(await primary.currentLsn());
+    await standby.waitForReceive(await primary.currentLsn());
+    const records = await pendingRecords(standby, replayLsn, endLsn);
+    const events = records.flatMap((r) => r.events.map((e) => e.kind));
+    assert.ok(events.includes('smgr-create') && events.includes('smgr-truncate') && events.includes('rels-dropped'), `events: ${[...new Set(events)]}`);
+    const truncatedTo = records.flatMap((r) => r.events).find((e) => e.kind === 'smgr-truncate');
+    assert.ok(truncatedTo && truncatedTo.kind === 'smgr-truncate' && truncatedTo.blocks < victimBlocks, 'vacuum truncated victim');
+
+    const catalogVersion = Number(await standby.scalar('select catalog_version_no::int from pg_control_system()'));
+    const opts = (o: Partial<PrefaultOptions>): PrefaultOptions => ({
+      pgdata: standby.dataDir, blockSize: 8192, majorVersion: version, catalogVersion,
+      readaheadBytes: 64 * 1024 * 1024, maxPagesAhead: 16384, ioConcurrency: 16, ...o,
+    });
+
+    await t.test('relations created, truncated or dropped ahead of replay are not read', async () => {
+      const p = new Prefaulter(opts({}));
+      p.setReplayLsn(replayLsn);
+      for (const r of records) p.offer(r);
+      await p.drain();
+      const s = p.stats.skipped;
+      if (process.env.DEBUG_STATS) console.error(JSON.stringify(p.stats));
+      assert.ok(s.created > 0, `created ${s.created}`);
+      assert.ok(s.truncated > 0, `truncated ${s.truncated}`);
+      assert.ok(s.will_init > 0, `will_init ${s.will_init}`);
+      assert.equal(s.missing_file, 0, 'the created table (no file yet on the standby) was never opened');
+      assert.equal(p.stats.fileHandle.missing, 0);
+      assert.equal(p.stats.readErrors, 0);
+      assert.ok(p.stats.completed >= 600, `completed ${p.stats.completed}`);
+
+      // The dropped table's fd was opened for the reads before the drop; once
+      // replay passes the drop it is closed so the standby can free the space.
+      assert.ok(openPaths().includes(doomedPath), 'doomed table open while its reads are ahead of replay');
+      const openBefore = p.stats.fileHandle.open;
+      p.setReplayLsn(endLsn);
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setTimeout(r, 50));
+      assert.ok(!openPaths().includes(doomedPath), 'fd of the dropped table closed after replay passed the drop');
+      assert.equal(p.stats.fileHandle.open, openBefore - 1);
+      assert.equal(p.stats.aheadPages, 0);
+      await p.closeAll();
+    });
+
+    await t.test('at most maxPagesAhead pages ahead; wantsMore turns false and replay progress admits the rest', async () => {
+      const max = 50;
+      const p = new Prefaulter(opts({ maxPagesAhead: max }));
+      p.setReplayLsn(replayLsn);
+      let i = 0;
+      while (i < records.length && p.wantsMore()) p.offer(records[i++]!);
+      assert.ok(i < records.length, 'the budget stopped the feed');
+      assert.equal(p.wantsMore(), false);
+      assert.ok(p.stats.aheadPages >= max, `aheadPages ${p.stats.aheadPages}`);
+      const maxBlocks = Math.max(...records.map((r) => r.blocks.length));
+      assert.ok(p.stats.aheadPages < max + maxBlocks, `aheadPages ${p.stats.aheadPages} within one record of the budget`);
+      const requested = p.stats.requested;
+      // Replay reaches the last offered record: everything before it retires.
+      p.setReplayLsn(records[i - 1]!.lsn);
+      assert.ok(p.stats.aheadPages < max, `retired to ${p.stats.aheadPages}`);
+      assert.equal(p.wantsMore(), true);
+      p.offer(records[i++]!);
+      assert.ok(p.stats.requested >= requested, 'more reads after replay advanced');
+      await p.closeAll();
+      assert.equal(p.stats.aheadPages, 0, 'closeAll forgets the window');
+    });
+
+    await t.test('records beyond replay + readaheadBytes wait until replay moves', async () => {
+      const window = 64 * 1024;
+      const p = new Prefaulter(opts({ readaheadBytes: window }));
+      p.setReplayLsn(replayLsn);
+      let i = 0;
+      while (i < records.length && p.wantsMore()) p.offer(records[i++]!);
+      const last = records[i - 1]!;
+      assert.ok(last.lsn >= replayLsn + BigInt(window), 'the record that stopped the feed is beyond the window');
+      assert.ok(p.stats.aheadBytes < window, `aheadBytes ${p.stats.aheadBytes}`);
+      const requested = p.stats.requested;
+      p.setReplayLsn(last.lsn);
+      assert.equal(p.wantsMore(), true, 'the waiting record was admitted');
+      assert.ok(p.stats.requested >= requested);
+      assert.equal(p.stats.aheadBytes, 0);
+      await p.closeAll();
+    });
+
+    await t.test('a small fd budget is respected and reads still complete', async () => {
+      const wide = new Prefaulter(opts({}));
+      const narrow = new Prefaulter(opts({ maxOpenFiles: 2, ioConcurrency: 4 }));
+      for (const p of [wide, narrow]) {
+        p.setReplayLsn(replayLsn);
+        for (const r of records) p.offer(r);
+        await p.drain();
+      }
+      assert.ok(wide.stats.fileHandle.open > 2, `wide kept ${wide.stats.fileHandle.open} fds`);
+      assert.ok(narrow.stats.fileHandle.open <= 2, `narrow kept ${narrow.stats.fileHandle.open} fds`);
+      assert.ok(narrow.stats.fileHandle.evictions > 0);
+      assert.equal(narrow.stats.completed, wide.stats.completed);
+      narrow.setIoConcurrency(1);
+      assert.equal(narrow.stats.ioConcurrency, 1);
+      await wide.closeAll();
+      await narrow.closeAll();
+      assert.equal(narrow.stats.fileHandle.open, 0);
+    });
+  });
+});
+
+test('sizeThreadpool reports whether libuv already runs with the requested pool', () => {
+  const saved = process.env.UV_THREADPOOL_SIZE;
+  try {
+    const script = `import('./src/prefault/io.ts').then((m) => process.stdout.write(JSON.stringify(m.sizeThreadpool(64))))`;
+    const run = (env: NodeJS.ProcessEnv) =>
+      JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', '-e', script], { env, encoding: 'utf8' })) as { effective: number; needsRestart: boolean };
+    const plain = { ...process.env };
+    delete plain.UV_THREADPOOL_SIZE;
+    assert.deepEqual(run(plain), { requested: 64, effective: 4, needsRestart: true });
+    assert.deepEqual(run({ ...plain, UV_THREADPOOL_SIZE: '64' }), { requested: 64, effective: 64, needsRestart: false });
+    const here = sizeThreadpool(2000);
+    assert.equal(here.requested, 1024, 'clamped to libuv maximum');
+    assert.equal(process.env.UV_THREADPOOL_SIZE, here.needsRestart ? '1024' : saved);
+  } finally {
+    if (saved === undefined) delete process.env.UV_THREADPOOL_SIZE;
+    else process.env.UV_THREADPOOL_SIZE = saved;
+  }
+});
