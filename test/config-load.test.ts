@@ -188,6 +188,8 @@ test('bad values are rejected naming the key, the source and what is allowed', (
   rejects(load(['--io-concurrency', '2000']), 'io_concurrency', /flag --io-concurrency/, /from 1 to 1024/);
   rejects(load(['-p', '70000']), 'port', /flag -p \(--port\)/, /from 1 to 65535/);
   rejects(load([], { PGPORT: 'abc' }), 'port', /env PGPORT/, /integer/);
+  assert.equal(loadConfig({ argv: ['-p', '6000'], env: { PGPORT: '5432,5433' }, cwd: empty }).config.port, 6000,
+    'an overridden libpq variable (meant for other tools) is not validated');
   rejects(load(['--metrics-listen', 'localhost']), 'metrics_listen', /flag --metrics-listen/, /host:port/);
   rejects(load(['--reconnect-min', '1min', '--reconnect-max', '10s']), 'reconnect_min', /flag --reconnect-min/, /reconnect_max/);
   rejects(load(['--password-file', join(empty, 'absent')]), 'password_file', /flag --password-file/, /ENOENT/);

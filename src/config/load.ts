@@ -57,11 +57,10 @@ export function loadConfig(args: LoadArgs): LoadResult {
   const fromEnv = readPrefixedEnv(args.env);
   const configPath = locateConfigFile(flags.configPath ?? fromEnv.configPath, cwd);
   const fromFile = configPath ? readConfigFile(configPath.path) : new Map<KeyDef, Setting>();
-  const fromLibpq = readLibpqEnv(args.env);
 
   const chosen = new Map<KeyDef, Setting>();
   for (const k of KEYS) {
-    const s = flags.settings.get(k) ?? fromEnv.settings.get(k) ?? fromFile.get(k) ?? fromLibpq.get(k)
+    const s = flags.settings.get(k) ?? fromEnv.settings.get(k) ?? fromFile.get(k) ?? libpqSetting(k, args.env)
       ?? { value: defaultValue(k), layer: 'default' as const, source: 'default' };
     chosen.set(k, s);
   }
@@ -173,17 +172,17 @@ function readPrefixedEnv(env: NodeJS.ProcessEnv): { settings: Map<KeyDef, Settin
   return { settings, configPath };
 }
 
-function readLibpqEnv(env: NodeJS.ProcessEnv): Map<KeyDef, Setting> {
-  const settings = new Map<KeyDef, Setting>();
-  for (const k of KEYS) {
-    if (!k.libpqEnv) continue;
-    const raw = env[k.libpqEnv];
-    // libpq treats an empty variable as unset.
-    if (raw === undefined || raw === '') continue;
-    const source = `env ${k.libpqEnv}`;
-    settings.set(k, { value: convert(k, raw, source), layer: 'libpq', source });
-  }
-  return settings;
+/**
+ * libpq variables are ambient (set for psql and friends), so one is only
+ * validated when it is actually used, i.e. nothing above overrides it.
+ */
+function libpqSetting(k: KeyDef, env: NodeJS.ProcessEnv): Setting | undefined {
+  if (!k.libpqEnv) return undefined;
+  const raw = env[k.libpqEnv];
+  // libpq treats an empty variable as unset.
+  if (raw === undefined || raw === '') return undefined;
+  const source = `env ${k.libpqEnv}`;
+  return { value: convert(k, raw, source), layer: 'libpq', source };
 }
 
 // ---- config file --------------------------------------------------------------------
