@@ -63,7 +63,7 @@ export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 
 export const SOURCES = ['stream', 'local'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
-const ENV_PREFIX = 'PG_PREFAULTER_';
+export const ENV_PREFIX = 'PG_PREFAULTER_';
 
 type Def = Omit<KeyDef, 'flag' | 'env'>;
 
@@ -130,7 +130,6 @@ export const KEYS: readonly KeyDef[] = [
 ];
 
 export const KEYS_BY_NAME: ReadonlyMap<string, KeyDef> = new Map(KEYS.map((k) => [k.key, k]));
-export { ENV_PREFIX };
 /** Env var naming the config file (same role as --config). */
 export const CONFIG_ENV = ENV_PREFIX + 'CONFIG';
 export const DEFAULT_CONFIG_FILE = 'pg-prefaulter.toml';
