@@ -214,7 +214,12 @@ export function parseDockerfile(text: string): DockerInstruction[] {
 
 /** Exec-form (JSON array) arguments of ENTRYPOINT / CMD; throws on shell form. */
 export function execForm(instr: DockerInstruction): string[] {
-  const v = JSON.parse(instr.args) as unknown;
+  let v: unknown;
+  try {
+    v = JSON.parse(instr.args);
+  } catch {
+    v = undefined;
+  }
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) {
     throw new Error(`${instr.op} must be in exec form (a JSON array of strings), got: ${instr.args}`);
   }

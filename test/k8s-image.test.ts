@@ -1,0 +1,222 @@
+// The Dockerfile (no Docker engine here: it is parsed) and the commands the
+// image and the manifests run: the runtime stage's ENTRYPOINT/CMD and every
+// sidecar's command/args/env are run with node against a dist/ built the way
+// the image builds it, laid out like /app in the image.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { KEYS } from '../src/config/index.ts';
+import {
+  containerArgv, execForm, loadDockerfile, REPO, resolveEnv, runtimeImage, sidecars, type DockerInstruction, type EnvVar,
+} from './k8s-helpers.ts';
+
+const PKG = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string; devDependencies: Record<string, string> };
+const PLACEHOLDER = /not available in this build yet/;
+const IMAGE_APP = '/app';
+
+/** FROM images with ARG defaults (declared before the first FROM) substituted. */
+function stageImages(instrs: DockerInstruction[]): { image: string; name: string | undefined }[] {
+  const args: Record<string, string> = {};
+  for (const i of instrs.filter((x) => x.op === 'ARG' && x.stage === -1)) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:=(.*))?$/.exec(i.args);
+    if (m?.[2] !== undefined) args[m[1]!] = m[2];
+  }
+  return instrs.filter((i) => i.op === 'FROM').map((i) => {
+    const [image, as, name] = i.args.replace(/--platform=\S+\s+/, '').split(/\s+/);
+    return {
+      image: image!.replace(/\$\{(\w+)\}|\$(\w+)/g, (_w, a: string | undefined, b: string | undefined) => args[a ?? b!] ?? ''),
+      name: as?.toUpperCase() === 'AS' ? name : undefined,
+    };
+  });
+}
+
+describe('k8s image: Dockerfile', () => {
+  const instrs = loadDockerfile();
+  const image = runtimeImage(instrs);
+  const last = Math.max(...instrs.map((i) => i.stage));
+  const rt = instrs.filter((i) => i.stage === last);
+
+  it('is multi-stage on node:20 images: build with npm run build, runtime with production deps and dist/ only', () => {
+    const stages = stageImages(instrs);
+    assert.ok(stages.length >= 2, 'multi-stage');
+    for (const s of stages) assert.match(s.image, /^node:20-/, `stage ${s.name ?? '?'} uses a node:20-* image`);
+    const build = instrs.filter((i) => i.op === 'RUN' && /\bnpm run build\b/.test(i.args));
+    assert.equal(build.length, 1, 'one stage runs npm run build');
+    assert.notEqual(build[0]!.stage, last, 'the build happens outside the runtime stage');
+    const prodInstall = instrs.find((i) => i.op === 'RUN' && /\bnpm ci\b.*--omit=dev/.test(i.args));
+    assert.ok(prodInstall, 'production dependencies come from npm ci --omit=dev');
+    assert.ok(!rt.some((i) => i.op === 'RUN' && /\bnpm (ci|install)\b/.test(i.args) && !/--omit=dev/.test(i.args)),
+      'the runtime stage installs no dev dependencies');
+    const buildName = stages[build[0]!.stage]!.name;
+    assert.ok(rt.some((i) => i.op === 'COPY' && i.args.includes(`--from=${buildName}`) && /\bdist\b/.test(i.args)),
+      'the runtime stage copies dist/ from the build stage');
+    assert.ok(!rt.some((i) => i.op === 'COPY' && /(^|\s)(\.\/)?src\b/.test(i.args) && !i.args.includes('--from=')),
+      'the runtime stage has no TypeScript sources');
+    assert.ok(rt.some((i) => i.op === 'COPY' && /\bpackage\.json\b/.test(i.args)), 'package.json (type: module, version) is in the image');
+  });
+
+  it('runs as a numeric non-root user (Spilo\'s postgres 101:103), stops on SIGTERM, has no HEALTHCHECK', () => {
+    assert.match(image.user, /^\d+(:\d+)?$/, 'USER is numeric so runAsNonRoot can verify it');
+    const [uid, gid] = image.user.split(':').map(Number);
+    assert.notEqual(uid, 0);
+    assert.equal(uid, 101);
+    assert.equal(gid, 103);
+    assert.equal(rt.find((i) => i.op === 'STOPSIGNAL')?.args, 'SIGTERM');
+    assert.ok(!instrs.some((i) => i.op === 'HEALTHCHECK'), 'no HEALTHCHECK: Kubernetes probes /healthz and /readyz');
+  });
+
+  it('sets HOME=/tmp and UV_THREADPOOL_SIZE to the io_concurrency default, and OCI labels', () => {
+    assert.equal(image.env.HOME, '/tmp');
+    const ioDefault = KEYS.find((k) => k.key === 'io_concurrency')!.default;
+    assert.equal(image.env.UV_THREADPOOL_SIZE, String(ioDefault));
+    const labels = rt.filter((i) => i.op === 'LABEL').map((i) => i.args).join(' ');
+    for (const l of ['title', 'description', 'version', 'licenses']) {
+      assert.match(labels, new RegExp(`org\\.opencontainers\\.image\\.${l}=`), `LABEL org.opencontainers.image.${l}`);
+    }
+  });
+
+  it('ENTRYPOINT/CMD (exec form) run dist/cli/main.js', () => {
+    assert.deepEqual(image.entrypoint, ['node', `${IMAGE_APP}/dist/cli/main.js`]);
+    assert.deepEqual(image.cmd, ['run']);
+    assert.equal(image.workdir, IMAGE_APP);
+    assert.throws(() => execForm({ op: 'CMD', args: 'node x.js', stage: 0 }), /exec form/);
+  });
+
+  it('.dockerignore keeps every file the Dockerfile copies from the context', () => {
+    const ignore = readFileSync(join(REPO, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    assert.equal(ignore[0], '*', 'allow-list: everything excluded first');
+    const allowed = ignore.filter((l) => l.startsWith('!')).map((l) => l.slice(1).replace(/\/$/, ''));
+    const sources = instrs.filter((i) => i.op === 'COPY' && !i.args.includes('--from='))
+      .flatMap((i) => i.args.split(/\s+/).slice(0, -1)).map((s) => s.replace(/^\.\//, '').replace(/\/$/, ''));
+    assert.ok(sources.length >= 4);
+    for (const s of sources) assert.ok(allowed.includes(s), `${s} is copied but excluded by .dockerignore`);
+    for (const s of sources) assert.ok(existsSync(join(REPO, s)), `${s} exists in the repo`);
+  });
+
+  it('the build stage keeps only the compiler devDependencies, each pinned by package-lock.json', () => {
+    const run = instrs.find((i) => i.op === 'RUN' && i.args.startsWith('node -e '))!;
+    assert.ok(run, 'a RUN node -e rewrites package.json in the build stage');
+    const script = /^node -e "((?:[^"\\]|\\.)*)"/.exec(run.args)?.[1];
+    assert.ok(script, 'the node -e script is double-quoted');
+    const dir = mkdtempSync(join(tmpdir(), 'pgpf-dockerfile-'));
+    try {
+      copyFileSync(join(REPO, 'package.json'), join(dir, 'package.json'));
+      execFileSync(process.execPath, ['-e', script], { cwd: dir });
+      const kept = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { devDependencies: Record<string, string>; dependencies: Record<string, string> };
+      assert.deepEqual(Object.keys(kept.devDependencies).sort(), ['@types/node', 'typescript']);
+      assert.deepEqual(kept.dependencies, (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as typeof kept).dependencies);
+      const lock = JSON.parse(readFileSync(join(REPO, 'package-lock.json'), 'utf8')) as { packages: Record<string, unknown> };
+      for (const dep of Object.keys(kept.devDependencies)) assert.ok(lock.packages[`node_modules/${dep}`], `${dep} is in package-lock.json`);
+      assert.ok(Object.keys(PKG.devDependencies).some((d) => /^pg1\d$/.test(d)), 'control: the repo has PostgreSQL binary devDependencies to drop');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('k8s image: the commands run', () => {
+  // /app as the image has it: package.json, production node_modules (here: the
+  // repo's), dist/ compiled with tsconfig.build.json like `npm run build`.
+  let root = '';
+  let app = '';
+  const instrs = loadDockerfile();
+  const image = runtimeImage(instrs);
+
+  before(() => {
+    root = mkdtempSync(join(tmpdir(), 'pgpf-image-'));
+    app = join(root, 'app');
+    mkdirSync(app);
+    copyFileSync(join(REPO, 'package.json'), join(app, 'package.json'));
+    symlinkSync(join(REPO, 'node_modules'), join(app, 'node_modules'), 'dir');
+    // tsc still emits when other files have type errors; the typecheck is npm test's job.
+    spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(REPO, 'tsconfig.build.json'), '--outDir', join(app, 'dist')], { encoding: 'utf8' });
+  });
+  after(() => {
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  /** Maps an in-container path to the local stand-in. */
+  function local(s: string): string {
+    return s
+      .replace(/^\/app(?=\/|$)/, app)
+      .replaceAll('/home/postgres/pgdata', join(root, 'pgdata'))
+      .replaceAll('/var/run/postgresql', join(root, 'run'))
+      .replaceAll('/etc/pg-prefaulter', join(root, 'etc'));
+  }
+
+  function run(argv: string[], env: Record<string, string>): { status: number | null; out: string } {
+    const [cmd, ...rest] = argv;
+    assert.equal(cmd, 'node', 'the container runs node');
+    const r = spawnSync(process.execPath, rest.map(local), {
+      cwd: app,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+      timeout: 30_000,
+    });
+    return { status: r.status, out: `${r.stdout}${r.stderr}` };
+  }
+
+  it('the build produced the ENTRYPOINT script, and ENTRYPOINT + version runs it', () => {
+    const script = local(image.entrypoint[1]!);
+    assert.ok(existsSync(script), `${script} exists after the build (tsconfig.build.json)`);
+    const r = run([...image.entrypoint, 'version'], image.env);
+    assert.equal(r.status, 0, r.out);
+    assert.match(r.out, new RegExp(`^pg-prefaulter ${PKG.version.replace(/\./g, '\\.')} `));
+  });
+
+  it('ENTRYPOINT + CMD is the run command (checked with --check against Spilo paths from env)', (t) => {
+    mkdirSync(join(root, 'pgdata', 'pgroot', 'data'), { recursive: true });
+    const r = run([...image.entrypoint, ...image.cmd, '--check'], {
+      ...image.env,
+      PG_PREFAULTER_PGDATA: local('/home/postgres/pgdata/pgroot/data'),
+    });
+    if (PLACEHOLDER.test(r.out)) return t.skip('run --check not wired yet');
+    assert.equal(r.status, 0, r.out);
+    assert.ok(r.out.includes(`pgdata = "${join(root, 'pgdata', 'pgroot', 'data')}"`), r.out);
+  });
+
+  for (const s of sidecars()) {
+    it(`${s.where}: command/args/env pass run --check`, (t) => {
+      // Files from ConfigMaps, at their (local) mount paths.
+      for (const [path, text] of s.files) {
+        mkdirSync(dirname(local(path)), { recursive: true });
+        writeFileSync(local(path), local(text));
+      }
+      mkdirSync(join(root, 'pgdata', 'pgroot', 'data'), { recursive: true });
+      mkdirSync(join(root, 'run'), { recursive: true });
+      // Secret and field references get test values; passwords are recognisable.
+      const secret = (e: EnvVar): string => (/PASSWORD/.test(e.name) ? `s3cr3t-${e.name}` : `from-${e.name}`);
+      const env = resolveEnv(s.env, secret);
+      for (const k of Object.keys(env)) env[k] = local(env[k]!);
+      const argv = containerArgv(s, image);
+      const r = run([...argv, '--check'], { ...image.env, ...env });
+      if (PLACEHOLDER.test(r.out)) return t.skip('run --check not wired yet');
+      assert.equal(r.status, 0, `${argv.join(' ')}:\n${r.out}`);
+      assert.ok(r.out.includes(`pgdata = "${join(root, 'pgdata', 'pgroot', 'data')}"`), `Spilo PGDATA reached the config:\n${r.out}`);
+      assert.ok(r.out.includes(`host = "${join(root, 'run')}"`), `socket dir reached the config:\n${r.out}`);
+      assert.ok(!/s3cr3t-/.test(r.out), 'no password is printed');
+      const streaming = s.env.some((e) => e.name === 'PG_PREFAULTER_REPLICATION_PASSWORD');
+      if (streaming) {
+        assert.match(r.out, /^source = "stream"$/m);
+        assert.match(r.out, /^replication_user = "from-PG_PREFAULTER_REPLICATION_USER"$/m, 'replication user from the secret');
+      } else {
+        assert.match(r.out, /^source = "local"$/m, 'without replication credentials the sidecar reads the local pg_wal');
+        assert.match(r.out, /^username = "postgres"$/m, '$(POSTGRES_USER) from the operator expanded');
+      }
+    });
+  }
+
+  it('a config error in the mounted file fails the check with exit 2 (control)', (t) => {
+    const s = sidecars().find((x) => x.files.size > 0)!;
+    const [path, text] = [...s.files][0]!;
+    mkdirSync(dirname(local(path)), { recursive: true });
+    writeFileSync(local(path), `${local(text)}\nmax_pages_ahaed = 10\n`);
+    const r = run([...containerArgv(s, image), '--check'], { ...image.env });
+    if (PLACEHOLDER.test(r.out)) return t.skip('run --check not wired yet');
+    assert.equal(r.status, 2, r.out);
+    assert.match(r.out, /max_pages_ahaed/);
+  });
+});
