@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import postgres from 'postgres';
 import { Prefaulter, sizeThreadpool, type PrefaultOptions } from '../src/prefault/index.ts';
 import { WalDecoder, isDecodeError, parseLsn, readWalRange, type WalRecord } from '../src/wal/index.ts';
 import { selectedVersions, withCluster, type PgServer } from './harness/index.ts';
@@ -67,6 +68,11 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
     await primary.exec(`delete from victim where id > 100`);
     await primary.exec(`vacuum victim`);
     await primary.exec(`insert into victim select g, repeat('w', 200) from generate_series(1, 3000) g`);
+    await primary.exec(`create database newdb`);
+    const newdb = postgres({ host: primary.socketDir, port: primary.port, user: 'postgres', database: 'newdb', max: 1, onnotice: () => {} });
+    await newdb.unsafe(`create table n (g int); insert into n select generate_series(1, 3000); update n set g = g + 1 where g < 100;`).simple();
+    await newdb.end();
+    const newdbOid = Number(await primary.scalar(`select oid::int from pg_database where datname = 'newdb'`));
     const endLsn = parseLsn(await primary.currentLsn());
     await standby.waitForReceive(await primary.currentLsn());
     const records = await pendingRecords(standby, replayLsn, endLsn);
@@ -87,12 +93,14 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
       for (const r of records) p.offer(r);
       await p.drain();
       const s = p.stats.skipped;
-      if (process.env.DEBUG_STATS) console.error(JSON.stringify(p.stats));
       assert.ok(s.created > 0, `created ${s.created}`);
       assert.ok(s.truncated > 0, `truncated ${s.truncated}`);
       assert.ok(s.will_init > 0, `will_init ${s.will_init}`);
       assert.equal(s.missing_file, 0, 'the created table (no file yet on the standby) was never opened');
       assert.equal(p.stats.fileHandle.missing, 0);
+      const newdbReads = records.flatMap((r) => r.blocks).filter((b) => b.dbOid === newdbOid && !b.applyImage && !b.willInit);
+      assert.ok(newdbReads.length > 0, 'WAL names non-image blocks of the database created ahead of replay');
+      assert.deepEqual(openPaths().filter((f) => f.includes(`/base/${newdbOid}/`)), [], 'none of them was opened');
       assert.equal(p.stats.readErrors, 0);
       assert.ok(p.stats.completed >= 600, `completed ${p.stats.completed}`);
 
