@@ -92,3 +92,27 @@ test('connect to a server that is not there fails with a message naming it', asy
     /cannot connect to the follower at socket \/nonexistent-socket-dir\/\.s\.PGSQL\.1/,
   );
 });
+
+const last = selectedVersions().at(-1)!;
+test(`PG ${last}: status survives a follower restart and reports a promotion`, async () => {
+  await withCluster(last, { name: 'follower-promote' }, async ({ standby }) => {
+    const f = await connectTo(standby);
+    try {
+      assert.equal((await f.status()).inRecovery, true);
+      await standby.stop('fast');
+      await assert.rejects(f.status(), /follower status query failed at socket .*\.s\.PGSQL\.\d+/);
+      await standby.start();
+      // postgres.js reconnects on the next query; the agent may also reconnect itself.
+      const back = await until('reconnect', () => f.status().catch(() => null), (s) => s !== null);
+      assert.equal(back!.inRecovery, true);
+      await standby.promote();
+      const s = await f.status();
+      assert.equal(s.inRecovery, false);
+      assert.equal(s.timeline, 2, 'the promoted node inserts on a new timeline');
+      assert.equal(s.replayLsn, null);
+      assert.equal(s.upstream, null);
+    } finally {
+      await f.close();
+    }
+  });
+});
