@@ -1,0 +1,407 @@
+// A physical replication connection (startup with replication=true): auth,
+// replication commands over the simple query protocol, and START_REPLICATION.
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { serialize } from 'pg-protocol';
+import { Parser } from 'pg-protocol/dist/parser.js';
+import type { BackendMessage } from 'pg-protocol/dist/messages.js';
+import { describeTarget, type ConnOptions } from './conninfo.ts';
+import { classifyServerError, ReplicationError, type ServerErrorFields } from './errors.ts';
+import { Framer } from './framer.ts';
+import { formatLsn, parseLsn } from './lsn.ts';
+import { md5PasswordResponse, ScramClient } from './auth.ts';
+import { PhysicalStream, type ReplicationStream, type StartReplicationOptions, type StreamHost } from './stream.ts';
+import { openTransport, type TlsAttempt } from './transport.ts';
+
+export type { ReplicationStream, StreamMessage, StartReplicationOptions } from './stream.ts';
+
+export interface IdentifySystemResult {
+  systemId: string;
+  timeline: number;
+  xlogpos: bigint;
+  dbname: string | null;
+}
+
+interface QueryResult {
+  fields: string[];
+  rows: Array<Array<string | null>>;
+}
+
+const DEFAULT_READ_TIMEOUT_MS = 60_000;
+const WAL_PAGE = 8192n; // fallback when wal_block_size cannot be read
+
+export class ReplicationConnection implements StreamHost {
+  private readonly framer = new Framer();
+  private readonly parser = new Parser();
+  private readonly inbox: BackendMessage[] = [];
+  private inboxWaiter: ((m: BackendMessage | ReplicationError) => void) | null = null;
+  private failure: ReplicationError | null = null;
+  private stream: PhysicalStream | null = null;
+  private busy: Promise<unknown> = Promise.resolve();
+  private readonly params = new Map<string, string>();
+  private lastRecv = Date.now();
+  private closed = false;
+  private readonly closedPromise: Promise<void>;
+  private walSenderTimeout = 0;
+  private walBlockSize = WAL_PAGE;
+
+  private constructor(
+    private readonly socket: Socket | TLSSocket,
+    readonly options: ConnOptions,
+    readonly tls: boolean,
+  ) {
+    this.closedPromise = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (e: Error) =>
+      this.lose(new ReplicationError('CLOSED', `connection to ${describeTarget(options)} failed: ${e.message}: reconnect`, { cause: e })),
+    );
+    socket.on('close', () => this.lose(new ReplicationError('CLOSED', `server ${describeTarget(options)} closed the connection: reconnect (see the server log if this repeats)`)));
+    socket.resume();
+  }
+
+  /** Connects with replication=true, negotiates TLS per sslmode and authenticates. */
+  static async connect(opts: ConnOptions): Promise<ReplicationConnection> {
+    const deadline = opts.connectTimeoutMs > 0 ? Date.now() + opts.connectTimeoutMs : Infinity;
+    const plan: TlsAttempt = opts.sslmode === 'disable' || opts.sslmode === 'allow' ? 'none' : opts.sslmode === 'prefer' ? 'try' : 'must';
+    try {
+      return await ReplicationConnection.attempt(opts, plan, deadline);
+    } catch (e) {
+      // "no pg_hba.conf entry ... no encryption": the server only accepts TLS here.
+      if (plan === 'none' && e instanceof ReplicationError && e.sqlstate === '28000' && /no encryption|SSL off/.test(e.message)) {
+        if (opts.sslmode === 'allow') return ReplicationConnection.attempt(opts, 'must', deadline);
+        throw new ReplicationError(
+          'TLS_REQUIRED',
+          `${e.message.replace(/: add a "host replication.*$/, '')}: the server accepts this user only over TLS (hostssl); set sslmode=require (or verify-full with sslrootcert)`,
+          { sqlstate: e.sqlstate },
+        );
+      }
+      throw e;
+    }
+  }
+
+  private static async attempt(opts: ConnOptions, tls: TlsAttempt, deadline: number): Promise<ReplicationConnection> {
+    let conn: ReplicationConnection | null = null;
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const timeoutError = (): ReplicationError =>
+      new ReplicationError('TIMEOUT', `connecting to ${describeTarget(opts)} took longer than ${opts.connectTimeoutMs} ms: check the host, port and firewall, or raise connect_timeout`);
+    const work = (async () => {
+      const t = await openTransport(opts, tls);
+      conn = new ReplicationConnection(t.socket, opts, t.tls);
+      if (timedOut) conn.destroy(timeoutError());
+      await conn.startup();
+      // wal_sender_timeout paces status updates while paused; wal_block_size aligns start LSNs
+      conn.walSenderTimeout = parseDurationMs(await conn.show('wal_sender_timeout'));
+      conn.walBlockSize = BigInt(await conn.show('wal_block_size'));
+      return conn;
+    })();
+    if (deadline === Infinity) return work;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        const err = timeoutError();
+        (conn as ReplicationConnection | null)?.destroy(err);
+        reject(err);
+      }, Math.max(0, deadline - Date.now()));
+    });
+    work.catch(() => {}); // the race below reports it
+    try {
+      return await Promise.race([work, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** server_version_num, from the server_version ParameterStatus (e.g. 170002). */
+  get serverVersionNum(): number {
+    const v = this.params.get('server_version') ?? '';
+    const m = /^(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(v);
+    if (!m) return 0;
+    const major = Number(m[1]);
+    return major >= 10 ? major * 10000 + Number(m[2] ?? 0) : major * 10000 + Number(m[2] ?? 0) * 100 + Number(m[3] ?? 0);
+  }
+
+  /** A ParameterStatus value the server reported (server_version, integer_datetimes, ...). */
+  parameter(name: string): string | undefined {
+    return this.params.get(name);
+  }
+
+  // ---- StreamHost ----
+
+  get pendingBytes(): number {
+    return this.framer.pendingBytes;
+  }
+  get lastReceiveAt(): number {
+    return this.lastRecv;
+  }
+  get walSenderTimeoutMs(): number {
+    return this.walSenderTimeout;
+  }
+  get readTimeoutMs(): number {
+    return this.options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+  }
+  write(buf: Buffer): void {
+    if (!this.closed) this.socket.write(buf);
+  }
+  setReading(on: boolean): void {
+    if (on) {
+      if (this.socket.isPaused()) {
+        this.lastRecv = Date.now(); // time spent paused is not silence
+        this.socket.resume();
+      }
+    } else this.socket.pause();
+  }
+  parseFrame(frame: Buffer): BackendMessage {
+    let out: BackendMessage | undefined;
+    this.parser.parse(frame, (m) => (out = m));
+    if (!out) throw new ReplicationError('PROTOCOL', `could not parse a message of type ${String.fromCharCode(frame[0]!)}`);
+    return out;
+  }
+  serverError(f: ServerErrorFields): ReplicationError {
+    return classifyServerError(f, { user: this.options.user, target: describeTarget(this.options), tls: this.tls });
+  }
+  detachStream(): void {
+    this.stream = null;
+  }
+  destroy(err: ReplicationError): void {
+    this.lose(err);
+    this.socket.destroy();
+  }
+
+  // ---- incoming bytes ----
+
+  private onData(chunk: Buffer): void {
+    this.lastRecv = Date.now();
+    this.framer.push(chunk);
+    for (;;) {
+      let frame: Buffer | null;
+      try {
+        frame = this.framer.next();
+      } catch (e) {
+        this.destroy(new ReplicationError('PROTOCOL', `${describeTarget(this.options)}: ${(e as Error).message}`));
+        return;
+      }
+      if (!frame) return;
+      const s = this.stream;
+      if (s) {
+        s.onFrame(frame);
+        continue;
+      }
+      let msg: BackendMessage;
+      try {
+        msg = this.parseFrame(frame);
+      } catch (e) {
+        this.destroy(
+          e instanceof ReplicationError
+            ? e
+            : new ReplicationError('PROTOCOL', `${describeTarget(this.options)}: unsupported or malformed message: ${(e as Error).message}`),
+        );
+        return;
+      }
+      if (msg.name === 'notice') continue;
+      if (msg.name === 'parameterStatus') {
+        const p = msg as unknown as { parameterName: string; parameterValue: string };
+        this.params.set(p.parameterName, p.parameterValue);
+        continue;
+      }
+      const w = this.inboxWaiter;
+      if (w) {
+        this.inboxWaiter = null;
+        w(msg);
+      } else this.inbox.push(msg);
+    }
+  }
+
+  private lose(err: ReplicationError): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.failure = err;
+    const w = this.inboxWaiter;
+    this.inboxWaiter = null;
+    w?.(err);
+    this.stream?.connectionLost(err);
+  }
+
+  private readMessage(): Promise<BackendMessage> {
+    const m = this.inbox.shift();
+    if (m) return Promise.resolve(m);
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.inboxWaiter = (r) => (r instanceof ReplicationError ? reject(r) : resolve(r));
+    });
+  }
+
+  // ---- startup and authentication ----
+
+  private async startup(): Promise<void> {
+    const o = this.options;
+    const params: Record<string, string> = { user: o.user, application_name: o.applicationName, replication: 'true' };
+    if (o.dbname) params.database = o.dbname;
+    this.write(serialize.startup(params));
+    let scram: ScramClient | null = null;
+    const needPassword = (): string => {
+      if (o.password === undefined) {
+        throw new ReplicationError(
+          'AUTH_FAILED',
+          `server ${describeTarget(o)} asks for a password for user "${o.user}" but none is set: give password= in the conninfo, PGPASSWORD, or a ~/.pgpass entry`,
+        );
+      }
+      return o.password;
+    };
+    for (;;) {
+      const msg = await this.readMessage();
+      switch (msg.name) {
+        case 'authenticationOk':
+          if ((msg as unknown as { length: number }).length !== 8) {
+            throw this.failWith(new ReplicationError('AUTH_FAILED', `server ${describeTarget(o)} asked for an authentication method pg-prefaulter does not support; use scram-sha-256, md5, password or trust in pg_hba.conf`));
+          }
+          break;
+        case 'authenticationCleartextPassword':
+          this.write(serialize.password(needPassword()));
+          break;
+        case 'authenticationMD5Password':
+          this.write(serialize.password(md5PasswordResponse(o.user, needPassword(), (msg as unknown as { salt: Buffer }).salt)));
+          break;
+        case 'authenticationSASL': {
+          const mechs = (msg as unknown as { mechanisms: string[] }).mechanisms;
+          if (!mechs.includes(ScramClient.MECHANISM)) {
+            throw this.failWith(new ReplicationError('AUTH_FAILED', `server offers SASL mechanisms ${mechs.join(', ')}; pg-prefaulter supports only SCRAM-SHA-256`));
+          }
+          // SCRAM-SHA-256-PLUS (channel binding) may be offered too; plain SCRAM is always accepted
+          scram = new ScramClient(needPassword());
+          this.write(serialize.sendSASLInitialResponseMessage(ScramClient.MECHANISM, scram.clientFirst()));
+          break;
+        }
+        case 'authenticationSASLContinue':
+          if (!scram) throw this.failWith(new ReplicationError('PROTOCOL', 'SASLContinue without SASL start'));
+          try {
+            this.write(serialize.sendSCRAMClientFinalMessage(scram.clientFinal((msg as unknown as { data: string }).data)));
+          } catch (e) {
+            throw this.failWith(new ReplicationError('AUTH_FAILED', `${describeTarget(o)}: ${(e as Error).message}`));
+          }
+          break;
+        case 'authenticationSASLFinal':
+          try {
+            scram?.verifyServerFinal((msg as unknown as { data: string }).data);
+          } catch (e) {
+            throw this.failWith(new ReplicationError('AUTH_FAILED', `${describeTarget(o)}: ${(e as Error).message}`));
+          }
+          break;
+        case 'backendKeyData':
+          break;
+        case 'error':
+          throw this.failWith(this.serverError(msg as unknown as ServerErrorFields));
+        case 'readyForQuery':
+          return;
+        default:
+          throw this.failWith(new ReplicationError('PROTOCOL', `unexpected ${msg.name} during startup from ${describeTarget(o)}`));
+      }
+    }
+  }
+
+  private failWith(err: ReplicationError): ReplicationError {
+    this.destroy(err);
+    return err;
+  }
+
+  // ---- commands ----
+
+  // One command at a time on the wire.
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.busy.then(fn, fn);
+    this.busy = run.catch(() => {});
+    return run;
+  }
+
+  private query(sql: string): Promise<QueryResult> {
+    return this.exclusive(async () => {
+      if (this.stream) throw new ReplicationError('PROTOCOL', `cannot run "${sql}": a replication stream is active on this connection; close it first`);
+      if (this.failure) throw this.failure;
+      this.write(serialize.query(sql));
+      const res: QueryResult = { fields: [], rows: [] };
+      let err: ReplicationError | null = null;
+      for (;;) {
+        const msg = await this.readMessage();
+        if (msg.name === 'rowDescription') res.fields = (msg as unknown as { fields: Array<{ name: string }> }).fields.map((f) => f.name);
+        else if (msg.name === 'dataRow') res.rows.push((msg as unknown as { fields: Array<string | null> }).fields);
+        else if (msg.name === 'error') err = this.serverError(msg as unknown as ServerErrorFields);
+        else if (msg.name === 'readyForQuery') break;
+      }
+      if (err) throw err;
+      return res;
+    });
+  }
+
+  async identifySystem(): Promise<IdentifySystemResult> {
+    const r = await this.query('IDENTIFY_SYSTEM');
+    const row = r.rows[0];
+    if (!row || row.length < 4) throw new ReplicationError('PROTOCOL', `IDENTIFY_SYSTEM returned ${JSON.stringify(r.rows)}`);
+    return { systemId: row[0] ?? '', timeline: Number(row[1]), xlogpos: parseLsn(row[2] ?? ''), dbname: row[3] ?? null };
+  }
+
+  /** SHOW for one setting (wal_segment_size, block_size, server_version_num, ...). */
+  async show(name: string): Promise<string> {
+    if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(name)) throw new Error(`show: "${name}" is not a setting name`);
+    const r = await this.query(`SHOW ${name}`);
+    const v = r.rows[0]?.[0];
+    if (v == null) throw new ReplicationError('PROTOCOL', `SHOW ${name} returned no value`);
+    return v;
+  }
+
+  /** The history file of a timeline (TIMELINE_HISTORY n); timeline 1 has none. */
+  async timelineHistory(timeline: number): Promise<{ filename: string; content: string }> {
+    if (!Number.isInteger(timeline) || timeline < 1) throw new Error(`timelineHistory: bad timeline ${timeline}`);
+    const r = await this.query(`TIMELINE_HISTORY ${timeline}`);
+    const row = r.rows[0];
+    if (!row) throw new ReplicationError('PROTOCOL', `TIMELINE_HISTORY ${timeline} returned no row`);
+    return { filename: row[0] ?? '', content: row[1] ?? '' };
+  }
+
+  /**
+   * START_REPLICATION [SLOT s] PHYSICAL X/Y TIMELINE n. startLsn is aligned
+   * down to the WAL page size (wal_block_size), so the first message starts
+   * with a page header; receivedLsn starts there. No slot unless asked.
+   */
+  startReplication(opts: StartReplicationOptions): ReplicationStream {
+    if (this.stream) throw new ReplicationError('PROTOCOL', 'a replication stream is already active on this connection');
+    if (this.failure) throw this.failure;
+    if (opts.slot !== undefined && !/^[a-z0-9_]{1,63}$/.test(opts.slot)) {
+      throw new Error(`startReplication: slot name "${opts.slot}" is invalid (lower-case letters, digits, underscore)`);
+    }
+    if (!Number.isInteger(opts.timeline) || opts.timeline < 1) throw new Error(`startReplication: bad timeline ${opts.timeline}`);
+    const start = opts.startLsn - (opts.startLsn % this.walBlockSize);
+    const stream = new PhysicalStream(this, { ...opts, startLsn: start });
+    const sql = `START_REPLICATION ${opts.slot ? `SLOT ${opts.slot} ` : ''}PHYSICAL ${formatLsn(start)} TIMELINE ${opts.timeline}`;
+    // Take the wire for the life of the stream; commands queue behind it.
+    void this.exclusive(async () => {
+      this.stream = stream;
+      this.write(serialize.query(sql));
+      stream.begin();
+      await stream.whenFinished();
+    });
+    return stream;
+  }
+
+  /** Ends any stream, sends Terminate and closes the socket. */
+  async close(): Promise<void> {
+    const s = this.stream;
+    if (s) await s.close();
+    if (!this.closed) {
+      this.socket.write(serialize.end());
+      this.socket.end();
+    }
+    const t = setTimeout(() => this.socket.destroy(), 2000);
+    t.unref();
+    await this.closedPromise;
+    clearTimeout(t);
+  }
+}
+
+// "60s", "500ms", "1min", "0" -> milliseconds
+function parseDurationMs(text: string): number {
+  const m = /^(\d+)\s*(ms|s|min|h|d)?$/.exec(text.trim());
+  if (!m) return 0;
+  const n = Number(m[1]);
+  const unit = m[2] ?? 'ms';
+  return n * ({ ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 } as Record<string, number>)[unit]!;
+}

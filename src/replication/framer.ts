@@ -1,0 +1,58 @@
+// Splits the backend byte stream into whole protocol messages (type byte,
+// int32 length, body). A message inside one socket chunk is returned as a
+// view of that chunk (Node gives each read a fresh buffer, so views stay
+// valid); only messages spanning chunks are copied.
+
+const EMPTY = Buffer.alloc(0);
+
+export class Framer {
+  private chunks: Buffer[] = [];
+  private head: Buffer = EMPTY; // chunks[0], with off consumed
+  private off = 0;
+  private avail = 0;
+
+  /** Bytes received but not yet returned as whole messages. */
+  get pendingBytes(): number {
+    return this.avail;
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    if (this.avail === 0) {
+      this.head = chunk;
+      this.off = 0;
+    } else this.chunks.push(chunk);
+    this.avail += chunk.length;
+  }
+
+  /** The next whole message (header included), or null until more bytes arrive. */
+  next(): Buffer | null {
+    if (this.avail < 5) return null;
+    if (this.head.length - this.off < 5) this.merge(5);
+    const total = this.head.readUInt32BE(this.off + 1) + 1;
+    if (total < 5) throw new Error(`protocol: message length ${total - 1} is invalid`);
+    if (this.avail < total) return null;
+    if (this.head.length - this.off < total) this.merge(total);
+    const frame = this.head.subarray(this.off, this.off + total);
+    this.off += total;
+    this.avail -= total;
+    if (this.off === this.head.length) {
+      this.head = this.chunks.shift() ?? EMPTY;
+      this.off = 0;
+    }
+    return frame;
+  }
+
+  // Makes head hold at least n unconsumed bytes by copying following chunks in.
+  private merge(n: number): void {
+    const parts = [this.head.subarray(this.off)];
+    let have = parts[0]!.length;
+    while (have < n) {
+      const c = this.chunks.shift()!;
+      parts.push(c);
+      have += c.length;
+    }
+    this.head = Buffer.concat(parts, have);
+    this.off = 0;
+  }
+}

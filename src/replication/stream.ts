@@ -1,0 +1,365 @@
+// The CopyBoth phase of START_REPLICATION ... PHYSICAL: XLogData and keepalives
+// in, standby status updates out, with back-pressure through the socket.
+import type { BackendMessage } from 'pg-protocol/dist/messages.js';
+import { serialize } from 'pg-protocol';
+import { ReplicationError, type ServerErrorFields } from './errors.ts';
+import { parseLsn } from './lsn.ts';
+
+export type StreamMessage =
+  | { type: 'xlogdata'; walStart: bigint; walEnd: bigint; data: Buffer } // walStart = LSN of data[0]
+  | { type: 'end-of-timeline'; nextTimeline: number; nextTimelineStart: bigint }; // after CopyDone + result set
+
+export interface ReplicationStream extends AsyncIterable<StreamMessage> {
+  readonly receivedLsn: bigint; // end of the last XLogData received
+  readonly serverWalEnd: bigint; // latest walEnd / keepalive position seen from the server
+  /** Bytes received and not yet taken by the consumer (queued XLogData plus partial messages). */
+  readonly bufferedBytes: number;
+  pause(): void; // stop reading the socket (TCP back-pressure); status updates keep flowing on the timer
+  resume(): void;
+  close(): Promise<void>; // sends CopyDone / terminates cleanly
+}
+
+export interface StartReplicationOptions {
+  startLsn: bigint;
+  timeline: number;
+  slot?: string;
+  statusIntervalMs?: number; // default 10000
+  maxBufferedBytes?: number; // default 16 MiB
+}
+
+/** What the stream needs from its connection (implemented by ReplicationConnection). */
+export interface StreamHost {
+  write(buf: Buffer): void;
+  setReading(on: boolean): void;
+  parseFrame(frame: Buffer): BackendMessage;
+  serverError(f: ServerErrorFields): ReplicationError;
+  detachStream(): void;
+  destroy(err: ReplicationError): void;
+  readonly pendingBytes: number;
+  readonly lastReceiveAt: number;
+  readonly walSenderTimeoutMs: number;
+  readonly readTimeoutMs: number;
+}
+
+// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_MS = 946_684_800_000;
+const STATUS_LEN = 1 + 8 * 4 + 1;
+
+type State = 'starting' | 'streaming' | 'ending' | 'closing' | 'done';
+
+const CODE_COPY_DATA = 0x64; // 'd'
+const CODE_COPY_DONE = 0x63; // 'c'
+const CODE_COPY_BOTH = 0x57; // 'W'
+const CODE_ERROR = 0x45; // 'E'
+const CODE_READY = 0x5a; // 'Z'
+const CODE_ROW_DESC = 0x54; // 'T'
+const CODE_DATA_ROW = 0x44; // 'D'
+
+interface Waiter {
+  resolve: (r: IteratorResult<StreamMessage>) => void;
+  reject: (e: unknown) => void;
+}
+
+export class PhysicalStream implements ReplicationStream {
+  private state: State = 'starting';
+  private received: bigint;
+  private walEnd = 0n;
+  private readonly queue: StreamMessage[] = [];
+  private queuedBytes = 0;
+  private waiter: Waiter | null = null;
+  private failure: ReplicationError | null = null;
+  private failureDelivered = false;
+  private userPaused = false;
+  private autoPaused = false;
+  private sentCopyDone = false;
+  private closeRequested = false;
+  private nextTimeline: { tli: number; start: bigint } | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private lastStatusAt = 0;
+  private lastProbeAt = 0;
+  private readonly statusEveryMs: number;
+  private readonly maxBuffered: number;
+  private readonly finished: Promise<void>;
+  private resolveFinished!: () => void;
+
+  constructor(
+    private readonly host: StreamHost,
+    opts: StartReplicationOptions,
+  ) {
+    this.received = opts.startLsn;
+    this.maxBuffered = opts.maxBufferedBytes ?? 16 * 1024 * 1024;
+    const wanted = opts.statusIntervalMs ?? 10_000;
+    // While the socket is paused we cannot see keepalive requests, so report
+    // often enough on our own that wal_sender_timeout never fires.
+    const wst = host.walSenderTimeoutMs;
+    this.statusEveryMs = Math.max(20, wst > 0 ? Math.min(wanted, wst / 3) : wanted);
+    this.finished = new Promise((r) => (this.resolveFinished = r));
+  }
+
+  get receivedLsn(): bigint {
+    return this.received;
+  }
+
+  get serverWalEnd(): bigint {
+    return this.walEnd;
+  }
+
+  get bufferedBytes(): number {
+    return this.queuedBytes + this.host.pendingBytes;
+  }
+
+  /** Resolves when the server has ended the command (ReadyForQuery) or the connection is gone. */
+  whenFinished(): Promise<void> {
+    return this.finished;
+  }
+
+  /** Called once the START_REPLICATION query has been written. */
+  begin(): void {
+    const tick = Math.min(1000, Math.max(50, Math.min(this.statusEveryMs, this.host.readTimeoutMs || Infinity) / 4));
+    this.timer = setInterval(() => this.onTick(), tick);
+    this.timer.unref();
+  }
+
+  // ---- frames from the connection ----
+
+  onFrame(frame: Buffer): void {
+    const code = frame[0];
+    if (code === CODE_COPY_DATA) {
+      if (this.state === 'streaming') this.onCopyData(frame);
+      return; // after our CopyDone the server may still send some; it is dropped
+    }
+    switch (code) {
+      case CODE_COPY_BOTH:
+        this.state = 'streaming';
+        if (this.closeRequested) this.sendCopyDone('closing');
+        return;
+      case CODE_COPY_DONE:
+        // server finished this timeline (or answers our CopyDone)
+        if (!this.sentCopyDone) this.sendCopyDone('ending');
+        return;
+      case CODE_ERROR: {
+        const msg = this.host.parseFrame(frame) as unknown as ServerErrorFields;
+        this.fail(this.host.serverError(msg));
+        return;
+      }
+      case CODE_ROW_DESC:
+        return;
+      case CODE_DATA_ROW: {
+        // next_tli (int8), next_tli_startpos (text)
+        const row = this.host.parseFrame(frame) as unknown as { fields: Array<string | null> };
+        const tli = Number(row.fields[0]);
+        const start = row.fields[1];
+        if (!Number.isInteger(tli) || start == null) {
+          this.fail(new ReplicationError('PROTOCOL', `unexpected end-of-timeline row ${JSON.stringify(row.fields)}`));
+          return;
+        }
+        this.nextTimeline = { tli, start: parseLsn(start) };
+        return;
+      }
+      case CODE_READY:
+        // the command is over; the connection is idle again
+        if (this.nextTimeline && !this.closeRequested) {
+          this.push({ type: 'end-of-timeline', nextTimeline: this.nextTimeline.tli, nextTimelineStart: this.nextTimeline.start }, 0);
+        }
+        this.finish();
+        return;
+      default:
+        return; // NoticeResponse, ParameterStatus, CommandComplete
+    }
+  }
+
+  private onCopyData(frame: Buffer): void {
+    const kind = frame[5];
+    if (kind === 0x77 /* 'w' XLogData */) {
+      if (frame.length < 5 + 25) {
+        this.host.destroy(new ReplicationError('PROTOCOL', `XLogData message too short (${frame.length} bytes)`));
+        return;
+      }
+      const walStart = frame.readBigUInt64BE(6);
+      const walEnd = frame.readBigUInt64BE(14);
+      const data = frame.subarray(30);
+      const end = walStart + BigInt(data.length);
+      if (end > this.received) this.received = end;
+      if (walEnd > this.walEnd) this.walEnd = walEnd;
+      this.push({ type: 'xlogdata', walStart, walEnd, data }, data.length);
+    } else if (kind === 0x6b /* 'k' primary keepalive */) {
+      if (frame.length < 5 + 18) return;
+      const walEnd = frame.readBigUInt64BE(6);
+      if (walEnd > this.walEnd) this.walEnd = walEnd;
+      if (frame[22] === 1) this.sendStatus();
+    }
+  }
+
+  // ---- status updates ----
+
+  private sendStatus(askReply = false): void {
+    if (this.state !== 'streaming' || this.sentCopyDone) return;
+    const b = Buffer.allocUnsafe(STATUS_LEN);
+    b[0] = 0x72; // 'r'
+    b.writeBigUInt64BE(this.received, 1); // write: what we have received
+    // flush and apply stay InvalidXLogRecPtr: a standby with no valid flush
+    // position is never chosen as synchronous, and nothing waits on us.
+    b.writeBigUInt64BE(0n, 9);
+    b.writeBigUInt64BE(0n, 17);
+    b.writeBigInt64BE(BigInt(Date.now() - PG_EPOCH_MS) * 1000n, 25);
+    // Normally 0. Our regular updates keep the walsender from sending
+    // keepalives, so an idle server would look dead: when silence reaches half
+    // the read timeout we ask for one reply as a liveness probe.
+    b[33] = askReply ? 1 : 0;
+    this.host.write(serialize.copyData(b));
+    this.lastStatusAt = Date.now();
+  }
+
+  private onTick(): void {
+    const now = Date.now();
+    const rt = this.host.readTimeoutMs;
+    const reading = !(this.userPaused || this.autoPaused);
+    const silentFor = now - this.host.lastReceiveAt;
+    if (rt > 0 && reading && this.state === 'streaming' && silentFor > rt / 2 && now - this.lastProbeAt > rt / 4) {
+      this.lastProbeAt = now;
+      this.sendStatus(true);
+    } else if (this.state === 'streaming' && now - this.lastStatusAt >= this.statusEveryMs) this.sendStatus();
+    if (rt > 0 && reading && this.state !== 'done' && now - this.host.lastReceiveAt > rt) {
+      this.host.destroy(
+        new ReplicationError(
+          'TIMEOUT',
+          `nothing received from the server for ${Math.round((now - this.host.lastReceiveAt) / 1000)} s (read timeout ${rt} ms): the server or network is stuck; reconnecting is safe`,
+        ),
+      );
+    }
+  }
+
+  private sendCopyDone(next: State): void {
+    this.sentCopyDone = true;
+    this.state = next;
+    this.host.write(serialize.copyDone());
+    // the rest of the exchange must be read even if the consumer paused us
+    this.autoPaused = false;
+    this.userPaused = false;
+    this.applyReading();
+  }
+
+  // ---- queue and iteration ----
+
+  private push(m: StreamMessage, bytes: number): void {
+    if (this.closeRequested) return;
+    const w = this.waiter;
+    if (w && this.queue.length === 0) {
+      this.waiter = null;
+      w.resolve({ value: m, done: false });
+      return;
+    }
+    this.queue.push(m);
+    this.queuedBytes += bytes;
+    if (!this.autoPaused && this.queuedBytes > this.maxBuffered && (this.state === 'streaming' || this.state === 'starting')) {
+      this.autoPaused = true;
+      this.applyReading();
+    }
+  }
+
+  private applyReading(): void {
+    this.host.setReading(!(this.userPaused || this.autoPaused));
+  }
+
+  /** The connection failed or the server sent an error. */
+  fail(err: ReplicationError): void {
+    if (!this.failure) this.failure = err;
+    this.settleWaiter();
+  }
+
+  /** The connection is gone: no more frames will come. */
+  connectionLost(err: ReplicationError): void {
+    this.fail(err);
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.state === 'done') return;
+    this.state = 'done';
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.autoPaused = false;
+    this.userPaused = false;
+    this.host.detachStream();
+    this.host.setReading(true);
+    this.resolveFinished();
+    this.settleWaiter();
+  }
+
+  private settleWaiter(): void {
+    const w = this.waiter;
+    if (!w) return;
+    if (this.queue.length) return; // a queued message is delivered first
+    if (this.failure && !this.failureDelivered && !this.closeRequested) {
+      this.waiter = null;
+      this.failureDelivered = true;
+      w.reject(this.failure);
+    } else if (this.state === 'done' || this.failure) {
+      this.waiter = null;
+      w.resolve({ value: undefined, done: true });
+    }
+  }
+
+  next(): Promise<IteratorResult<StreamMessage>> {
+    const m = this.queue.shift();
+    if (m) {
+      if (m.type === 'xlogdata') this.queuedBytes -= m.data.length;
+      if (this.autoPaused && this.queuedBytes <= this.maxBuffered / 2) {
+        this.autoPaused = false;
+        this.applyReading();
+      }
+      return Promise.resolve({ value: m, done: false });
+    }
+    if (this.failure && !this.failureDelivered && !this.closeRequested) {
+      this.failureDelivered = true;
+      return Promise.reject(this.failure);
+    }
+    if (this.state === 'done' || this.closeRequested || this.failure) return Promise.resolve({ value: undefined, done: true });
+    if (this.waiter) return Promise.reject(new Error('ReplicationStream: next() called while a previous next() is pending'));
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<StreamMessage> {
+    return {
+      next: () => this.next(),
+      return: async () => {
+        await this.close();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  pause(): void {
+    this.userPaused = true;
+    this.applyReading();
+  }
+
+  resume(): void {
+    this.userPaused = false;
+    this.applyReading();
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'done') {
+      this.closeRequested = true;
+      this.dropQueue();
+      return;
+    }
+    this.closeRequested = true;
+    this.dropQueue();
+    if (this.state === 'streaming' && !this.sentCopyDone) this.sendCopyDone('closing');
+    this.userPaused = false;
+    this.autoPaused = false;
+    this.applyReading();
+    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000).unref());
+    if ((await Promise.race([this.finished, timeout])) === 'timeout') {
+      this.host.destroy(new ReplicationError('CLOSED', 'the server did not end the replication stream within 10 s of CopyDone; the connection was dropped'));
+    }
+    this.settleWaiter();
+  }
+
+  private dropQueue(): void {
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+  }
+}
