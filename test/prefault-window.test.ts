@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { Prefaulter, sizeThreadpool, type PrefaultOptions } from '../src/prefault/index.ts';
+import { Prefaulter, checkDataDirectory, sizeThreadpool, type PrefaultOptions } from '../src/prefault/index.ts';
 import { WalDecoder, isDecodeError, parseLsn, readWalRange, type WalRecord } from '../src/wal/index.ts';
 import { selectedVersions, withCluster, type PgServer } from './harness/index.ts';
 
@@ -50,6 +50,8 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
       insert into victim select g, repeat('v', 200) from generate_series(1, 20000) g;
       create table doomed (id int, pad text) with (fillfactor = 10, autovacuum_enabled = off);
       insert into doomed select g, repeat('d', 600) from generate_series(1, 50) g;
+      create table grow (id int, pad text) with (autovacuum_enabled = off);
+      insert into grow values (0, 'seed');
       checkpoint;
       update big set pad = repeat('y', 600);
       update doomed set pad = repeat('e', 600);`);
@@ -68,6 +70,7 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
     await primary.exec(`delete from victim where id > 100`);
     await primary.exec(`vacuum victim`);
     await primary.exec(`insert into victim select g, repeat('w', 200) from generate_series(1, 3000) g`);
+    await primary.exec(`insert into grow select g, repeat('g', 100) from generate_series(1, 3000) g`);
     await primary.exec(`create database newdb`);
     const newdb = postgres({ host: primary.socketDir, port: primary.port, user: 'postgres', database: 'newdb', max: 1, onnotice: () => {} });
     await newdb.unsafe(`create table n (g int); insert into n select generate_series(1, 3000); update n set g = g + 1 where g < 100;`).simple();
@@ -115,6 +118,24 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
       assert.equal(p.stats.fileHandle.open, openBefore - 1);
       assert.equal(p.stats.aheadPages, 0);
       await p.closeAll();
+    });
+
+    await t.test('pages the standby has not extended to yet are beyond EOF, not errors', async () => {
+      // With "recent" disabled, inserts that follow a page's initialising insert are offered for reading.
+      const p = new Prefaulter(opts({ recentTtlMs: -1 }));
+      p.setReplayLsn(replayLsn);
+      for (const r of records) p.offer(r);
+      await p.drain();
+      assert.ok(p.stats.skipped.beyond_eof > 0, `beyond_eof ${p.stats.skipped.beyond_eof}`);
+      assert.equal(p.stats.skipped.recent, 0);
+      assert.equal(p.stats.readErrors, 0);
+      await p.closeAll();
+    });
+
+    await t.test('the data directory check accepts the standby and names what is wrong otherwise', async () => {
+      await checkDataDirectory(standby.dataDir, version);
+      await assert.rejects(checkDataDirectory(join(standby.dataDir, 'nope'), version), /cannot read .*nope\/PG_VERSION \(ENOENT\): mount the follower's data directory/);
+      await assert.rejects(checkDataDirectory(standby.dataDir, version - 1), /holds a PostgreSQL \d+ cluster but the follower runs/);
     });
 
     await t.test('at most maxPagesAhead pages ahead; wantsMore turns false and replay progress admits the rest', async () => {

@@ -3,3 +3,4 @@ export { sizeThreadpool, type ThreadpoolSizing } from './io.ts';
 export { SegmentPaths, relationPath, segmentPath, blocksPerSegment, tablespaceVersionDirectory, DEFAULTTABLESPACE_OID, GLOBALTABLESPACE_OID } from './paths.ts';
 export { FileHandles, openFileSoftLimit, defaultFileCapacity, type FileHandleStats } from './file-handles.ts';
 export type { SkipCounts, SkipReason } from './skip.ts';
+export { checkDataDirectory } from './data-directory.ts';
