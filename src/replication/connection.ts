@@ -67,11 +67,11 @@ export class ReplicationConnection implements StreamHost {
       return await ReplicationConnection.attempt(opts, plan, deadline);
     } catch (e) {
       // "no pg_hba.conf entry ... no encryption": the server only accepts TLS here.
-      if (plan === 'none' && e instanceof ReplicationError && e.sqlstate === '28000' && /no encryption|SSL off/.test(e.message)) {
+      if (plan === 'none' && e instanceof ReplicationError && e.sqlstate === '28000' && /(no pg_hba\.conf entry|pg_hba\.conf rejects).*(no encryption|SSL off)/.test(e.message)) {
         if (opts.sslmode === 'allow') return ReplicationConnection.attempt(opts, 'must', deadline);
         throw new ReplicationError(
           'TLS_REQUIRED',
-          `${e.message.replace(/: add a "host replication.*$/, '')}: the server accepts this user only over TLS (hostssl); set sslmode=require (or verify-full with sslrootcert)`,
+          `${e.message.replace(/: (add a "host replication|check the credentials).*$/, '')}: the server accepts this user only over TLS (hostssl); set sslmode=require (or verify-full with sslrootcert)`,
           { sqlstate: e.sqlstate },
         );
       }

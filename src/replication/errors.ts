@@ -64,12 +64,12 @@ export function classifyServerError(f: ServerErrorFields, ctx: ErrorContext): Re
   const mk = (code: ReplicationErrorCode, advice: string, retryable?: boolean): ReplicationError =>
     new ReplicationError(code, `${at}: ${server}: ${advice}`, { sqlstate: f.code, ...(retryable === undefined ? {} : { retryable }) });
   const msg = f.message;
+  // The server raises this with errcode_for_file_access(), so the SQLSTATE
+  // depends on a stale errno; the text is what identifies it.
+  if (/requested WAL segment .* has already been removed/.test(msg)) {
+    return mk('WAL_REMOVED', 'the server no longer has that WAL; restart streaming from the current position (IDENTIFY_SYSTEM), or raise wal_keep_size / use a replication slot so WAL is kept until the sidecar reads it');
+  }
   switch (f.code) {
-    case '58P01':
-      if (/has already been removed/.test(msg)) {
-        return mk('WAL_REMOVED', 'the primary no longer has that WAL; restart streaming from the current position (IDENTIFY_SYSTEM), or raise wal_keep_size / use a replication slot so WAL is kept until the sidecar reads it');
-      }
-      break;
     case '28P01':
       return mk('AUTH_FAILED', `check the password for user "${ctx.user}" (password=, PGPASSWORD or ~/.pgpass)`);
     case '28000':

@@ -1,0 +1,138 @@
+// Authentication and TLS against a real server: SCRAM, md5, cleartext, trust
+// over a unix socket, sslmode semantics, and error messages without passwords.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { selectedVersions, withPrimary, serverUser, type PgServer } from './harness/index.ts';
+import { ReplicationConnection, ReplicationError, parseConninfo, resolveConnOptions, type ConnOptions } from '../src/replication/index.ts';
+
+const versions = selectedVersions();
+const last = versions[versions.length - 1]!;
+
+function opts(server: PgServer, conninfo: string): ConnOptions {
+  return resolveConnOptions(parseConninfo(`host=127.0.0.1 port=${server.port} ${conninfo}`), {});
+}
+
+async function connectOk(server: PgServer, conninfo: string): Promise<ReplicationConnection> {
+  const conn = await ReplicationConnection.connect(opts(server, conninfo));
+  const sys = await conn.identifySystem();
+  assert.equal(sys.timeline, 1);
+  return conn;
+}
+
+async function connectErr(server: PgServer, conninfo: string): Promise<ReplicationError> {
+  try {
+    const c = await ReplicationConnection.connect(opts(server, conninfo));
+    await c.close();
+  } catch (e) {
+    assert.ok(e instanceof ReplicationError, `expected ReplicationError, got ${String(e)}`);
+    return e;
+  }
+  assert.fail(`connecting with "${conninfo.replace(/password=\S+/, 'password=***')}" should have failed`);
+}
+
+// A self-signed certificate for 127.0.0.1, readable by the server user only.
+function makeCert(dir: string, name: string): { crt: string; key: string } {
+  const crt = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', key, '-out', crt,
+  ], { stdio: 'ignore' });
+  const u = serverUser();
+  for (const f of [crt, key]) {
+    if (u) chownSync(f, u.uid, u.gid);
+    chmodSync(f, 0o600);
+  }
+  return { crt, key };
+}
+
+test(`PG ${last}: SCRAM, md5, cleartext, trust and TLS authenticate; failures are typed and never show the password`, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pg-prefaulter-tls-'));
+  chmodSync(dir, 0o755);
+  try {
+    const server = makeCert(dir, 'server');
+    const other = makeCert(dir, 'other');
+    const hba = [
+      'host replication scram_user 127.0.0.1/32 scram-sha-256',
+      'host replication md5_user 127.0.0.1/32 md5',
+      'host replication pw_user 127.0.0.1/32 password',
+      'hostssl replication tls_user 127.0.0.1/32 scram-sha-256',
+      'hostnossl replication tls_user 127.0.0.1/32 reject',
+    ];
+    const conf = { ssl: 'on', ssl_cert_file: server.crt, ssl_key_file: server.key };
+    await withPrimary(last, { name: 'repl-auth', hba, primaryConf: conf }, async ({ primary }) => {
+      await primary.exec(`set password_encryption = 'scram-sha-256';
+        create role scram_user login replication password 'Scr4m-s3cret';
+        create role pw_user login replication password 'cl3ar-s3cret';
+        create role tls_user login replication password 'Tls-s3cret';
+        set password_encryption = 'md5';
+        create role md5_user login replication password 'Md5-s3cret';`);
+
+      // SCRAM-SHA-256 (the server offers SCRAM-SHA-256-PLUS too when TLS is on)
+      for (const sslmode of ['disable', 'prefer']) {
+        const c = await connectOk(primary, `user=scram_user password=Scr4m-s3cret sslmode=${sslmode}`);
+        assert.equal(c.tls, sslmode === 'prefer');
+        await c.close();
+      }
+      const md5 = await connectOk(primary, 'user=md5_user password=Md5-s3cret sslmode=disable');
+      await md5.close();
+      const clear = await connectOk(primary, 'user=pw_user password=cl3ar-s3cret sslmode=disable');
+      await clear.close();
+      // trust over the unix socket (TLS does not apply there)
+      const unix = await ReplicationConnection.connect(resolveConnOptions({ host: primary.socketDir, port: primary.port, user: 'postgres', sslmode: 'require' }, {}));
+      assert.equal(unix.tls, false);
+      assert.equal((await unix.identifySystem()).timeline, 1);
+      await unix.close();
+
+      // wrong passwords: AUTH_FAILED, the password appears nowhere
+      for (const user of ['scram_user', 'md5_user', 'pw_user']) {
+        const e = await connectErr(primary, `user=${user} password=WrongPassw0rd sslmode=disable`);
+        assert.equal(e.code, 'AUTH_FAILED', e.message);
+        assert.equal(e.sqlstate, '28P01');
+        assert.equal(e.retryable, false);
+        assert.match(e.message, new RegExp(`password for user "${user}"`));
+        assert.ok(!/WrongPassw0rd/.test(`${e.message} ${e.stack} ${JSON.stringify(e)}`), 'no password in the error');
+      }
+      const none = await connectErr(primary, 'user=scram_user sslmode=disable');
+      assert.equal(none.code, 'AUTH_FAILED');
+      assert.match(none.message, /none is set.*PGPASSWORD/);
+
+      // TLS: require, verify-ca and verify-full with the certificate as root CA
+      for (const mode of ['require', 'verify-ca', 'verify-full']) {
+        const c = await connectOk(primary, `user=tls_user password=Tls-s3cret sslmode=${mode} sslrootcert=${server.crt}`);
+        assert.equal(c.tls, true, mode);
+        await c.close();
+      }
+      // hostssl only: a plain connection is told to use TLS
+      const plain = await connectErr(primary, 'user=tls_user password=Tls-s3cret sslmode=disable');
+      assert.equal(plain.code, 'TLS_REQUIRED', plain.message);
+      assert.match(plain.message, /sslmode=require/);
+      // sslmode=allow retries with TLS and gets in
+      const allow = await connectOk(primary, 'user=tls_user password=Tls-s3cret sslmode=allow');
+      assert.equal(allow.tls, true);
+      await allow.close();
+      // a certificate not signed by the given root fails verification
+      const wrongCa = await connectErr(primary, `user=tls_user password=Tls-s3cret sslmode=verify-ca sslrootcert=${other.crt}`);
+      assert.equal(wrongCa.code, 'TLS_FAILED', wrongCa.message);
+      assert.ok(!/Tls-s3cret/.test(wrongCa.message));
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test(`PG ${last}: sslmode=require fails when the server has no TLS`, async () => {
+  await withPrimary(last, { name: 'repl-nossl' }, async ({ primary }) => {
+    const e = await connectErr(primary, 'user=postgres sslmode=require');
+    assert.equal(e.code, 'TLS_FAILED');
+    assert.match(e.message, /does not support SSL/);
+    // prefer falls back to plain
+    const c = await connectOk(primary, 'user=postgres sslmode=prefer');
+    assert.equal(c.tls, false);
+    await c.close();
+  });
+});
