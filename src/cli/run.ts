@@ -1,5 +1,84 @@
-// Placeholder until the run command lands; the CLI registry already points here.
-export default async function runCommand(_argv: string[]): Promise<number> {
-  process.stderr.write('pg-prefaulter run: not available in this build yet\n');
-  return 1;
+// `pg-prefaulter run`: the sidecar. Loads config, starts the HTTP endpoint and
+// the agent; SIGHUP reloads the config, SIGTERM/SIGINT stop within 2 s.
+import { ConfigError } from '../config/errors.ts';
+import { configHelp, effectiveConfigToml } from '../config/help.ts';
+import { loadConfig } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { createLogger } from '../log.ts';
+import { Agent } from '../agent/agent.ts';
+import { startAgentHttp } from '../agent/http.ts';
+import { sizeThreadpool } from '../prefault/index.ts';
+
+const STOP_DEADLINE_MS = 1800;
+
+export default async function runCommand(argv: string[]): Promise<number> {
+  let loaded;
+  try {
+    loaded = loadConfig({ argv, env: process.env });
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`pg-prefaulter run: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (loaded.help) {
+    process.stdout.write(configHelp());
+    return 0;
+  }
+  const config = loaded.config;
+  if (loaded.check) {
+    process.stdout.write(`# configuration is valid${loaded.configPath ? ` (${loaded.configPath})` : ''}\n${effectiveConfigToml(config, loaded.sources)}`);
+    return 0;
+  }
+  sizeThreadpool(config.ioConcurrency);
+  return runAgent(config, loaded.configPath, argv);
+}
+
+/** Runs the agent until SIGTERM/SIGINT; exported for the demo. */
+export async function runAgent(config: Config, configPath: string | null, argv: string[]): Promise<number> {
+  const log = createLogger(config.logLevel);
+  const agent = new Agent(config, log);
+  let http: Awaited<ReturnType<typeof startAgentHttp>> | null = null;
+  try {
+    http = await startAgentHttp(agent, config.metricsListen);
+  } catch (e) {
+    log.fatal({ err: { message: (e as Error).message } }, `cannot listen on metrics_listen ${config.metricsListen}`);
+    return 1;
+  }
+  log.info({ configPath, metrics: http?.address ?? null, pid: process.pid }, 'pg-prefaulter started');
+
+  const running = agent.start();
+  let stopping: Promise<void> | null = null;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    log.info({ signal }, 'stopping');
+    const deadline = setTimeout(() => {
+      log.error('stop took longer than 2 s; exiting anyway');
+      process.exit(0);
+    }, STOP_DEADLINE_MS);
+    deadline.unref();
+    stopping = (async () => {
+      await agent.stop();
+      await http?.close();
+      clearTimeout(deadline);
+    })();
+  };
+  const onHup = () => {
+    try {
+      const next = loadConfig({ argv, env: process.env }).config;
+      log.level = next.logLevel;
+      agent.reload(next);
+    } catch (e) {
+      log.error({ err: { message: (e as Error).message } }, 'config reload failed; keeping the running configuration');
+    }
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', onHup);
+  await running;
+  if (stopping) await stopping;
+  log.info('stopped');
+  await new Promise<void>((resolve) => log.flush(() => resolve()));
+  return 0;
 }

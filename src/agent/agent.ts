@@ -1,0 +1,533 @@
+// The agent: ties follower tracking, a WAL source, the decoder and the
+// prefaulter together, and keeps doing so through everything a Patroni /
+// operator pod goes through (PostgreSQL down, promotion, failover, timeline
+// switches, upstream loss). States:
+//   waiting_for_postgres -> primary_idle | following -> streaming
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
+import { Follower, type FollowerFacts, type FollowerStatus } from '../follower/index.ts';
+import { Prefaulter, type PrefaultStats } from '../prefault/index.ts';
+import { parseConninfo, resolveConnOptions, redactConninfo, type ConnOptions } from '../replication/conninfo.ts';
+import { ReplicationError } from '../replication/errors.ts';
+import { WalDecoder } from '../wal/decoder.ts';
+import { formatLsn } from '../wal/lsn.ts';
+import { Backoff, sleep } from './backoff.ts';
+import { LocalSource } from './local-source.ts';
+import { StreamSource } from './stream-source.ts';
+import { TimelineEnded, type WalSource } from './wal-source.ts';
+import { resolvePassword, resolveReplicationPassword } from '../config/secrets.ts';
+
+export type AgentState = 'waiting_for_postgres' | 'primary_idle' | 'following' | 'streaming' | 'stopped';
+export const AGENT_STATES: AgentState[] = ['waiting_for_postgres', 'primary_idle', 'following', 'streaming'];
+
+export interface RmgrCounts {
+  records: number;
+  bytes: number;
+}
+
+export interface AgentSnapshot {
+  state: AgentState;
+  role: 'primary' | 'standby' | 'unknown';
+  timeline: number | null;
+  upstream: string | null;
+  source: 'stream' | 'local' | null;
+  upstreamConnected: boolean;
+  replayLsn: bigint | null;
+  receiveLsn: bigint | null;
+  streamLsn: bigint | null;
+  decodedLsn: bigint | null;
+  replayTimestamp: Date | null;
+  replayPaused: boolean;
+  lagBytes: number;
+  lagSeconds: number;
+  decodeErrors: number;
+  walByRmgr: Map<string, RmgrCounts>;
+  reconnects: { follower: number; upstream: number };
+  prefault: PrefaultStats | null;
+  lastTick: number;
+  startedAt: number;
+}
+
+// Raised inside a pipeline to make the session start a new one.
+class Restart extends Error {}
+
+export class Agent {
+  private cfg: Config;
+  private readonly log: Logger;
+  private readonly stopController = new AbortController();
+  private sessionController: AbortController | null = null;
+  private pipelineController: AbortController | null = null;
+  private follower: Follower | null = null;
+  private facts: FollowerFacts | null = null;
+  private status: FollowerStatus | null = null;
+  private prefaulter: Prefaulter | null = null;
+  private source: WalSource | null = null;
+  private decoder: WalDecoder | null = null;
+  private readonly followerBackoff: Backoff;
+  private readonly upstreamBackoff: Backoff;
+  private replayWaiters: (() => void)[] = [];
+  private localUntil = 0; // fall back to local pg_wal until this time (ms)
+  private runPromise: Promise<void> | null = null;
+  private decodeErrorLogAt = 0;
+  readonly snap: AgentSnapshot;
+
+  constructor(cfg: Config, log: Logger) {
+    this.cfg = cfg;
+    this.log = log;
+    this.followerBackoff = new Backoff(cfg.reconnectMinMs, cfg.reconnectMaxMs);
+    this.upstreamBackoff = new Backoff(cfg.reconnectMinMs, cfg.reconnectMaxMs);
+    const now = Date.now();
+    this.snap = {
+      state: 'waiting_for_postgres',
+      role: 'unknown',
+      timeline: null,
+      upstream: null,
+      source: null,
+      upstreamConnected: false,
+      replayLsn: null,
+      receiveLsn: null,
+      streamLsn: null,
+      decodedLsn: null,
+      replayTimestamp: null,
+      replayPaused: false,
+      lagBytes: 0,
+      lagSeconds: 0,
+      decodeErrors: 0,
+      walByRmgr: new Map(),
+      reconnects: { follower: 0, upstream: 0 },
+      prefault: null,
+      lastTick: now,
+      startedAt: now,
+    };
+  }
+
+  get state(): AgentState {
+    return this.snap.state;
+  }
+
+  /** Runs until stop(). Never throws: every failure is logged and retried. */
+  start(): Promise<void> {
+    this.runPromise ??= this.loop();
+    return this.runPromise;
+  }
+
+  /** Stops streaming, closes every file handle and connection. */
+  async stop(): Promise<void> {
+    this.stopController.abort();
+    this.sessionController?.abort();
+    this.pipelineController?.abort();
+    await this.source?.close().catch(() => {});
+    await this.runPromise;
+  }
+
+  /** Applies a reloaded config: live where possible, else restarts the session. */
+  reload(next: Config): void {
+    const prev = this.cfg;
+    this.cfg = next;
+    this.followerBackoff.setBounds(next.reconnectMinMs, next.reconnectMaxMs);
+    this.upstreamBackoff.setBounds(next.reconnectMinMs, next.reconnectMaxMs);
+    if (next.ioConcurrency !== prev.ioConcurrency) this.prefaulter?.setIoConcurrency(next.ioConcurrency);
+    const restartKeys: (keyof Config)[] = [
+      'pgdata', 'host', 'port', 'username', 'database', 'password', 'passwordFile', 'primaryConninfo', 'replicationUser',
+      'replicationPassword', 'replicationPasswordFile', 'sslmode', 'sslrootcert', 'applicationName', 'replicationSlot',
+      'source', 'readaheadBytes', 'maxPagesAhead', 'maxOpenFiles', 'statusIntervalMs', 'connectTimeoutMs',
+    ];
+    const changed = restartKeys.filter((k) => prev[k] !== next[k]);
+    if (changed.length) {
+      this.log.info({ changed }, 'configuration changed; restarting the session');
+      this.sessionController?.abort();
+    } else {
+      this.log.info('configuration reloaded');
+    }
+  }
+
+  private setState(state: AgentState): void {
+    if (this.snap.state !== state) {
+      this.log.info({ from: this.snap.state, to: state }, `state ${state}`);
+      this.snap.state = state;
+    }
+  }
+
+  private async loop(): Promise<void> {
+    const stop = this.stopController.signal;
+    while (!stop.aborted) {
+      this.snap.lastTick = Date.now();
+      this.sessionController = new AbortController();
+      const onStop = () => this.sessionController?.abort();
+      stop.addEventListener('abort', onStop, { once: true });
+      try {
+        await this.session(this.sessionController.signal);
+      } catch (e) {
+        if (!stop.aborted) this.log.warn({ err: errInfo(e) }, 'session ended');
+      } finally {
+        stop.removeEventListener('abort', onStop);
+        await this.teardownSession();
+      }
+      if (!stop.aborted && !this.follower) {
+        this.snap.reconnects.follower++;
+        await sleep(this.followerBackoff.next(), stop);
+      }
+    }
+    this.snap.state = 'stopped';
+  }
+
+  private async teardownSession(): Promise<void> {
+    await this.source?.close().catch(() => {});
+    this.source = null;
+    this.snap.upstreamConnected = false;
+    await this.prefaulter?.closeAll().catch(() => {});
+    this.prefaulter = null;
+    await this.follower?.close().catch(() => {});
+    this.follower = null;
+    this.facts = null;
+    this.snap.role = 'unknown';
+    this.snap.prefault = null;
+    if (!this.stopController.signal.aborted) this.setState('waiting_for_postgres');
+  }
+
+  // One connection to the follower: poll it, and run WAL pipelines while it is a standby.
+  private async session(signal: AbortSignal): Promise<void> {
+    this.setState('waiting_for_postgres');
+    const cfg = this.cfg;
+    const password = resolvePassword(cfg, process.env);
+    const follower = await Follower.connect({
+      host: cfg.host,
+      port: cfg.port,
+      user: cfg.username,
+      database: cfg.database,
+      password,
+      connectTimeoutMs: cfg.connectTimeoutMs,
+      applicationName: `${cfg.applicationName}_monitor`,
+    });
+    this.follower = follower;
+    this.facts = await follower.facts();
+    this.followerBackoff.reset();
+    this.log.info(
+      { serverVersionNum: this.facts.serverVersionNum, dataDirectory: this.facts.dataDirectory, blockSize: this.facts.blockSize },
+      'connected to the follower',
+    );
+    let pipeline: Promise<void> | null = null;
+    while (!signal.aborted) {
+      const status = await follower.status();
+      this.onStatus(status);
+      if (!status.inRecovery) {
+        if (pipeline) {
+          this.pipelineController?.abort();
+          await pipeline;
+          pipeline = null;
+        }
+        if (this.snap.state !== 'primary_idle') {
+          await this.prefaulter?.closeAll();
+          this.prefaulter = null;
+          this.setState('primary_idle');
+        }
+        await sleep(Math.max(1000, cfg.pollIntervalMs), signal);
+        continue;
+      }
+      if (!pipeline) {
+        this.setState('following');
+        pipeline = this.runPipeline(status, signal).finally(() => {
+          pipeline = null;
+        });
+      } else if (this.shouldRestartPipeline(status)) {
+        this.pipelineController?.abort();
+      }
+      await sleep(this.cfg.pollIntervalMs, signal);
+    }
+    this.pipelineController?.abort();
+    if (pipeline) await pipeline;
+  }
+
+  private onStatus(s: FollowerStatus): void {
+    this.status = s;
+    this.snap.lastTick = Date.now();
+    this.snap.role = s.inRecovery ? 'standby' : 'primary';
+    this.snap.timeline = s.timeline;
+    this.snap.replayLsn = s.replayLsn;
+    this.snap.receiveLsn = s.receiveLsn;
+    this.snap.replayTimestamp = s.replayTimestamp;
+    this.snap.replayPaused = s.replayPaused;
+    const upstreamEnd = this.source?.upstreamEnd() ?? null;
+    let head = s.receiveLsn ?? 0n;
+    if (upstreamEnd !== null && upstreamEnd > head) head = upstreamEnd;
+    this.snap.lagBytes = s.replayLsn !== null && head > s.replayLsn ? Number(head - s.replayLsn) : 0;
+    this.snap.lagSeconds =
+      this.snap.lagBytes > 0 && s.replayTimestamp ? Math.max(0, (Date.now() - s.replayTimestamp.getTime()) / 1000) : 0;
+    if (s.replayLsn !== null && this.prefaulter) this.prefaulter.setReplayLsn(s.replayLsn);
+    if (this.prefaulter) this.snap.prefault = this.prefaulter.stats;
+    const waiters = this.replayWaiters;
+    this.replayWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  // Restart when replay overtook us (our records are useless) or the follower
+  // moved to another timeline or upstream.
+  private pipelineTimeline: number | null = null;
+  private pipelineUpstream: string | null = null;
+  private shouldRestartPipeline(s: FollowerStatus): boolean {
+    const decoded = this.decoder?.nextRecordLsn ?? null;
+    if (s.replayLsn !== null && decoded !== null && s.replayLsn - decoded > BigInt(this.cfg.readaheadBytes) * 2n) {
+      this.log.info({ replayLsn: formatLsn(s.replayLsn), decodedLsn: formatLsn(decoded) }, 'replay overtook the prefaulter; skipping ahead');
+      return true;
+    }
+    if (s.timeline !== null && this.pipelineTimeline !== null && s.timeline !== this.pipelineTimeline && this.source?.kind === 'local') {
+      return true;
+    }
+    const up = s.upstream ? `${s.upstream.host}:${s.upstream.port}` : null;
+    if (!this.cfg.primaryConninfo && up && this.pipelineUpstream && up !== this.pipelineUpstream) {
+      this.log.info({ from: this.pipelineUpstream, to: up }, 'the follower changed upstream; following');
+      return true;
+    }
+    return false;
+  }
+
+  private waitForTick(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const done = () => {
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.replayWaiters.push(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  private ensurePrefaulter(): Prefaulter {
+    if (this.prefaulter) return this.prefaulter;
+    const facts = this.facts!;
+    const cfg = this.cfg;
+    this.prefaulter = new Prefaulter({
+      pgdata: cfg.pgdata || facts.dataDirectory,
+      blockSize: facts.blockSize,
+      majorVersion: Math.floor(facts.serverVersionNum / 10000),
+      catalogVersion: facts.catalogVersion,
+      readaheadBytes: cfg.readaheadBytes,
+      maxPagesAhead: cfg.maxPagesAhead,
+      ioConcurrency: cfg.ioConcurrency,
+      maxOpenFiles: cfg.maxOpenFiles || undefined,
+      observeReadSeconds: this.observeReadSeconds,
+    });
+    return this.prefaulter;
+  }
+
+  /** Set by the CLI to feed the pread latency histogram. */
+  observeReadSeconds: ((s: number) => void) | undefined;
+
+  // Decode WAL from one source and feed the prefaulter, until the source
+  // ends, fails, or the session asks for a restart.
+  private async runPipeline(status: FollowerStatus, sessionSignal: AbortSignal): Promise<void> {
+    const controller = new AbortController();
+    this.pipelineController = controller;
+    const onSession = () => controller.abort();
+    sessionSignal.addEventListener('abort', onSession, { once: true });
+    const signal = controller.signal;
+    const facts = this.facts!;
+    const replay = status.replayLsn ?? status.receiveLsn ?? 0n;
+    const page = BigInt(8192);
+    const startLsn = replay - (replay % page);
+    const timeline = status.timeline ?? 1;
+    this.pipelineTimeline = timeline;
+    this.pipelineUpstream = status.upstream ? `${status.upstream.host}:${status.upstream.port}` : null;
+    try {
+      const useLocal = this.cfg.source === 'local' || Date.now() < this.localUntil;
+      let source: WalSource;
+      if (useLocal) {
+        source = this.openLocal(startLsn, timeline, facts, signal);
+      } else {
+        const conn = await this.upstreamConnOptions(status);
+        if (!conn) {
+          this.log.warn('no upstream known (pg_stat_wal_receiver is empty and primary_conninfo unset); reading the local pg_wal');
+          source = this.openLocal(startLsn, timeline, facts, signal);
+        } else {
+          this.snap.upstream = `${conn.host}:${conn.port}`;
+          source = await StreamSource.open({
+            conn,
+            startLsn,
+            timeline,
+            slot: this.cfg.replicationSlot,
+            statusIntervalMs: this.cfg.statusIntervalMs,
+          });
+          this.snap.upstreamConnected = true;
+          this.upstreamBackoff.reset();
+          this.log.info({ upstream: this.snap.upstream, startLsn: formatLsn(startLsn), timeline }, 'streaming WAL from the upstream');
+        }
+      }
+      this.source = source;
+      this.snap.source = source.kind;
+      if (signal.aborted) return;
+      await this.pump(source, startLsn, facts, signal);
+    } catch (e) {
+      if (signal.aborted || e instanceof Restart) return;
+      await this.onPipelineError(e, sessionSignal);
+    } finally {
+      sessionSignal.removeEventListener('abort', onSession);
+      await this.source?.close().catch(() => {});
+      this.source = null;
+      this.decoder = null;
+      this.snap.upstreamConnected = false;
+      if (this.pipelineController === controller) this.pipelineController = null;
+      if (this.snap.state === 'streaming') this.setState('following');
+    }
+  }
+
+  private openLocal(startLsn: bigint, timeline: number, facts: FollowerFacts, signal: AbortSignal): LocalSource {
+    this.snap.upstream = null;
+    this.log.info({ startLsn: formatLsn(startLsn), timeline }, 'reading WAL from the local pg_wal');
+    return new LocalSource({
+      pgWalDir: join(this.cfg.pgdata || facts.dataDirectory, 'pg_wal'),
+      startLsn,
+      timeline,
+      segmentSize: facts.segmentSize,
+      pollIntervalMs: this.cfg.pollIntervalMs,
+      limit: () => this.status?.receiveLsn ?? (this.status?.replayLsn != null ? this.status.replayLsn + BigInt(this.cfg.readaheadBytes) : null),
+      signal,
+    });
+  }
+
+  private async onPipelineError(e: unknown, signal: AbortSignal): Promise<void> {
+    if (e instanceof TimelineEnded) {
+      this.log.info({ nextTimeline: e.nextTimeline, at: formatLsn(e.nextTimelineStart) }, 'upstream switched timeline; following');
+      return;
+    }
+    if (e instanceof ReplicationError) {
+      this.snap.reconnects.upstream++;
+      if (e.code === 'WAL_REMOVED') {
+        this.localUntil = Date.now() + 60_000;
+        this.log.warn({ err: errInfo(e) }, 'the upstream no longer has the WAL we need; reading the local pg_wal for a while');
+        return;
+      }
+      const delay = this.upstreamBackoff.next();
+      this.log.warn({ err: errInfo(e), code: e.code, retryInMs: delay }, 'replication connection failed');
+      await sleep(delay, signal);
+      return;
+    }
+    const delay = this.upstreamBackoff.next();
+    this.snap.reconnects.upstream++;
+    this.log.warn({ err: errInfo(e), retryInMs: delay }, 'WAL pipeline failed');
+    await sleep(delay, signal);
+  }
+
+  private async upstreamConnOptions(status: FollowerStatus): Promise<ConnOptions | null> {
+    const cfg = this.cfg;
+    let partial: Partial<ConnOptions>;
+    if (cfg.primaryConninfo) {
+      partial = parseConninfo(cfg.primaryConninfo);
+    } else if (status.upstream) {
+      partial = parseConninfo(status.upstream.conninfo);
+      // PostgreSQL masks the password in pg_stat_wal_receiver.
+      delete partial.password;
+      partial.host = status.upstream.host || partial.host;
+      partial.port = status.upstream.port || partial.port;
+    } else {
+      return null;
+    }
+    if (cfg.replicationUser) partial.user = cfg.replicationUser;
+    if (!partial.password) {
+      const password = resolveReplicationPassword(
+        cfg,
+        { host: partial.host ?? '', port: partial.port ?? 5432, user: partial.user ?? cfg.username },
+        process.env,
+      );
+      if (password) partial.password = password;
+    }
+    if (cfg.sslrootcert) partial.sslrootcert = cfg.sslrootcert;
+    if (cfg.sslmode && !cfg.primaryConninfo) partial.sslmode = cfg.sslmode as ConnOptions['sslmode'];
+    partial.applicationName = cfg.applicationName;
+    partial.connectTimeoutMs = cfg.connectTimeoutMs;
+    delete partial.dbname;
+    return resolveConnOptions(partial);
+  }
+
+  private async pump(source: WalSource, startLsn: bigint, facts: FollowerFacts, signal: AbortSignal): Promise<void> {
+    const decoder = new WalDecoder({ startLsn, segmentSize: facts.segmentSize });
+    this.decoder = decoder;
+    const prefaulter = this.ensurePrefaulter();
+    if (this.status?.replayLsn != null) prefaulter.setReplayLsn(this.status.replayLsn);
+    let expected = startLsn;
+    for await (const chunk of source) {
+      if (signal.aborted) return;
+      if (chunk.lsn !== expected) {
+        throw new Error(`WAL source jumped from ${formatLsn(expected)} to ${formatLsn(chunk.lsn)}; restarting`);
+      }
+      expected += BigInt(chunk.data.length);
+      this.snap.streamLsn = expected;
+      if (this.snap.state !== 'streaming') this.setState('streaming');
+      decoder.push(chunk.data);
+      for (;;) {
+        const item = decoder.next();
+        if (item === null) break;
+        if ('kind' in item) {
+          this.onDecodeError(item.lsn, item.message);
+          continue;
+        }
+        let c = this.snap.walByRmgr.get(item.rmgrName);
+        if (!c) this.snap.walByRmgr.set(item.rmgrName, (c = { records: 0, bytes: 0 }));
+        c.records++;
+        c.bytes += item.totalLength;
+        this.snap.decodedLsn = item.endLsn;
+        prefaulter.offer(item);
+        while (!prefaulter.wantsMore()) {
+          await this.waitForTick(signal);
+          if (signal.aborted) return;
+        }
+      }
+    }
+  }
+
+  private onDecodeError(lsn: bigint, message: string): void {
+    this.snap.decodeErrors++;
+    const now = Date.now();
+    // One line per 10 s at most: a corrupt stretch must not flood the logs.
+    if (now - this.decodeErrorLogAt > 10_000) {
+      this.decodeErrorLogAt = now;
+      this.log.warn({ lsn: formatLsn(lsn), decodeErrors: this.snap.decodeErrors }, `WAL decode error: ${message}`);
+    }
+  }
+
+  /** A plain JSON view for /status and the status command. */
+  statusJson(): Record<string, unknown> {
+    const s = this.snap;
+    const lsn = (v: bigint | null) => (v === null ? null : formatLsn(v));
+    const p = s.prefault;
+    return {
+      state: s.state,
+      role: s.role,
+      timeline: s.timeline,
+      upstream: s.upstream,
+      source: s.source,
+      upstreamConnected: s.upstreamConnected,
+      replayLsn: lsn(s.replayLsn),
+      receiveLsn: lsn(s.receiveLsn),
+      streamLsn: lsn(s.streamLsn),
+      decodedLsn: lsn(s.decodedLsn),
+      replayPaused: s.replayPaused,
+      replayTimestamp: s.replayTimestamp?.toISOString() ?? null,
+      lagBytes: s.lagBytes,
+      lagSeconds: s.lagSeconds,
+      aheadBytes: p?.aheadBytes ?? 0,
+      aheadPages: p?.aheadPages ?? 0,
+      decodeErrors: s.decodeErrors,
+      walRecords: [...s.walByRmgr.values()].reduce((a, c) => a + c.records, 0),
+      walBytes: [...s.walByRmgr.values()].reduce((a, c) => a + c.bytes, 0),
+      prefault: p ? { ...p } : null,
+      reconnects: { ...s.reconnects },
+      uptimeSeconds: (Date.now() - s.startedAt) / 1000,
+    };
+  }
+
+  /** Liveness: the main loop ticked recently (or is legitimately waiting on backoff). */
+  healthy(): boolean {
+    return Date.now() - this.snap.lastTick < 30_000 + this.cfg.reconnectMaxMs;
+  }
+
+  redactedUpstream(): string | null {
+    return this.cfg.primaryConninfo ? redactConninfo(this.cfg.primaryConninfo) : this.snap.upstream;
+  }
+}
+
+function errInfo(e: unknown): { message: string; code?: string } {
+  if (e instanceof Error) return { message: e.message, code: (e as { code?: string }).code };
+  return { message: String(e) };
+}

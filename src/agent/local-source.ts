@@ -1,0 +1,106 @@
+// Reads WAL from the follower's own pg_wal: needs no walsender, and is the
+// fallback when the upstream no longer has the WAL we ask for. Each read opens
+// the segment, reads and closes it at once, so no WAL file is ever held open
+// (a held file blocked unmounts for pg_prefaulter).
+import { open, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sleep } from './backoff.ts';
+import type { WalChunk, WalSource } from './wal-source.ts';
+
+const MAX_READ = 1 << 20;
+
+export interface LocalSourceOptions {
+  pgWalDir: string;
+  startLsn: bigint;
+  timeline: number;
+  segmentSize: number;
+  pollIntervalMs: number;
+  /** Bytes below this LSN are complete on disk (the follower's receive LSN); null: unknown. */
+  limit: () => bigint | null;
+  signal: AbortSignal;
+}
+
+function segmentFileName(timeline: number, segNo: bigint, segmentSize: number): string {
+  const perId = 0x100000000n / BigInt(segmentSize);
+  const hex = (n: bigint | number) => n.toString(16).toUpperCase().padStart(8, '0');
+  return hex(timeline) + hex(segNo / perId) + hex(segNo % perId);
+}
+
+export class LocalSource implements WalSource {
+  readonly kind = 'local' as const;
+  private closed = false;
+  private timeline: number;
+
+  constructor(private opts: LocalSourceOptions) {
+    this.timeline = opts.timeline;
+  }
+
+  upstreamEnd(): bigint | null {
+    return this.opts.limit();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<WalChunk> {
+    const { segmentSize, signal } = this.opts;
+    const seg = BigInt(segmentSize);
+    let pos = this.opts.startLsn;
+    while (!this.closed && !signal.aborted) {
+      const limit = this.opts.limit();
+      if (limit === null || limit <= pos) {
+        await sleep(this.opts.pollIntervalMs, signal);
+        continue;
+      }
+      const segNo = pos / seg;
+      const offset = Number(pos % seg);
+      const want = Math.min(Number(limit - pos), segmentSize - offset, MAX_READ);
+      const data = await this.read(segNo, offset, want);
+      if (!data || data.length === 0) {
+        await sleep(this.opts.pollIntervalMs, signal);
+        continue;
+      }
+      yield { lsn: pos, data };
+      pos += BigInt(data.length);
+    }
+  }
+
+  private async read(segNo: bigint, offset: number, length: number): Promise<Buffer | null> {
+    const file = await this.findSegment(segNo);
+    if (!file) return null;
+    const fh = await open(file, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(length);
+      const { bytesRead } = await fh.read(buf, 0, length, offset);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  // The segment is normally on our timeline; after a switch the follower
+  // writes it under the newer timeline's name, so take the newest one present.
+  private async findSegment(segNo: bigint): Promise<string | null> {
+    const { pgWalDir, segmentSize } = this.opts;
+    const suffix = segmentFileName(this.timeline, segNo, segmentSize).slice(8);
+    let best: string | null = null;
+    let bestTli = -1;
+    let names: string[];
+    try {
+      names = await readdir(pgWalDir);
+    } catch {
+      return null;
+    }
+    for (const name of names) {
+      if (name.length !== 24 || !name.endsWith(suffix)) continue;
+      const tli = parseInt(name.slice(0, 8), 16);
+      if (tli >= this.timeline && tli > bestTli) {
+        bestTli = tli;
+        best = name;
+      }
+    }
+    if (best && bestTli !== this.timeline) this.timeline = bestTli;
+    return best ? join(pgWalDir, best) : null;
+  }
+}

@@ -1,0 +1,64 @@
+// WAL from our own physical replication connection to the upstream.
+import { ReplicationConnection, type ReplicationStream } from '../replication/connection.ts';
+import type { ConnOptions } from '../replication/conninfo.ts';
+import { TimelineEnded, type WalChunk, type WalSource } from './wal-source.ts';
+
+export interface StreamSourceOptions {
+  conn: ConnOptions;
+  startLsn: bigint;
+  timeline: number;
+  slot?: string;
+  statusIntervalMs: number;
+}
+
+export class StreamSource implements WalSource {
+  readonly kind = 'stream' as const;
+  private constructor(
+    private connection: ReplicationConnection,
+    private stream: ReplicationStream,
+    readonly systemId: string,
+    readonly upstreamTimeline: number,
+  ) {}
+
+  /** Connects, checks the upstream, and starts streaming at startLsn (page aligned by the caller). */
+  static async open(opts: StreamSourceOptions): Promise<StreamSource> {
+    const connection = await ReplicationConnection.connect(opts.conn);
+    try {
+      const id = await connection.identifySystem();
+      const stream = connection.startReplication({
+        startLsn: opts.startLsn,
+        timeline: opts.timeline,
+        slot: opts.slot || undefined,
+        statusIntervalMs: opts.statusIntervalMs,
+      });
+      return new StreamSource(connection, stream, id.systemId, id.timeline);
+    } catch (e) {
+      await connection.close().catch(() => {});
+      throw e;
+    }
+  }
+
+  upstreamEnd(): bigint | null {
+    const end = this.stream.serverWalEnd;
+    return end > 0n ? end : null;
+  }
+
+  get receivedLsn(): bigint {
+    return this.stream.receivedLsn;
+  }
+
+  async close(): Promise<void> {
+    await this.stream.close().catch(() => {});
+    await this.connection.close().catch(() => {});
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<WalChunk> {
+    for await (const msg of this.stream) {
+      if (msg.type === 'xlogdata') {
+        if (msg.data.length) yield { lsn: msg.walStart, data: msg.data };
+      } else if (msg.type === 'end-of-timeline') {
+        throw new TimelineEnded(msg.nextTimeline, msg.nextTimelineStart);
+      }
+    }
+  }
+}

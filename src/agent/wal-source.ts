@@ -1,0 +1,24 @@
+// Where the agent's WAL bytes come from: its own replication stream from the
+// upstream, or the follower's own pg_wal directory. Both yield contiguous
+// chunks starting at the requested LSN.
+export interface WalChunk {
+  lsn: bigint;
+  data: Buffer;
+}
+
+export interface WalSource extends AsyncIterable<WalChunk> {
+  readonly kind: 'stream' | 'local';
+  /** Latest WAL position known to exist upstream (stream) or null. */
+  upstreamEnd(): bigint | null;
+  close(): Promise<void>;
+}
+
+/** Thrown by a stream source when the upstream's timeline ended under us. */
+export class TimelineEnded extends Error {
+  constructor(
+    readonly nextTimeline: number,
+    readonly nextTimelineStart: bigint,
+  ) {
+    super(`upstream timeline ended; next timeline ${nextTimeline}`);
+  }
+}

@@ -1,0 +1,111 @@
+// The `run` agent end to end, as an operator runs it: the real CLI against a
+// real standby, observed through its HTTP endpoint, /proc and the page cache.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { selectedVersions, withCluster, type Cluster } from './harness/index.ts';
+import { startAgent, metricValue } from './helpers/agent-process.ts';
+import { evict, residentBytes } from './helpers/pagecache.ts';
+import { METRIC_NAMES } from '../src/metrics/registry.ts';
+
+const versions = selectedVersions();
+const version = versions[versions.length - 1]!;
+
+function agentArgs(c: Cluster, extra: string[] = []): string[] {
+  return ['-D', c.standby.dataDir, '-H', c.standby.socketDir, '-p', String(c.standby.port), '-U', 'postgres', '--log-level', 'info', ...extra];
+}
+
+// A table of `pages` heap pages; returns one id per every other block, so the
+// burst touches known, distinct, non-adjacent blocks.
+async function makeTable(c: Cluster, pages: number): Promise<{ ids: number[]; file: string }> {
+  await c.primary.exec(`
+    create table prefault_t (id int primary key, v int not null, filler text) with (fillfactor = 100);
+    insert into prefault_t select g, 0, repeat('x', 400) from generate_series(1, ${pages * 16}) g;
+    checkpoint;`);
+  const rows = await c.primary.query<{ id: number }>(
+    `select min(id) as id from prefault_t group by (ctid::text::point)[0] having (ctid::text::point)[0]::int % 2 = 0 order by 1`,
+  );
+  await c.standby.waitForReplay(await c.primary.currentLsn());
+  // A restartpoint writes the standby's dirty buffers now, so no later write-back refills the page cache.
+  await c.standby.exec('checkpoint');
+  const rel = await c.standby.scalar<string>(`select pg_relation_filepath('prefault_t')`);
+  return { ids: rows.map((r) => Number(r.id)), file: join(c.standby.dataDir, rel) };
+}
+
+test(`PG ${version}: run prefaults the blocks pending WAL references, exports every metric, stops on SIGTERM`, async () => {
+  await withCluster(version, { name: 'agent-run', primaryConf: { full_page_writes: 'off' } }, async (c) => {
+    const { ids, file } = await makeTable(c, 400);
+    assert.ok(ids.length >= 150, `expected >= 150 sample blocks, got ${ids.length}`);
+    await c.standby.pauseReplay();
+    await c.primary.query(`update prefault_t set v = v + 1 where id = any($1::int[])`, [ids]);
+    await c.standby.waitForReceive(await c.primary.currentLsn());
+    evict(file);
+    assert.equal(residentBytes(file), 0, 'the table file is cold before the agent runs');
+    const agent = await startAgent(agentArgs(c));
+    try {
+      const st = await agent.waitFor((s) => s.state === 'streaming' && (s.prefault?.completed ?? 0) >= ids.length, 'prefaults of the updated blocks');
+      const resident = residentBytes(file);
+      // Every updated block was read; untouched (odd) blocks mostly were not.
+      assert.ok(resident >= ids.length * 8192, `resident ${resident} < ${ids.length} blocks`);
+      const size = 400 * 8192;
+      assert.ok(resident < size * 0.9, `resident ${resident} of ${size}: reads were not limited to referenced blocks`);
+      assert.equal(st.role, 'standby');
+      const scrape = await agent.scrape();
+      for (const name of METRIC_NAMES) assert.match(scrape, new RegExp(`^${name}(_bucket|_sum|_count)?[ {]`, 'm'), `metric ${name} missing`);
+      assert.ok((metricValue(scrape, 'pg_prefaulter_prefaults_completed_total') ?? 0) >= ids.length);
+      assert.equal(metricValue(scrape, 'pg_prefaulter_state', { state: 'streaming' }), 1);
+      assert.ok((metricValue(scrape, 'pg_prefaulter_wal_records_total', { rmgr: 'Heap' }) ?? 0) > 0);
+      const { code, ms } = await agent.stop('SIGTERM');
+      assert.equal(code, 0, agent.output().slice(-2000));
+      assert.ok(ms < 2000, `SIGTERM took ${ms} ms`);
+    } finally {
+      await agent.stop('SIGKILL');
+      await c.standby.resumeReplay().catch(() => {});
+    }
+  });
+});
+
+test(`PG ${version}: block images applied at replay are not read`, async () => {
+  await withCluster(version, { name: 'agent-fpi', primaryConf: { full_page_writes: 'on' } }, async (c) => {
+    const { ids, file } = await makeTable(c, 200);
+    await c.standby.pauseReplay();
+    await c.primary.exec('checkpoint'); // the next change of each page logs a full-page image
+    await c.primary.query(`update prefault_t set v = v + 1 where id = any($1::int[])`, [ids]);
+    await c.standby.waitForReceive(await c.primary.currentLsn());
+    evict(file);
+    const agent = await startAgent(agentArgs(c));
+    try {
+      const st = await agent.waitFor((s) => (s.prefault?.skipped?.image ?? 0) >= ids.length, 'image skips');
+      // Heap pages with images are not read; only tiny other reads (e.g. the vm) may be.
+      assert.ok(residentBytes(file) <= 8 * 8192, `heap file has ${residentBytes(file)} bytes resident`);
+      assert.ok(st.prefault.skipped.image >= ids.length);
+    } finally {
+      await agent.stop('SIGKILL');
+      await c.standby.resumeReplay().catch(() => {});
+    }
+  });
+});
+
+test(`PG ${version}: agent waits for PostgreSQL, goes idle on promotion with every handle closed`, async () => {
+  await withCluster(version, { name: 'agent-roles' }, async (c) => {
+    await c.standby.stop('fast');
+    const agent = await startAgent(agentArgs(c, ['--reconnect-max', '1s']));
+    try {
+      await agent.waitFor((s) => s.state === 'waiting_for_postgres', 'waiting_for_postgres');
+      await c.standby.start();
+      await agent.waitFor((s) => s.state === 'streaming', 'streaming after PostgreSQL came up');
+      await c.primary.exec(`create table r (id int); insert into r select generate_series(1, 10000);`);
+      await agent.waitFor((s) => (s.prefault?.completed ?? 0) > 0 || (s.walRecords ?? 0) > 0, 'some WAL decoded');
+      await c.standby.promote();
+      await agent.waitFor((s) => s.state === 'primary_idle' && s.role === 'primary', 'primary_idle after promotion');
+      assert.deepEqual(agent.fdsUnder(c.standby.dataDir), [], 'no file under PGDATA is open while primary');
+      await c.standby.stop('fast');
+      await agent.waitFor((s) => s.state === 'waiting_for_postgres', 'waiting_for_postgres after stop', 10_000);
+      assert.deepEqual(agent.fdsUnder(c.standby.dataDir), [], 'no file under PGDATA is open while PostgreSQL is down');
+      const { code } = await agent.stop('SIGTERM');
+      assert.equal(code, 0);
+    } finally {
+      await agent.stop('SIGKILL');
+    }
+  });
+});

@@ -1,0 +1,110 @@
+// Runs the real CLI (`pg-prefaulter run`) as a child process and talks to it
+// over its HTTP endpoint, as an operator would.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, sleep } from '../harness/index.ts';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BIN = join(REPO, 'bin', 'pg-prefaulter.js');
+
+export interface AgentProcess {
+  proc: ChildProcess;
+  url: string;
+  output(): string;
+  status(): Promise<Record<string, any>>;
+  scrape(): Promise<string>;
+  waitFor(pred: (s: Record<string, any>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, any>>;
+  /** Open fds of the agent that point under dir. */
+  fdsUnder(dir: string): string[];
+  /** SIGTERM; resolves with exit code and how long the exit took. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; ms: number }>;
+  exited: Promise<number | null>;
+}
+
+export async function startAgent(args: string[], env: Record<string, string> = {}): Promise<AgentProcess> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const proc = spawn(process.execPath, [BIN, 'run', '--metrics-listen', `127.0.0.1:${port}`, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: '/',
+  });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  const get = async (path: string) => {
+    const res = await fetch(url + path, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+    return res;
+  };
+  const agent: AgentProcess = {
+    proc,
+    url,
+    exited,
+    output: () => out,
+    status: async () => (await get('/status')).json() as Promise<Record<string, any>>,
+    scrape: async () => (await get('/metrics')).text(),
+    async waitFor(pred, what, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      let last: Record<string, any> | null = null;
+      for (;;) {
+        if (proc.exitCode !== null) throw new Error(`agent exited (${proc.exitCode}) while waiting for ${what}\n${out.slice(-4000)}`);
+        try {
+          last = await agent.status();
+          if (pred(last)) return last;
+        } catch {
+          // not listening yet
+        }
+        if (Date.now() > deadline) {
+          throw new Error(`timed out waiting for ${what}; last status ${JSON.stringify(last)}\n${out.slice(-4000)}`);
+        }
+        await sleep(100);
+      }
+    },
+    fdsUnder(dir) {
+      const found: string[] = [];
+      const fdDir = `/proc/${proc.pid}/fd`;
+      let names: string[] = [];
+      try {
+        names = readdirSync(fdDir);
+      } catch {
+        return found;
+      }
+      for (const fd of names) {
+        try {
+          const target = readlinkSync(join(fdDir, fd));
+          if (target.startsWith(dir)) found.push(target);
+        } catch {
+          // closed meanwhile
+        }
+      }
+      return found;
+    },
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode !== null) return { code: proc.exitCode, ms: 0 };
+      const t0 = Date.now();
+      proc.kill(signal);
+      const code = await exited;
+      return { code, ms: Date.now() - t0 };
+    },
+  };
+  return agent;
+}
+
+/** Value of a metric sample line (first match of name{labels}), or undefined. */
+export function metricValue(text: string, name: string, labels?: Record<string, string>): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== ' ' && rest[0] !== '{') continue;
+    if (labels) {
+      const ok = Object.entries(labels).every(([k, v]) => rest.includes(`${k}="${v}"`));
+      if (!ok) continue;
+    }
+    return Number(line.trim().split(/\s+/).pop());
+  }
+  return undefined;
+}
