@@ -82,6 +82,8 @@ export class FileHandles {
   readonly stats: FileHandleStats = { hits: 0, misses: 0, open: 0, missing: 0, evictions: 0 };
   /** Insertion order is recency order: the first entry is the least recently used. */
   private readonly lru = new Map<string, OpenFile>();
+  /** Open files by relNumber, so dropping many relations costs O(their files), not O(all fds). */
+  private readonly byRel = new Map<number, Set<OpenFile>>();
   private readonly opening = new Map<string, Promise<OpenFile | null>>();
   private readonly missingUntil = new Map<string, number>();
   private readonly missingTtlMs: number;
@@ -141,8 +143,10 @@ export class FileHandles {
 
   /** Close the fds of a relation (all forks and segments): it was dropped, its space must be freed. */
   closeRelation(spcOid: number, dbOid: number, relNumber: number): void {
-    for (const f of this.lru.values()) {
-      if (f.relNumber === relNumber && f.dbOid === dbOid && f.spcOid === spcOid) this.retire(f);
+    const files = this.byRel.get(relNumber);
+    if (files === undefined) return;
+    for (const f of [...files]) {
+      if (f.dbOid === dbOid && f.spcOid === spcOid) this.retire(f);
     }
   }
 
@@ -186,6 +190,9 @@ export class FileHandles {
         f.closing = true; // closeAll() ran meanwhile: close on release, keep nothing
       } else {
         this.lru.set(path, f);
+        let files = this.byRel.get(relNumber);
+        if (files === undefined) this.byRel.set(relNumber, (files = new Set()));
+        files.add(f);
         this.evictOverCapacity();
       }
       return f;
@@ -212,6 +219,8 @@ export class FileHandles {
 
   private retire(f: OpenFile): void {
     if (this.lru.get(f.path) === f) this.lru.delete(f.path);
+    const files = this.byRel.get(f.relNumber);
+    if (files !== undefined && files.delete(f) && files.size === 0) this.byRel.delete(f.relNumber);
     if (f.closing) return;
     f.closing = true;
     if (f.refs === 0) this.closeNow(f);

@@ -171,7 +171,15 @@ export class Prefaulter {
   }
 
   private requestRead(spc: number, db: number, rel: number, fork: number, block: number): void {
-    const path = this.paths.pathOf(spc, db, rel, fork, block);
+    let path: string;
+    try {
+      path = this.paths.pathOf(spc, db, rel, fork, block);
+    } catch (e) {
+      // Only an impossible fork number gets here; a decoder bug must not stop the agent.
+      this.stats.readErrors++;
+      this.reader.lastError = e instanceof Error ? e : new Error(String(e));
+      return;
+    }
     const offset = this.paths.offsetOf(block);
     this.stats.requested++;
     this.reader.schedule(() => this.readOne(path, offset, spc, db, rel));
