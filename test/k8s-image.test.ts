@@ -3,13 +3,14 @@
 // sidecar's command/args/env are run with node against a dist/ built the way
 // the image builds it, laid out like /app in the image.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse as parseToml } from 'smol-toml';
 import { KEYS } from '../src/config/index.ts';
+import { asServerUser, freePort, selectedVersions, sleep, withCluster } from './harness/index.ts';
 import {
   containerArgv, execForm, loadDockerfile, REPO, resolveEnv, runtimeImage, sidecars, type DockerInstruction, type EnvVar,
 } from './k8s-helpers.ts';
@@ -135,6 +136,8 @@ describe('k8s image: the commands run', () => {
     root = mkdtempSync(join(tmpdir(), 'pgpf-image-'));
     app = join(root, 'app');
     mkdirSync(app);
+    // The e2e test runs the sidecar as the PostgreSQL server's user, like uid 101 in Spilo.
+    chmodSync(root, 0o755);
     copyFileSync(join(REPO, 'package.json'), join(app, 'package.json'));
     symlinkSync(join(REPO, 'node_modules'), join(app, 'node_modules'), 'dir');
     // tsc still emits when other files have type errors; the typecheck is npm test's job.
@@ -226,5 +229,75 @@ describe('k8s image: the commands run', () => {
     if (PLACEHOLDER.test(r.out)) return t.skip('run --check not wired yet');
     assert.equal(r.status, 2, r.out);
     assert.match(r.out, /max_pages_ahaed/);
+  });
+
+  it('the StatefulSet sidecar, as the server\'s uid, streams for a real standby, serves its probes and stops on SIGTERM', async () => {
+    const versions = selectedVersions();
+    const version = versions[versions.length - 1]!;
+    const spec = sidecars().find((x) => x.where.includes('(StatefulSet)'))!;
+    await withCluster(version, { name: 'k8s-sidecar' }, async ({ primary, standby }) => {
+      // Spilo's paths -> this standby's; everything else exactly as the manifest has it.
+      const here = (v: string): string => v
+        .replace(/^\/app(?=\/|$)/, app)
+        .replaceAll('/home/postgres/pgdata/pgroot/data', standby.dataDir)
+        .replaceAll('/var/run/postgresql', standby.socketDir)
+        .replaceAll('/etc/pg-prefaulter', join(root, 'etc-e2e'));
+      mkdirSync(join(root, 'etc-e2e'), { recursive: true });
+      chmodSync(join(root, 'etc-e2e'), 0o755);
+      for (const [path, text] of spec.files) writeFileSync(here(path), here(text), { mode: 0o644 });
+      const port = await freePort();
+      const env = resolveEnv(spec.env, (e) => (e.name.endsWith('_USER') ? 'postgres' : 'unused-password'));
+      for (const k of Object.keys(env)) env[k] = here(env[k]!);
+      const [, ...argv] = containerArgv(spec, image);
+      const proc = spawn(process.execPath, argv.map(here), {
+        cwd: app,
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          ...image.env,
+          ...env,
+          // The two test-only differences: the standby's port and a free metrics port.
+          PG_PREFAULTER_PORT: String(standby.port),
+          PG_PREFAULTER_METRICS_LISTEN: `127.0.0.1:${port}`,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        ...asServerUser(),
+      });
+      let out = '';
+      proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+      const get = async (path: string): Promise<{ status: number; body: string }> => {
+        const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5000) });
+        return { status: res.status, body: await res.text() };
+      };
+      const waitFor = async (what: string, pred: () => Promise<boolean>): Promise<void> => {
+        const deadline = Date.now() + 30_000;
+        for (;;) {
+          if (proc.exitCode !== null) assert.fail(`sidecar exited (${proc.exitCode}) waiting for ${what}:\n${out.slice(-3000)}`);
+          if (await pred().catch(() => false)) return;
+          if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}:\n${out.slice(-3000)}`);
+          await sleep(100);
+        }
+      };
+      try {
+        // The probes the StatefulSet declares, on the port it names.
+        const probe = (kind: 'livenessProbe' | 'readinessProbe'): string => String((spec.container[kind] as { httpGet: { path: string } }).httpGet.path);
+        await waitFor('readiness probe 200', async () => (await get(probe('readinessProbe'))).status === 200);
+        await primary.exec('create table k8s_e2e (id int primary key, v text); insert into k8s_e2e select g, md5(g::text) from generate_series(1, 20000) g;');
+        await waitFor('state streaming', async () => /^pg_prefaulter_state\{state="streaming"\} 1$/m.test((await get('/metrics')).body));
+        assert.equal((await get(probe('livenessProbe'))).status, 200);
+        const metrics = (await get('/metrics')).body;
+        assert.match(metrics, /^pg_prefaulter_role\{role="standby"\} 1$/m);
+        assert.match(metrics, /^pg_prefaulter_upstream_connected 1$/m, 'streaming with the credentials from the standby secret env');
+        // STOPSIGNAL SIGTERM: a clean, prompt exit.
+        proc.kill('SIGTERM');
+        assert.equal(await exited, 0, out.slice(-3000));
+      } finally {
+        if (proc.exitCode === null) {
+          proc.kill('SIGKILL');
+          await exited;
+        }
+      }
+    });
   });
 });
