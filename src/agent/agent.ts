@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { Follower, type FollowerFacts, type FollowerStatus } from '../follower/index.ts';
-import { Prefaulter, type PrefaultStats } from '../prefault/index.ts';
+import { Prefaulter, checkDataDirectory, type PrefaultStats } from '../prefault/index.ts';
 import { parseConninfo, resolveConnOptions, redactConninfo, type ConnOptions } from '../replication/conninfo.ts';
 import { ReplicationError } from '../replication/errors.ts';
 import { WalDecoder } from '../wal/decoder.ts';
@@ -202,6 +202,7 @@ export class Agent {
     });
     this.follower = follower;
     this.facts = await follower.facts();
+    await checkDataDirectory(cfg.pgdata || this.facts.dataDirectory, Math.floor(this.facts.serverVersionNum / 10000));
     this.followerBackoff.reset();
     this.log.info(
       { serverVersionNum: this.facts.serverVersionNum, dataDirectory: this.facts.dataDirectory, blockSize: this.facts.blockSize },
@@ -513,6 +514,13 @@ export class Agent {
       walBytes: [...s.walByRmgr.values()].reduce((a, c) => a + c.bytes, 0),
       prefault: p ? { ...p } : null,
       reconnects: { ...s.reconnects },
+      settings: {
+        ioConcurrency: this.cfg.ioConcurrency,
+        readaheadBytes: this.cfg.readaheadBytes,
+        maxPagesAhead: this.cfg.maxPagesAhead,
+        source: this.cfg.source,
+        logLevel: this.cfg.logLevel,
+      },
       uptimeSeconds: (Date.now() - s.startedAt) / 1000,
     };
   }
