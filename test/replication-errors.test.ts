@@ -1,0 +1,110 @@
+// Server-side refusals map to typed errors with advice, on every version
+// (the texts and SQLSTATEs differ between releases).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { selectedVersions, withPrimary, sleep, type PgServer } from './harness/index.ts';
+import { ReplicationConnection, ReplicationError, parseConninfo, resolveConnOptions, parseLsn, type ReplicationStream } from '../src/replication/index.ts';
+
+const versions = selectedVersions();
+const last = versions[versions.length - 1]!;
+
+function connect(server: PgServer, conninfo = '', extra: Partial<{ readTimeoutMs: number }> = {}): Promise<ReplicationConnection> {
+  return ReplicationConnection.connect({ ...resolveConnOptions(parseConninfo(server.conninfo({ sslmode: 'disable' }) + ' ' + conninfo), {}), ...extra });
+}
+
+async function expectError(p: Promise<unknown>): Promise<ReplicationError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof ReplicationError, `expected ReplicationError, got ${String(e)}`);
+    return e;
+  }
+  assert.fail('expected a ReplicationError');
+}
+
+async function drain(stream: ReplicationStream): Promise<void> {
+  for await (const _ of stream) {
+    // errors surface as a throw from the iterator
+  }
+}
+
+for (const version of versions) {
+  test(`PG ${version}: NOT_REPLICATION_ROLE, TOO_MANY_WALSENDERS, WAL_REMOVED`, async () => {
+    const conf = { max_wal_senders: 1, wal_keep_size: 0, max_wal_size: '32MB', min_wal_size: '32MB' };
+    await withPrimary(version, { name: 'repl-errors', primaryConf: conf }, async ({ primary }) => {
+      await primary.exec('create role plain_user login');
+      const norepl = await expectError(connect(primary, 'user=plain_user'));
+      assert.equal(norepl.code, 'NOT_REPLICATION_ROLE', norepl.message);
+      assert.match(norepl.message, /ALTER ROLE "plain_user" REPLICATION/);
+      assert.equal(norepl.retryable, false);
+
+      // the only walsender is busy
+      const holder = await connect(primary);
+      try {
+        const busy = await expectError(connect(primary));
+        assert.equal(busy.code, 'TOO_MANY_WALSENDERS', busy.message);
+        assert.equal(busy.sqlstate, '53300');
+        assert.equal(busy.retryable, true);
+        assert.match(busy.message, /raise max_wal_senders/);
+
+        // old WAL recycled away: segment 1 is gone
+        for (let i = 0; i < 4; i++) {
+          await primary.exec('create table if not exists w(x int); insert into w select generate_series(1, 1000)');
+          await primary.switchWal();
+        }
+        await primary.exec('checkpoint');
+        await primary.switchWal();
+        await primary.exec('checkpoint');
+        const sys = await holder.identifySystem();
+        const stream = holder.startReplication({ startLsn: parseLsn('0/1000000'), timeline: sys.timeline });
+        const removed = await expectError(drain(stream));
+        assert.equal(removed.code, 'WAL_REMOVED', removed.message);
+        assert.match(removed.message, /000000010000000000000001/);
+        assert.match(removed.message, /wal_keep_size|replication slot/);
+        // the walsender stays usable after the error
+        const again = await holder.identifySystem();
+        assert.equal(again.systemId, sys.systemId);
+      } finally {
+        await holder.close();
+      }
+    });
+  });
+}
+
+test(`PG ${last}: a stalled walsender fails the stream with TIMEOUT; an idle one does not`, async () => {
+  await withPrimary(last, { name: 'repl-timeout' }, async ({ primary }) => {
+    const conn = await connect(primary, 'application_name=prefaulter_stall', { readTimeoutMs: 1500 });
+    try {
+      const sys = await conn.identifySystem();
+      const stream = conn.startReplication({ startLsn: sys.xlogpos, timeline: sys.timeline });
+      let failure: unknown = null;
+      const reading = drain(stream).catch((e) => (failure = e));
+      // idle for 4 read timeouts: liveness probes keep it alive
+      await sleep(6000);
+      assert.equal(failure, null, `idle stream failed: ${String(failure)}`);
+      const pid = await primary.scalar<number>(`select pid from pg_stat_replication where application_name = 'prefaulter_stall'`);
+      process.kill(pid, 'SIGSTOP');
+      try {
+        await reading;
+        assert.ok(failure instanceof ReplicationError, String(failure));
+        assert.equal(failure.code, 'TIMEOUT');
+        assert.equal(failure.retryable, true);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+    } finally {
+      await conn.close();
+    }
+  });
+});
+
+test(`PG ${last}: connection failures are CONNECT_FAILED`, async () => {
+  await withPrimary(last, { name: 'repl-connfail' }, async ({ primary }) => {
+    const port = primary.port;
+    await primary.stop('fast');
+    const e = await expectError(ReplicationConnection.connect(resolveConnOptions({ host: '127.0.0.1', port, user: 'postgres', sslmode: 'disable' }, {})));
+    assert.equal(e.code, 'CONNECT_FAILED');
+    assert.equal(e.retryable, true);
+    assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+  });
+});
