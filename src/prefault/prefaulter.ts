@@ -104,7 +104,8 @@ export class Prefaulter {
     const handles = this.handles;
     const paths = this.paths;
     this.planner = new BlockPlanner(
-      { recentSlots: Math.max(4096, opts.maxPagesAhead * 4), recentTtlMs: opts.recentTtlMs ?? 10_000 },
+      // 4 slots per page ahead keeps collisions rare; capped at 2^18 slots (7 MiB).
+      { recentSlots: Math.min(1 << 18, Math.max(4096, opts.maxPagesAhead * 4)), recentTtlMs: opts.recentTtlMs ?? 10_000 },
       this.stats.skipped,
       (spc, db, rel, fork, block) => this.requestRead(spc, db, rel, fork, block),
       {

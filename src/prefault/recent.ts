@@ -1,7 +1,7 @@
-// "Recently prefaulted" as a bounded, allocation-free set: a direct-mapped
-// table indexed by a hash of (spc, db, rel, fork, block). Each slot keeps the
-// full key, so a hit is exact; a colliding insert simply replaces the older
-// entry (which can only cost an extra, harmless read later).
+// "Recently prefaulted" as a bounded, allocation-free set: a 2-way
+// set-associative table indexed by a hash of (spc, db, rel, fork, block).
+// Each slot keeps the full key, so a hit is exact; an insert into a full pair
+// replaces the older entry (which can only cost an extra, harmless read later).
 
 const WORDS = 5;
 
@@ -35,15 +35,16 @@ export class RecentBlocks {
     h = mix(h, rel);
     h = mix(h, fork);
     h = mix(h, block);
+    // fmix32: every input bit reaches the low bits we mask
     h ^= h >>> 16;
     h = Math.imul(h, 0x85ebca6b);
     h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
     return (h >>> 0) & this.mask;
   }
 
-  /** True if the block was added less than ttlMs ago (now from performance.now()). */
-  has(spc: number, db: number, rel: number, fork: number, block: number, now: number): boolean {
-    const slot = this.slotOf(spc, db, rel, fork, block);
+  private matches(slot: number, spc: number, db: number, rel: number, fork: number, block: number, now: number): boolean {
     const stamp = this.stamps[slot]!;
     if (stamp === 0 || now - stamp > this.ttlMs) return false;
     const k = slot * WORDS;
@@ -51,8 +52,20 @@ export class RecentBlocks {
     return keys[k] === spc >>> 0 && keys[k + 1] === db >>> 0 && keys[k + 2] === rel >>> 0 && keys[k + 3] === fork && keys[k + 4] === block >>> 0;
   }
 
-  add(spc: number, db: number, rel: number, fork: number, block: number, now: number): void {
+  /** True if the block was added less than ttlMs ago (now from performance.now()). */
+  has(spc: number, db: number, rel: number, fork: number, block: number, now: number): boolean {
     const slot = this.slotOf(spc, db, rel, fork, block);
+    return this.matches(slot, spc, db, rel, fork, block, now) || this.matches(slot ^ 1, spc, db, rel, fork, block, now);
+  }
+
+  add(spc: number, db: number, rel: number, fork: number, block: number, now: number): void {
+    const first = this.slotOf(spc, db, rel, fork, block);
+    const second = first ^ 1;
+    // Refresh the entry holding this key, else take the older (or empty) of the pair.
+    let slot: number;
+    if (this.matches(first, spc, db, rel, fork, block, now)) slot = first;
+    else if (this.matches(second, spc, db, rel, fork, block, now)) slot = second;
+    else slot = this.stamps[second]! < this.stamps[first]! ? second : first;
     const k = slot * WORDS;
     const keys = this.keys;
     keys[k] = spc;
