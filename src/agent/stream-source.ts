@@ -25,9 +25,12 @@ export class StreamSource implements WalSource {
     const connection = await ReplicationConnection.connect(opts.conn);
     try {
       const id = await connection.identifySystem();
+      // Stream on the upstream's current timeline when it is newer: its
+      // walsender serves our older history from it, and asking for the old
+      // timeline would only end at the switch point again.
       const stream = connection.startReplication({
         startLsn: opts.startLsn,
-        timeline: opts.timeline,
+        timeline: Math.max(opts.timeline, id.timeline),
         slot: opts.slot || undefined,
         statusIntervalMs: opts.statusIntervalMs,
       });
