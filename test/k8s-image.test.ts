@@ -12,7 +12,7 @@ import { parse as parseToml } from 'smol-toml';
 import { KEYS } from '../src/config/index.ts';
 import { asServerUser, freePort, selectedVersions, sleep, withCluster } from './harness/index.ts';
 import {
-  containerArgv, execForm, loadDockerfile, REPO, resolveEnv, runtimeImage, sidecars, type DockerInstruction, type EnvVar,
+  containerArgv, execForm, generatedConfigMaps, loadDockerfile, REPO, resolveEnv, runtimeImage, sidecars, type DockerInstruction, type EnvVar,
 } from './k8s-helpers.ts';
 
 const PKG = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string; devDependencies: Record<string, string> };
@@ -122,6 +122,32 @@ describe('k8s image: Dockerfile', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('k8s image: ConfigMap configs', () => {
+  for (const [name, files] of generatedConfigMaps()) {
+    for (const [key, text] of files) {
+      if (!key.endsWith('.toml')) continue;
+      it(`ConfigMap ${name} ${key} passes pg-prefaulter run --check unchanged`, (t) => {
+        const dir = mkdtempSync(join(tmpdir(), 'pgpf-cm-'));
+        try {
+          writeFileSync(join(dir, key), text);
+          const r = spawnSync(process.execPath, [join(REPO, 'bin', 'pg-prefaulter.js'), 'run', '--config', join(dir, key), '--check'], {
+            cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir }, timeout: 30_000,
+          });
+          const out = `${r.stdout}${r.stderr}`;
+          if (PLACEHOLDER.test(out)) return t.skip('run --check not wired yet');
+          assert.equal(r.status, 0, out);
+          const eff = effective(r.stdout);
+          assert.equal(eff.pgdata, '/home/postgres/pgdata/pgroot/data', 'Spilo PGDATA');
+          assert.equal(eff.host, '/var/run/postgresql', 'Spilo socket directory');
+          assert.equal(eff.metrics_listen, '0.0.0.0:9441', 'the port the probes and PodMonitor use');
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      });
+    }
+  }
 });
 
 describe('k8s image: the commands run', () => {

@@ -258,6 +258,37 @@ describe('k8s manifests: the sidecar', () => {
   });
 });
 
+describe('k8s manifests: monitoring targets', () => {
+  it('the PodMonitor selects the sidecar pods and scrapes the sidecar\'s named port', () => {
+    const pm = loadManifests().find((d) => at(d.value, 'kind') === 'PodMonitor')!.value;
+    const selector = (at(pm, 'spec', 'selector', 'matchLabels') ?? {}) as Obj;
+    assert.ok(Object.keys(selector).length > 0, 'PodMonitor selects by labels');
+    const ss = loadManifests().find((d) => at(d.value, 'kind') === 'StatefulSet')!.value;
+    const podLabels = (at(ss, 'spec', 'template', 'metadata', 'labels') ?? {}) as Obj;
+    for (const [k, v] of Object.entries(selector)) assert.equal(podLabels[k], v, `StatefulSet pods carry ${k}=${String(v)}`);
+    // postgres-operator labels its pods application: spilo (cluster_labels default) and cluster-name.
+    assert.deepEqual(selector, { application: 'spilo' });
+    const endpoints = (at(pm, 'spec', 'podMetricsEndpoints') ?? []) as Json[];
+    assert.equal(endpoints.length, 1);
+    for (const s of sidecars()) {
+      assert.equal(portNumber(s.container, at(endpoints[0]!, 'port') ?? null), PREFAULTER_PORT, `${s.where}: scraped port`);
+    }
+    assert.equal(at(endpoints[0]!, 'path'), '/metrics');
+    // Relabelings read pod labels that exist on the pods.
+    for (const r of (at(endpoints[0]!, 'relabelings') ?? []) as Json[]) {
+      for (const src of (at(r, 'sourceLabels') ?? []) as Json[]) {
+        const m = /^__meta_kubernetes_pod_label_(.+)$/.exec(String(src));
+        if (!m) continue;
+        const label = Object.keys(podLabels).find((k) => k.replace(/[^A-Za-z0-9_]/g, '_') === m[1]);
+        if (m[1] === 'spilo_role') continue; // set by Patroni at run time
+        assert.ok(label, `pods have a label for ${String(src)}`);
+      }
+    }
+    const targets = new Set(endpoints.flatMap((e) => ((at(e, 'relabelings') ?? []) as Json[]).map((r) => at(r, 'targetLabel'))));
+    assert.ok(targets.has('pg_cluster'), 'the dashboard\'s cluster variable reads pg_cluster');
+  });
+});
+
 describe('k8s manifests: kustomize', () => {
   const skip = hasKubectl() ? false : 'kubectl not installed';
   const expected: Record<string, string[]> = {
