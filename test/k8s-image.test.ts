@@ -195,6 +195,9 @@ describe('k8s image: the commands run', () => {
   }
 
   it('the build produced the ENTRYPOINT script, and ENTRYPOINT + version runs it', () => {
+    // This file builds the way `npm run build` does, into the stand-in /app.
+    assert.equal((JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.build,
+      'tsc -p tsconfig.build.json');
     const script = local(image.entrypoint[1]!);
     assert.ok(existsSync(script), `${script} exists after the build (tsconfig.build.json)`);
     const r = run([...image.entrypoint, 'version'], image.env);
