@@ -77,15 +77,16 @@ test(`PG ${last}: a stalled walsender fails the stream with TIMEOUT; an idle one
     try {
       const sys = await conn.identifySystem();
       const stream = conn.startReplication({ startLsn: sys.xlogpos, timeline: sys.timeline });
-      let failure: unknown = null;
-      const reading = drain(stream).catch((e) => (failure = e));
+      const seen: { failure: unknown } = { failure: null };
+      const reading = drain(stream).catch((e) => (seen.failure = e));
       // idle for 4 read timeouts: liveness probes keep it alive
       await sleep(6000);
-      assert.equal(failure, null, `idle stream failed: ${String(failure)}`);
+      assert.ok(seen.failure === null, `idle stream failed: ${String(seen.failure)}`);
       const pid = await primary.scalar<number>(`select pid from pg_stat_replication where application_name = 'prefaulter_stall'`);
       process.kill(pid, 'SIGSTOP');
       try {
         await reading;
+        const failure = seen.failure;
         assert.ok(failure instanceof ReplicationError, String(failure));
         assert.equal(failure.code, 'TIMEOUT');
         assert.equal(failure.retryable, true);

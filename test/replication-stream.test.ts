@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { selectedVersions, withPrimary, sleep, type PgServer } from './harness/index.ts';
+import { WalDecoder, isDecodeError } from '../src/wal/index.ts';
 import { ReplicationConnection, parseConninfo, resolveConnOptions, parseLsn, formatLsn, type ReplicationStream } from '../src/replication/index.ts';
 
 const versions = selectedVersions();
@@ -36,8 +37,22 @@ function walFromDisk(server: PgServer, tli: number, start: bigint, end: bigint, 
   return Buffer.concat(parts);
 }
 
+/** Decodes WAL fed in the given chunks; a summary of every record (errors fail the test). */
+function decodeAll(start: bigint, chunks: Buffer[], end: bigint): string[] {
+  const d = new WalDecoder({ startLsn: start });
+  const out: string[] = [];
+  for (const c of chunks) {
+    d.push(c);
+    for (let r = d.next(); r !== null; r = d.next()) {
+      assert.ok(!isDecodeError(r), `decode error: ${isDecodeError(r) ? r.message : ''}`);
+      if (!isDecodeError(r) && r.endLsn <= end) out.push(`${formatLsn(r.lsn)} ${r.rmgrName} ${r.totalLength} ${r.blocks.length}`);
+    }
+  }
+  return out;
+}
+
 /** Reads the stream until [start, end) is covered; returns exactly those bytes. */
-async function collect(stream: ReplicationStream, start: bigint, end: bigint): Promise<Buffer> {
+async function collect(stream: ReplicationStream, start: bigint, end: bigint, chunks: Buffer[] = []): Promise<Buffer> {
   const out = Buffer.alloc(Number(end - start));
   let next = start;
   for await (const m of stream) {
@@ -47,6 +62,7 @@ async function collect(stream: ReplicationStream, start: bigint, end: bigint): P
     const from = m.walStart;
     const n = Math.min(m.data.length, Number(end - from));
     m.data.copy(out, Number(from - start), 0, n);
+    chunks.push(m.data.subarray(0, n));
     next = from + BigInt(m.data.length);
     if (next >= end) break;
   }
@@ -73,13 +89,18 @@ for (const version of versions) {
         const end = parseLsn(await primary.scalar<string>('select pg_current_wal_flush_lsn()::text'));
         assert.ok(end - start > 2n * 1024n * 1024n, 'enough WAL to span many messages');
         const stream = conn.startReplication({ startLsn: start + 100n /* aligned down to start */, timeline: sys.timeline });
-        const got = await collect(stream, start, end);
+        const chunks: Buffer[] = [];
+        const got = await collect(stream, start, end, chunks);
         assert.ok(stream.receivedLsn >= end);
         assert.ok(stream.serverWalEnd >= end);
         await stream.close();
         const disk = walFromDisk(primary, sys.timeline, start, end, segSize);
         assert.equal(got.length, disk.length);
         assert.ok(got.equals(disk), 'streamed WAL differs from pg_wal');
+        // decoded as streamed (message boundaries) and from disk (one piece): same records
+        const fromStream = decodeAll(start, chunks, end);
+        assert.ok(fromStream.length > 1000, `decoded ${fromStream.length} records`);
+        assert.deepEqual(fromStream, decodeAll(start, [disk], end));
         // the connection is usable again after the stream ends
         const again = await conn.identifySystem();
         assert.ok(again.xlogpos >= end);

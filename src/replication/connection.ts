@@ -85,15 +85,22 @@ export class ReplicationConnection implements StreamHost {
     let timedOut = false;
     const timeoutError = (): ReplicationError =>
       new ReplicationError('TIMEOUT', `connecting to ${describeTarget(opts)} took longer than ${opts.connectTimeoutMs} ms: check the host, port and firewall, or raise connect_timeout`);
+    let raw: Socket | null = null;
     const work = (async () => {
-      const t = await openTransport(opts, tls);
-      conn = new ReplicationConnection(t.socket, opts, t.tls);
-      if (timedOut) conn.destroy(timeoutError());
-      await conn.startup();
-      // wal_sender_timeout paces status updates while paused; wal_block_size aligns start LSNs
-      conn.walSenderTimeout = parseDurationMs(await conn.show('wal_sender_timeout'));
-      conn.walBlockSize = BigInt(await conn.show('wal_block_size'));
-      return conn;
+      const t = await openTransport(opts, tls, (s) => (raw = s));
+      const c = new ReplicationConnection(t.socket, opts, t.tls);
+      conn = c;
+      if (timedOut) c.destroy(timeoutError());
+      try {
+        await c.startup();
+        // wal_sender_timeout paces status updates while paused; wal_block_size aligns start LSNs
+        c.walSenderTimeout = parseDurationMs(await c.show('wal_sender_timeout'));
+        c.walBlockSize = BigInt(await c.show('wal_block_size'));
+      } catch (e) {
+        c.destroy(e instanceof ReplicationError ? e : new ReplicationError('PROTOCOL', String(e)));
+        throw e;
+      }
+      return c;
     })();
     if (deadline === Infinity) return work;
     const timeout = new Promise<never>((_, reject) => {
@@ -101,6 +108,7 @@ export class ReplicationConnection implements StreamHost {
         timedOut = true;
         const err = timeoutError();
         (conn as ReplicationConnection | null)?.destroy(err);
+        (raw as Socket | null)?.destroy();
         reject(err);
       }, Math.max(0, deadline - Date.now()));
     });

@@ -4,6 +4,7 @@
 // valid); only messages spanning chunks are copied.
 
 const EMPTY = Buffer.alloc(0);
+const MAX_MESSAGE = 64 * 1024 * 1024;
 
 export class Framer {
   private chunks: Buffer[] = [];
@@ -30,7 +31,8 @@ export class Framer {
     if (this.avail < 5) return null;
     if (this.head.length - this.off < 5) this.merge(5);
     const total = this.head.readUInt32BE(this.off + 1) + 1;
-    if (total < 5) throw new Error(`protocol: message length ${total - 1} is invalid`);
+    // walsender messages are at most ~128 KiB; anything huge is corruption
+    if (total < 5 || total > MAX_MESSAGE) throw new Error(`protocol: message length ${total - 1} is invalid; is this a PostgreSQL server?`);
     if (this.avail < total) return null;
     if (this.head.length - this.off < total) this.merge(total);
     const frame = this.head.subarray(this.off, this.off + total);

@@ -18,9 +18,10 @@ export interface Transport {
 /** Whether this attempt asks for TLS at all. */
 export type TlsAttempt = 'none' | 'try' | 'must';
 
-function openSocket(o: ConnOptions): Promise<Socket> {
+function openSocket(o: ConnOptions, track: (s: Socket) => void): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = o.host.startsWith('/') ? netConnect({ path: join(o.host, `.s.PGSQL.${o.port}`) }) : netConnect({ host: o.host, port: o.port });
+    track(s);
     s.setNoDelay(true);
     const onError = (e: Error): void => {
       s.destroy();
@@ -130,9 +131,9 @@ function startTls(socket: Socket, o: ConnOptions): Promise<TLSSocket> {
   });
 }
 
-/** Connects and negotiates TLS as asked. */
-export async function openTransport(o: ConnOptions, attempt: TlsAttempt): Promise<Transport> {
-  const socket = await openSocket(o);
+/** Connects and negotiates TLS as asked. track() sees the raw socket at once, so a connect timeout can destroy it. */
+export async function openTransport(o: ConnOptions, attempt: TlsAttempt, track: (s: Socket) => void = () => {}): Promise<Transport> {
+  const socket = await openSocket(o, track);
   // TLS does not apply to unix sockets (libpq skips it too)
   if (attempt === 'none' || o.host.startsWith('/')) return { socket, tls: false };
   let answer: string;
