@@ -5,11 +5,10 @@
 // once replay passes the drop).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { Prefaulter, checkDataDirectory, sizeThreadpool, type PrefaultOptions } from '../src/prefault/index.ts';
+import { Prefaulter, checkDataDirectory, type PrefaultOptions } from '../src/prefault/index.ts';
 import { WalDecoder, isDecodeError, parseLsn, readWalRange, type WalRecord } from '../src/wal/index.ts';
 import { selectedVersions, withCluster, type PgServer } from './harness/index.ts';
 
@@ -196,23 +195,4 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
       assert.equal(narrow.stats.fileHandle.open, 0);
     });
   });
-});
-
-test('sizeThreadpool reports whether libuv already runs with the requested pool', () => {
-  const saved = process.env.UV_THREADPOOL_SIZE;
-  try {
-    const script = `import('./src/prefault/io.ts').then((m) => process.stdout.write(JSON.stringify(m.sizeThreadpool(64))))`;
-    const run = (env: NodeJS.ProcessEnv) =>
-      JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', '-e', script], { env, encoding: 'utf8' })) as { effective: number; needsRestart: boolean };
-    const plain = { ...process.env };
-    delete plain.UV_THREADPOOL_SIZE;
-    assert.deepEqual(run(plain), { requested: 64, effective: 4, needsRestart: true });
-    assert.deepEqual(run({ ...plain, UV_THREADPOOL_SIZE: '64' }), { requested: 64, effective: 64, needsRestart: false });
-    const here = sizeThreadpool(2000);
-    assert.equal(here.requested, 1024, 'clamped to libuv maximum');
-    assert.equal(process.env.UV_THREADPOOL_SIZE, here.needsRestart ? '1024' : saved);
-  } finally {
-    if (saved === undefined) delete process.env.UV_THREADPOOL_SIZE;
-    else process.env.UV_THREADPOOL_SIZE = saved;
-  }
 });

@@ -1,5 +1,5 @@
 export { Prefaulter, type PrefaultOptions, type PrefaultStats } from './prefaulter.ts';
-export { sizeThreadpool, type ThreadpoolSizing } from './io.ts';
+export { sizeThreadpool, relaunchWithThreadpool, type ThreadpoolSizing } from './threadpool.ts';
 export { SegmentPaths, relationPath, segmentPath, blocksPerSegment, tablespaceVersionDirectory, DEFAULTTABLESPACE_OID, GLOBALTABLESPACE_OID } from './paths.ts';
 export { FileHandles, openFileSoftLimit, defaultFileCapacity, type FileHandleStats } from './file-handles.ts';
 export type { SkipCounts, SkipReason } from './skip.ts';

@@ -2,41 +2,9 @@
 // Buffers (the bytes are thrown away: the point is the page cache fill).
 //
 // Node runs fs calls on libuv's threadpool (default 4 threads), so more than
-// 4 concurrent preads need a bigger pool: see sizeThreadpool().
+// 4 concurrent preads need a bigger pool: see threadpool.ts.
 import { read } from 'node:fs';
 import PQueue from 'p-queue';
-
-const LIBUV_DEFAULT_POOL = 4;
-const LIBUV_MAX_POOL = 1024;
-/** UV_THREADPOOL_SIZE as it was when this module loaded: what libuv actually uses (it reads it once). */
-const startupPoolSetting = process.env.UV_THREADPOOL_SIZE;
-
-export interface ThreadpoolSizing {
-  requested: number;
-  /** The pool size libuv runs with in this process. */
-  effective: number;
-  /** The requested size only takes effect in a new process started with UV_THREADPOOL_SIZE set. */
-  needsRestart: boolean;
-}
-
-/**
- * Ask for a libuv threadpool of n threads (clamped to 1..1024). libuv reads
- * UV_THREADPOOL_SIZE once, when the pool starts on the first threadpool job;
- * under ESM the module loader already reads files through it before any of
- * our code runs, so in practice the size must be in the environment when node
- * starts. This sets process.env.UV_THREADPOOL_SIZE (so a re-exec or child
- * inherits it) and reports whether this process already runs with n threads.
- * The CLI calls it first thing and, if needsRestart, re-executes itself with
- * the variable set; changing ioConcurrency later needs a restart to grow the pool.
- */
-export function sizeThreadpool(n: number): ThreadpoolSizing {
-  const requested = Math.min(LIBUV_MAX_POOL, Math.max(1, Math.floor(n)));
-  const parsed = Number(startupPoolSetting);
-  const effective =
-    startupPoolSetting !== undefined && Number.isFinite(parsed) && parsed > 0 ? Math.min(LIBUV_MAX_POOL, Math.floor(parsed)) : LIBUV_DEFAULT_POOL;
-  if (effective !== requested) process.env.UV_THREADPOOL_SIZE = String(requested);
-  return { requested, effective, needsRestart: effective !== requested };
-}
 
 export interface BlockReaderOptions {
   blockSize: number;
