@@ -1,0 +1,122 @@
+// The sidecar under test: `pg-prefaulter run` as a child process, with its
+// CPU time, peak RSS and /metrics sampled from outside.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PgServer } from '../test/harness/index.ts';
+
+const NOT_AVAILABLE = 'not available in this build yet';
+
+/** Whether this checkout's `pg-prefaulter run` exists (it is a placeholder until the agent lands). */
+export function agentAvailable(repoRoot: string): { ok: boolean; why: string } {
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'pg-prefaulter.js'), 'run', '--help'], { encoding: 'utf8', timeout: 60_000 });
+  const text = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  if (text.includes(NOT_AVAILABLE)) return { ok: false, why: '`pg-prefaulter run` is a placeholder in this build' };
+  if (r.status !== 0) return { ok: false, why: `\`pg-prefaulter run --help\` exited with ${r.status}: ${text.trim().slice(0, 300)}` };
+  return { ok: true, why: '' };
+}
+
+export interface ProcSample {
+  /** utime + stime of all threads, seconds. */
+  cpuSeconds: number;
+  /** Peak resident set (VmHWM), bytes. */
+  peakRssBytes: number;
+}
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+export function sampleProc(pid: number): ProcSample | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after "(comm)": state is field 3, utime 14, stime 15 (1-based).
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cpuSeconds = (Number(rest[11]) + Number(rest[12])) / CLOCK_TICKS;
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+    return { cpuSeconds, peakRssBytes: hwm ? Number(hwm[1]) * 1024 : 0 };
+  } catch {
+    return null;
+  }
+}
+
+/** Sum of all series of a counter in Prometheus text format, or null if absent. */
+export function metricSum(text: string, name: string): number | null {
+  let sum = 0;
+  let found = false;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const next = line.charAt(name.length);
+    if (next !== ' ' && next !== '{') continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) {
+      sum += value;
+      found = true;
+    }
+  }
+  return found ? sum : null;
+}
+
+export interface RunningAgent {
+  pid: number;
+  logFile: string;
+  metricsUrl: string;
+  scrape(): Promise<string | null>;
+  /** SIGTERM, wait for exit; returns the exit code or signal. */
+  stop(timeoutMs?: number): Promise<string>;
+  exited(): string | null;
+}
+
+export interface AgentStart {
+  repoRoot: string;
+  standby: PgServer;
+  metricsPort: number;
+  env: Record<string, string>;
+  logFile: string;
+  extraArgs: string[];
+}
+
+export function startAgent(opts: AgentStart): RunningAgent {
+  const args = [
+    join(opts.repoRoot, 'bin', 'pg-prefaulter.js'), 'run',
+    '-D', opts.standby.dataDir,
+    '-H', opts.standby.socketDir,
+    '-p', String(opts.standby.port),
+    '-U', 'postgres',
+    '--metrics-listen', `127.0.0.1:${opts.metricsPort}`,
+    '--log-level', 'warn',
+    ...opts.extraArgs,
+  ];
+  const out = openSync(opts.logFile, 'a');
+  const proc: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', out, out], env: { ...process.env, ...opts.env } });
+  closeSync(out);
+  let exitState: string | null = null;
+  const exitPromise = new Promise<string>((res) => {
+    proc.once('exit', (code, signal) => {
+      exitState = signal ?? String(code);
+      res(exitState);
+    });
+  });
+  const metricsUrl = `http://127.0.0.1:${opts.metricsPort}/metrics`;
+  return {
+    pid: proc.pid ?? -1,
+    logFile: opts.logFile,
+    metricsUrl,
+    exited: () => exitState,
+    async scrape() {
+      try {
+        const res = await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) });
+        return res.ok ? await res.text() : null;
+      } catch {
+        return null;
+      }
+    },
+    async stop(timeoutMs = 20_000) {
+      if (exitState !== null) return exitState;
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+      const state = await exitPromise;
+      clearTimeout(timer);
+      return state;
+    },
+  };
+}

@@ -1,0 +1,105 @@
+// Command-line flags of the replay benchmark (npm run bench:replay -- ...).
+import { parseArgs } from 'node:util';
+
+export const ALL_VARIANTS = ['cached', 'cold', 'builtin', 'builtin-tuned', 'prefaulter', 'prefaulter+builtin'] as const;
+export type VariantName = (typeof ALL_VARIANTS)[number];
+
+export interface BenchOptions {
+  versions: number[];
+  sizeMb: number;
+  updates: number;
+  reps: number;
+  latencyUs: number;
+  fpw: boolean;
+  seed: number;
+  variants: VariantName[];
+  standbySharedBuffers: string;
+  /** Updates per committed transaction in the burst. */
+  perCommit: number;
+  /** Extra arguments passed to `pg-prefaulter run` (repeatable --agent-arg). */
+  agentArgs: string[];
+  /** Give up on one replay after this many seconds. */
+  timeoutS: number;
+}
+
+export const USAGE = `npm run bench:replay -- [options]
+
+Times a PostgreSQL standby's replay of a fixed random-update burst, with a
+cold page cache behind a slow storage model (slowio), for each variant:
+  cached              page cache warm (the limit)
+  cold                recovery_prefetch=off, no sidecar
+  builtin             recovery_prefetch=on, maintenance_io_concurrency=10 (PG 15+)
+  builtin-tuned       recovery_prefetch=on, maintenance_io_concurrency=200 (PG 15+)
+  prefaulter          pg-prefaulter run (default config), recovery_prefetch=off
+  prefaulter+builtin  pg-prefaulter run and recovery_prefetch=on (PG 15+)
+
+Options:
+  --pg 15,17            PostgreSQL major versions (default 17)
+  --size-mb N           table size on disk (default 2048)
+  --updates N           updates in the burst (default 20000)
+  --per-commit N        updates per transaction (default 10)
+  --reps N              repetitions of every variant (default 3)
+  --latency-us N        slowio miss latency in microseconds (default 1000)
+  --fpw on|off          full_page_writes on the primary (default off)
+  --seed N              seed of the burst's random ids (default 42)
+  --variants a,b        subset of the variants above (default all)
+  --shared-buffers S    standby shared_buffers (default 128MB)
+  --agent-arg ARG       extra argument for pg-prefaulter run (repeatable)
+  --timeout-s N         abort one replay after N seconds (default 900)
+`;
+
+function positiveInt(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got "${text}"`);
+  return n;
+}
+
+/** Parses argv (without node and script); throws with a message naming the bad flag. */
+export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      pg: { type: 'string' },
+      'size-mb': { type: 'string' },
+      updates: { type: 'string' },
+      'per-commit': { type: 'string' },
+      reps: { type: 'string' },
+      'latency-us': { type: 'string' },
+      fpw: { type: 'string' },
+      seed: { type: 'string' },
+      variants: { type: 'string' },
+      'shared-buffers': { type: 'string' },
+      'agent-arg': { type: 'string', multiple: true },
+      'timeout-s': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) return 'help';
+  const versions = (values.pg ?? '17').split(/[\s,]+/).filter(Boolean).map(Number);
+  for (const v of versions) {
+    if (!Number.isInteger(v) || v < 13 || v > 18) throw new Error(`--pg names ${v}: use major versions 13..18, e.g. --pg 15,17`);
+  }
+  const fpw = values.fpw ?? 'off';
+  if (fpw !== 'on' && fpw !== 'off') throw new Error(`--fpw must be on or off, got "${fpw}"`);
+  const variants = (values.variants ?? ALL_VARIANTS.join(',')).split(',').filter(Boolean);
+  for (const v of variants) {
+    if (!(ALL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--variants names "${v}": choose from ${ALL_VARIANTS.join(', ')}`);
+  }
+  return {
+    versions,
+    sizeMb: positiveInt('size-mb', values['size-mb'], 2048),
+    updates: positiveInt('updates', values.updates, 20000),
+    perCommit: positiveInt('per-commit', values['per-commit'], 10),
+    reps: positiveInt('reps', values.reps, 3),
+    latencyUs: values['latency-us'] === '0' ? 0 : positiveInt('latency-us', values['latency-us'], 1000),
+    fpw: fpw === 'on',
+    seed: positiveInt('seed', values.seed, 42),
+    variants: variants as VariantName[],
+    standbySharedBuffers: values['shared-buffers'] ?? '128MB',
+    agentArgs: values['agent-arg'] ?? [],
+    timeoutS: positiveInt('timeout-s', values['timeout-s'], 900),
+  };
+}

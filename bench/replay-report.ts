@@ -1,0 +1,107 @@
+// Summaries and the Markdown tables the replay benchmark prints.
+import type { VariantName } from './replay-args.ts';
+
+export interface AgentFigures {
+  /** CPU seconds from the standby's start to the end of replay. */
+  cpuSeconds: number;
+  /** CPU seconds over the agent's whole life (includes its startup). */
+  cpuSecondsTotal: number;
+  peakRssBytes: number;
+  /** pg_prefaulter_wal_bytes_total at the end, or null if the metric was absent. */
+  walBytesMetric: number | null;
+  misses: number;
+  exit: string;
+}
+
+export interface RunResult {
+  variant: VariantName;
+  rep: number;
+  seconds: number;
+  /** From spawning the standby until it accepted connections. */
+  startupSeconds: number;
+  walBytes: number;
+  /** Fraction of the table and index resident in the page cache when the standby started. */
+  residentFraction: number;
+  standbyMisses: number;
+  standbyWillneed: number;
+  agent: AgentFigures | null;
+}
+
+export interface VariantSummary {
+  variant: VariantName;
+  runs: RunResult[];
+  median: number;
+  min: number;
+  max: number;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export function summarize(results: RunResult[], order: readonly VariantName[]): VariantSummary[] {
+  const out: VariantSummary[] = [];
+  for (const variant of order) {
+    const runs = results.filter((r) => r.variant === variant);
+    if (!runs.length) continue;
+    const secs = runs.map((r) => r.seconds);
+    out.push({ variant, runs, median: median(secs), min: Math.min(...secs), max: Math.max(...secs) });
+  }
+  return out;
+}
+
+const f = (x: number, digits = 2): string => x.toFixed(digits);
+const mb = (bytes: number): string => (bytes / 1048576).toFixed(1);
+
+/** The main table: replay time per variant and as a multiple of `cached`. */
+export function replayTable(summaries: VariantSummary[]): string {
+  const cached = summaries.find((s) => s.variant === 'cached')?.median;
+  const lines = [
+    '| variant | replay s (median) | min-max s | x cached | replay misses (median) | replay WILLNEEDs (median) | table resident at start |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const s of summaries) {
+    const ratio = cached ? `${f(s.median / cached)}x` : 'n/a';
+    const misses = median(s.runs.map((r) => r.standbyMisses));
+    const willneed = median(s.runs.map((r) => r.standbyWillneed));
+    const resident = median(s.runs.map((r) => r.residentFraction));
+    lines.push(`| ${s.variant} | ${f(s.median)} | ${f(s.min)}-${f(s.max)} | ${ratio} | ${Math.round(misses)} | ${Math.round(willneed)} | ${f(resident * 100, 1)}% |`);
+  }
+  return lines.join('\n');
+}
+
+/** The sidecar's cost, per variant that ran it. */
+export function agentTable(summaries: VariantSummary[]): string {
+  const lines = [
+    '| variant | WAL decoded MB (metric) | WAL MB/s over replay | CPU s during replay | CPU % of one core | CPU % per 10 MB/s WAL | CPU s whole life | peak RSS MB | agent misses | exit |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const s of summaries) {
+    for (const r of s.runs) {
+      const a = r.agent;
+      if (!a) continue;
+      const walBytes = a.walBytesMetric ?? r.walBytes;
+      const mbPerS = walBytes / 1048576 / r.seconds;
+      const corePct = (a.cpuSeconds / r.seconds) * 100;
+      const per10 = mbPerS > 0 ? corePct / (mbPerS / 10) : NaN;
+      lines.push(
+        `| ${s.variant} #${r.rep} | ${a.walBytesMetric === null ? `n/a (burst ${mb(r.walBytes)})` : mb(a.walBytesMetric)} | ${f(mbPerS)} | ${f(a.cpuSeconds)} | ${f(corePct, 1)}% | ${f(per10, 1)}% | ${f(a.cpuSecondsTotal)} | ${mb(a.peakRssBytes)} | ${a.misses} | ${a.exit} |`,
+      );
+    }
+  }
+  return lines.length > 2 ? lines.join('\n') : '';
+}
+
+/** Every run, for the record. */
+export function runsTable(results: RunResult[]): string {
+  const lines = [
+    '| variant | rep | replay s | standby start s | burst WAL MB | table resident at start | replay misses | replay WILLNEEDs |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of results) {
+    lines.push(`| ${r.variant} | ${r.rep} | ${f(r.seconds)} | ${f(r.startupSeconds)} | ${mb(r.walBytes)} | ${f(r.residentFraction * 100, 1)}% | ${r.standbyMisses} | ${r.standbyWillneed} |`);
+  }
+  return lines.join('\n');
+}
