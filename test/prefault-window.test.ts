@@ -178,14 +178,14 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
 
     await t.test('a small fd budget is respected and reads still complete', async () => {
       const wide = new Prefaulter(opts({}));
-      const narrow = new Prefaulter(opts({ maxOpenFiles: 2, ioConcurrency: 4 }));
+      const narrow = new Prefaulter(opts({ maxOpenFiles: 1, ioConcurrency: 4 }));
       for (const p of [wide, narrow]) {
         p.setReplayLsn(replayLsn);
         for (const r of records) p.offer(r);
         await p.drain();
       }
-      assert.ok(wide.stats.fileHandle.open > 2, `wide kept ${wide.stats.fileHandle.open} fds`);
-      assert.ok(narrow.stats.fileHandle.open <= 2, `narrow kept ${narrow.stats.fileHandle.open} fds`);
+      assert.ok(wide.stats.fileHandle.open >= 2, `wide kept ${wide.stats.fileHandle.open} fds`);
+      assert.ok(narrow.stats.fileHandle.open <= 1, `narrow kept ${narrow.stats.fileHandle.open} fds`);
       assert.ok(narrow.stats.fileHandle.evictions > 0);
       assert.equal(narrow.stats.completed, wide.stats.completed);
       narrow.setIoConcurrency(1);
