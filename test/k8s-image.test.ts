@@ -260,74 +260,81 @@ describe('k8s image: the commands run', () => {
     assert.match(r.out, /max_pages_ahaed/);
   });
 
-  it('the StatefulSet sidecar, as the server\'s uid, streams for a real standby, serves its probes and stops on SIGTERM', async (t) => {
-    if (PLACEHOLDER.test(run([...image.entrypoint, ...image.cmd, '--check'], image.env).out)) return t.skip('run not wired yet');
-    const versions = selectedVersions();
-    const version = versions[versions.length - 1]!;
-    const spec = sidecars().find((x) => x.where.includes('(StatefulSet)'))!;
-    await withCluster(version, { name: 'k8s-sidecar' }, async ({ primary, standby }) => {
-      // Spilo's paths -> this standby's; everything else exactly as the manifest has it.
-      const here = (v: string): string => v
-        .replace(/^\/app(?=\/|$)/, app)
-        .replaceAll('/home/postgres/pgdata/pgroot/data', standby.dataDir)
-        .replaceAll('/var/run/postgresql', standby.socketDir)
-        .replaceAll('/etc/pg-prefaulter', join(root, 'etc-e2e'));
-      mkdirSync(join(root, 'etc-e2e'), { recursive: true });
-      chmodSync(join(root, 'etc-e2e'), 0o755);
-      for (const [path, text] of spec.files) writeFileSync(here(path), here(text), { mode: 0o644 });
-      const port = await freePort();
-      const env = resolveEnv(spec.env, (e) => (e.name.endsWith('_USER') ? 'postgres' : 'unused-password'));
-      for (const k of Object.keys(env)) env[k] = here(env[k]!);
-      const [, ...argv] = containerArgv(spec, image);
-      const proc = spawn(process.execPath, argv.map(here), {
-        cwd: app,
-        env: {
-          PATH: process.env.PATH ?? '/usr/bin:/bin',
-          ...image.env,
-          ...env,
-          // The two test-only differences: the standby's port and a free metrics port.
-          PG_PREFAULTER_PORT: String(standby.port),
-          PG_PREFAULTER_METRICS_LISTEN: `127.0.0.1:${port}`,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        ...asServerUser(),
+  for (const spec of sidecars().filter((x) => x.container.livenessProbe !== undefined)) {
+    it(`${spec.where}: as the server's uid, streams for a real standby, serves its probes and stops on SIGTERM`, async (t) => {
+      if (PLACEHOLDER.test(run([...image.entrypoint, ...image.cmd, '--check'], image.env).out)) return t.skip('run not wired yet');
+      const versions = selectedVersions();
+      const version = versions[versions.length - 1]!;
+      const streamsUpstream = spec.env.some((e) => e.name === 'PG_PREFAULTER_REPLICATION_PASSWORD');
+      await withCluster(version, { name: 'k8s-sidecar' }, async ({ primary, standby }) => {
+        // Spilo's paths -> this standby's; everything else exactly as the manifest has it.
+        const here = (v: string): string => v
+          .replace(/^\/app(?=\/|$)/, app)
+          .replaceAll('/home/postgres/pgdata/pgroot/data', standby.dataDir)
+          .replaceAll('/var/run/postgresql', standby.socketDir)
+          .replaceAll('/etc/pg-prefaulter', join(root, 'etc-e2e'));
+        mkdirSync(join(root, 'etc-e2e'), { recursive: true });
+        chmodSync(join(root, 'etc-e2e'), 0o755);
+        for (const [path, text] of spec.files) writeFileSync(here(path), here(text), { mode: 0o644 });
+        const port = await freePort();
+        const env = resolveEnv(spec.env, (e) => (e.name.endsWith('_USER') ? 'postgres' : 'unused-password'));
+        for (const k of Object.keys(env)) env[k] = here(env[k]!);
+        const [, ...argv] = containerArgv(spec, image);
+        const proc = spawn(process.execPath, argv.map(here), {
+          cwd: app,
+          env: {
+            PATH: process.env.PATH ?? '/usr/bin:/bin',
+            ...image.env,
+            ...env,
+            // The two test-only differences: the standby's port and a free metrics port.
+            PG_PREFAULTER_PORT: String(standby.port),
+            PG_PREFAULTER_METRICS_LISTEN: `127.0.0.1:${port}`,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+          ...asServerUser(),
+        });
+        let out = '';
+        proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+        const get = async (path: string): Promise<{ status: number; body: string }> => {
+          const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5000) });
+          return { status: res.status, body: await res.text() };
+        };
+        const waitFor = async (what: string, pred: () => Promise<boolean>): Promise<void> => {
+          const deadline = Date.now() + 30_000;
+          for (;;) {
+            if (proc.exitCode !== null) assert.fail(`sidecar exited (${proc.exitCode}) waiting for ${what}:\n${out.slice(-3000)}`);
+            if (await pred().catch(() => false)) return;
+            if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}:\n${out.slice(-3000)}`);
+            await sleep(100);
+          }
+        };
+        try {
+          // The probes the container declares.
+          const probe = (kind: 'livenessProbe' | 'readinessProbe'): string => String((spec.container[kind] as { httpGet: { path: string } }).httpGet.path);
+          await waitFor('readiness probe 200', async () => (await get(probe('readinessProbe'))).status === 200);
+          await primary.exec('create table k8s_e2e (id int primary key, v text); insert into k8s_e2e select g, md5(g::text) from generate_series(1, 20000) g;');
+          await waitFor('state streaming', async () => /^pg_prefaulter_state\{state="streaming"\} 1$/m.test((await get('/metrics')).body));
+          assert.equal((await get(probe('livenessProbe'))).status, 200);
+          const metrics = (await get('/metrics')).body;
+          assert.match(metrics, /^pg_prefaulter_role\{role="standby"\} 1$/m);
+          if (streamsUpstream) {
+            assert.match(metrics, /^pg_prefaulter_upstream_connected 1$/m, 'streaming with the credentials from the standby secret env');
+            assert.match(metrics, /^pg_prefaulter_wal_source\{source="stream"\} 1$/m);
+          } else {
+            assert.match(metrics, /^pg_prefaulter_wal_source\{source="local"\} 1$/m, 'the global sidecar reads the local pg_wal');
+          }
+          // STOPSIGNAL SIGTERM: a clean, prompt exit.
+          proc.kill('SIGTERM');
+          assert.equal(await exited, 0, out.slice(-3000));
+        } finally {
+          if (proc.exitCode === null) {
+            proc.kill('SIGKILL');
+            await exited;
+          }
+        }
       });
-      let out = '';
-      proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
-      const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-      const get = async (path: string): Promise<{ status: number; body: string }> => {
-        const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5000) });
-        return { status: res.status, body: await res.text() };
-      };
-      const waitFor = async (what: string, pred: () => Promise<boolean>): Promise<void> => {
-        const deadline = Date.now() + 30_000;
-        for (;;) {
-          if (proc.exitCode !== null) assert.fail(`sidecar exited (${proc.exitCode}) waiting for ${what}:\n${out.slice(-3000)}`);
-          if (await pred().catch(() => false)) return;
-          if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}:\n${out.slice(-3000)}`);
-          await sleep(100);
-        }
-      };
-      try {
-        // The probes the StatefulSet declares, on the port it names.
-        const probe = (kind: 'livenessProbe' | 'readinessProbe'): string => String((spec.container[kind] as { httpGet: { path: string } }).httpGet.path);
-        await waitFor('readiness probe 200', async () => (await get(probe('readinessProbe'))).status === 200);
-        await primary.exec('create table k8s_e2e (id int primary key, v text); insert into k8s_e2e select g, md5(g::text) from generate_series(1, 20000) g;');
-        await waitFor('state streaming', async () => /^pg_prefaulter_state\{state="streaming"\} 1$/m.test((await get('/metrics')).body));
-        assert.equal((await get(probe('livenessProbe'))).status, 200);
-        const metrics = (await get('/metrics')).body;
-        assert.match(metrics, /^pg_prefaulter_role\{role="standby"\} 1$/m);
-        assert.match(metrics, /^pg_prefaulter_upstream_connected 1$/m, 'streaming with the credentials from the standby secret env');
-        // STOPSIGNAL SIGTERM: a clean, prompt exit.
-        proc.kill('SIGTERM');
-        assert.equal(await exited, 0, out.slice(-3000));
-      } finally {
-        if (proc.exitCode === null) {
-          proc.kill('SIGKILL');
-          await exited;
-        }
-      }
     });
-  });
+  }
 });
