@@ -2,6 +2,7 @@
 // (the texts and SQLSTATEs differ between releases).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { selectedVersions, withPrimary, sleep, type PgServer } from './harness/index.ts';
 import { ReplicationConnection, ReplicationError, parseConninfo, resolveConnOptions, parseLsn, type ReplicationStream } from '../src/replication/index.ts';
 
@@ -83,6 +84,12 @@ test(`PG ${last}: a stalled walsender fails the stream with TIMEOUT; an idle one
       // idle for 4 read timeouts: liveness probes keep it alive
       await sleep(6000);
       assert.equal(failureNow(), null, 'the idle stream must not fail');
+      // pausing longer than the read timeout is the consumer's choice, not silence
+      stream.pause();
+      await sleep(3500);
+      stream.resume();
+      await sleep(300);
+      assert.equal(failureNow(), null, 'a paused stream must not time out');
       const pid = await primary.scalar<number>(`select pid from pg_stat_replication where application_name = 'prefaulter_stall'`);
       process.kill(pid, 'SIGSTOP');
       try {
@@ -109,4 +116,50 @@ test(`PG ${last}: connection failures are CONNECT_FAILED`, async () => {
     assert.equal(e.retryable, true);
     assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
   });
+});
+
+test(`PG ${last}: a terminated walsender ends the iteration with CLOSED`, async () => {
+  await withPrimary(last, { name: 'repl-term' }, async ({ primary }) => {
+    const conn = await connect(primary, 'application_name=prefaulter_term');
+    try {
+      const sys = await conn.identifySystem();
+      const stream = conn.startReplication({ startLsn: sys.xlogpos, timeline: sys.timeline });
+      const reading = expectError(drain(stream));
+      await sleep(300);
+      const killed = await primary.scalar<boolean>(`select pg_terminate_backend(pid) from pg_stat_replication where application_name = 'prefaulter_term'`);
+      assert.equal(killed, true);
+      const e = await reading;
+      assert.equal(e.code, 'CLOSED', e.message);
+      assert.equal(e.retryable, true);
+      await assert.rejects(conn.identifySystem(), (x: unknown) => x instanceof ReplicationError && x.code === 'CLOSED');
+    } finally {
+      await conn.close();
+    }
+  });
+});
+
+test('a server that accepts but never answers fails the connect with TIMEOUT', async () => {
+  const sockets: Socket[] = [];
+  let closedByClient = 0;
+  const server = createServer((s) => {
+    sockets.push(s);
+    s.on('error', () => {});
+    s.on('close', () => closedByClient++);
+    s.resume(); // read (and ignore) the startup or SSLRequest
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    for (const sslmode of ['disable', 'prefer'] as const) {
+      const e = await expectError(ReplicationConnection.connect({ ...resolveConnOptions({ host: '127.0.0.1', port, user: 'u', sslmode }, {}), connectTimeoutMs: 300 }));
+      assert.equal(e.code, 'TIMEOUT', e.message);
+      assert.match(e.message, /connect_timeout/);
+    }
+    await sleep(100);
+    assert.equal(sockets.length, 2);
+    assert.equal(closedByClient, 2, 'the client closed its sockets');
+  } finally {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => server.close(r));
+  }
 });
