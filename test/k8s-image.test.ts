@@ -260,7 +260,7 @@ describe('k8s image: the commands run', () => {
     assert.match(r.out, /max_pages_ahaed/);
   });
 
-  for (const spec of sidecars().filter((x) => x.container.livenessProbe !== undefined)) {
+  for (const spec of sidecars()) {
     it(`${spec.where}: as the server's uid, streams for a real standby, serves its probes and stops on SIGTERM`, async (t) => {
       if (PLACEHOLDER.test(run([...image.entrypoint, ...image.cmd, '--check'], image.env).out)) return t.skip('run not wired yet');
       const versions = selectedVersions();
@@ -311,8 +311,10 @@ describe('k8s image: the commands run', () => {
           }
         };
         try {
-          // The probes the container declares.
-          const probe = (kind: 'livenessProbe' | 'readinessProbe'): string => String((spec.container[kind] as { httpGet: { path: string } }).httpGet.path);
+          // The probes the container declares (a cluster sidecar cannot declare any: the endpoints still serve).
+          const fallback = { livenessProbe: '/healthz', readinessProbe: '/readyz' } as const;
+          const probe = (kind: 'livenessProbe' | 'readinessProbe'): string =>
+            (spec.container[kind] as { httpGet: { path: string } } | undefined)?.httpGet.path ?? fallback[kind];
           await waitFor('readiness probe 200', async () => (await get(probe('readinessProbe'))).status === 200);
           await primary.exec('create table k8s_e2e (id int primary key, v text); insert into k8s_e2e select g, md5(g::text) from generate_series(1, 20000) g;');
           await waitFor('state streaming', async () => /^pg_prefaulter_state\{state="streaming"\} 1$/m.test((await get('/metrics')).body));

@@ -66,6 +66,23 @@ describe('k8s monitoring: metric names', () => {
     );
   });
 
+  it('every expression has balanced brackets and quotes (a cheap PromQL syntax check)', () => {
+    const exprs = [...dashboardExprs(loadDashboard()), ...ruleExprs().map((r) => r.expr)];
+    assert.ok(exprs.length > 20);
+    for (const e of exprs) {
+      const stack: string[] = [];
+      const pairs: Record<string, string> = { ')': '(', ']': '[', '}': '{' };
+      // Complete string literals out; a quote left over is an unclosed string.
+      const unquoted = e.replace(/"(?:[^"\\]|\\.)*"/g, ' ');
+      assert.ok(!unquoted.includes('"'), `unbalanced quote in: ${e}`);
+      for (const ch of unquoted) {
+        if ('([{'.includes(ch)) stack.push(ch);
+        else if (ch in pairs) assert.equal(stack.pop(), pairs[ch], `unbalanced ${ch} in: ${e}`);
+      }
+      assert.deepEqual(stack, [], `unclosed ${stack.join('')} in: ${e}`);
+    }
+  });
+
   it('the alert rules cover lag, not streaming on a standby, decode errors and falling behind replay', () => {
     const rules = ruleExprs();
     const by = (pred: (e: string) => boolean): string[] => rules.filter((r) => pred(r.expr)).map((r) => r.name);
