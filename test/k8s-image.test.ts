@@ -205,6 +205,41 @@ describe('k8s image: the commands run', () => {
     assert.match(r.out, new RegExp(`^pg-prefaulter ${PKG.version.replace(/\./g, '\\.')} `));
   });
 
+  it('everything `run` imports is node built-in or a production dependency (the image has no devDependencies)', () => {
+    const deps = new Set(Object.keys((JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies));
+    const entry = local(image.entrypoint[1]!);
+    // main.js loads each command on demand; the image runs `run`, so follow that one dynamic import.
+    const followDynamic = new Set([join(dirname(entry), 'run.js')]);
+    const seen = new Set<string>();
+    const bare = new Map<string, string>();
+    const queue = [entry];
+    while (queue.length > 0) {
+      const file = queue.pop()!;
+      if (seen.has(file)) continue;
+      seen.add(file);
+      const src = readFileSync(file, 'utf8');
+      const found: { spec: string; dynamic: boolean }[] = [];
+      for (const m of src.matchAll(/(?:^|[;\s])(?:import|export)\s[^;'"]*?from\s*(['"])([^'"]+)\1|(?:^|[;\s])import\s*(['"])([^'"]+)\3/gm)) {
+        found.push({ spec: (m[2] ?? m[4])!, dynamic: false });
+      }
+      for (const m of src.matchAll(/import\(\s*(['"])([^'"]+)\1\s*\)/g)) found.push({ spec: m[2]!, dynamic: true });
+      for (const { spec, dynamic } of found) {
+        if (spec.startsWith('.')) {
+          const target = join(dirname(file), spec);
+          if (!dynamic || followDynamic.has(target)) queue.push(target);
+        } else if (!spec.startsWith('node:')) {
+          const pkg = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!;
+          if (!dynamic) bare.set(pkg, file);
+        }
+      }
+    }
+    assert.ok(seen.size > 10, `followed the run command's modules (${seen.size})`);
+    assert.ok(bare.has('postgres') && bare.has('pino'), `found the runtime packages: ${[...bare.keys()].join(', ')}`);
+    for (const [pkg, file] of bare) {
+      assert.ok(deps.has(pkg), `${file.slice(app.length)} imports ${pkg}, which is not in package.json dependencies (npm ci --omit=dev leaves it out)`);
+    }
+  });
+
   it('ENTRYPOINT + CMD is the run command (checked with --check against Spilo paths from env)', (t) => {
     mkdirSync(join(root, 'pgdata', 'pgroot', 'data'), { recursive: true });
     const r = run([...image.entrypoint, ...image.cmd, '--check'], {
