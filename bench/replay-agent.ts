@@ -1,7 +1,7 @@
 // The sidecar under test: `pg-prefaulter run` as a child process, with its
 // CPU time, peak RSS and /metrics sampled from outside.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PgServer } from '../test/harness/index.ts';
 
@@ -25,7 +25,7 @@ export interface ProcSample {
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
-export function sampleProc(pid: number): ProcSample | null {
+function sampleOne(pid: number): ProcSample & { threads: number } | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after "(comm)": state is field 3, utime 14, stime 15 (1-based).
@@ -33,10 +33,59 @@ export function sampleProc(pid: number): ProcSample | null {
     const cpuSeconds = (Number(rest[11]) + Number(rest[12])) / CLOCK_TICKS;
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
-    return { cpuSeconds, peakRssBytes: hwm ? Number(hwm[1]) * 1024 : 0 };
+    const threads = /Threads:\s+(\d+)/.exec(status);
+    return { cpuSeconds, peakRssBytes: hwm ? Number(hwm[1]) * 1024 : 0, threads: threads ? Number(threads[1]) : 0 };
   } catch {
     return null;
   }
+}
+
+/** The pid and its descendants (the agent may relaunch itself as a child, e.g. to size libuv's threadpool). */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(name));
+      children.set(ppid, list);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const out: number[] = [];
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop()!;
+    out.push(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+export interface TreeSample extends ProcSample {
+  processes: number;
+  /** Threads of the busiest process (libuv's pool shows up here). */
+  threads: number;
+}
+
+/** CPU time and peak RSS summed over the agent's process tree. */
+export function sampleProc(pid: number): TreeSample | null {
+  let cpuSeconds = 0;
+  let peakRssBytes = 0;
+  let processes = 0;
+  let threads = 0;
+  for (const p of processTree(pid)) {
+    const s = sampleOne(p);
+    if (!s) continue;
+    cpuSeconds += s.cpuSeconds;
+    peakRssBytes += s.peakRssBytes;
+    threads = Math.max(threads, s.threads);
+    processes++;
+  }
+  return processes ? { cpuSeconds, peakRssBytes, processes, threads } : null;
 }
 
 /** Sum of all series of a counter in Prometheus text format, or null if absent. */

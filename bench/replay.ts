@@ -99,8 +99,16 @@ async function runOnce(ctx: Context, variant: VariantName, rep: number): Promise
     await standby.start();
     const startupSeconds = (performance.now() - t0) / 1000;
     const deadline = Date.now() + opts.timeoutS * 1000;
+    // When did the sidecar issue its first prefault (seconds after the standby's start)?
+    let firstPrefaultS: number | null = null;
+    let lastScrape = 0;
     while (!(await replayReached(standby, burst.endLsn))) {
       if (Date.now() > deadline) throw new Error(`${tag}: replay did not reach ${burst.endLsn} within ${opts.timeoutS} s\n${standby.logTail()}`);
+      if (agent && firstPrefaultS === null && performance.now() - lastScrape >= 100) {
+        lastScrape = performance.now();
+        const m = await agent.scrape();
+        if (m !== null && (metricSum(m, 'pg_prefaulter_prefaults_issued_total') ?? 0) > 0) firstPrefaultS = (performance.now() - t0) / 1000;
+      }
       await sleep(20);
     }
     const seconds = (performance.now() - t0) / 1000;
@@ -119,6 +127,9 @@ async function runOnce(ctx: Context, variant: VariantName, rep: number): Promise
         cpuSeconds: after && before ? after.cpuSeconds - before.cpuSeconds : NaN,
         cpuSecondsTotal: after?.cpuSeconds ?? NaN,
         peakRssBytes: after?.peakRssBytes ?? 0,
+        processes: after?.processes ?? 0,
+        threads: after?.threads ?? 0,
+        firstPrefaultS,
         walBytesMetric,
         misses: sumCounters(readSlowIoStats(agentStats).values()).misses,
         exit,
@@ -138,7 +149,7 @@ async function runOnce(ctx: Context, variant: VariantName, rep: number): Promise
       standbyWillneed: standbyCounters.willneed,
       agent: agentFigures,
     };
-    log(`${tag}: ${seconds.toFixed(2)} s (startup ${startupSeconds.toFixed(2)} s, burst ${(burst.walBytes / 1048576).toFixed(1)} MB WAL, resident ${(residentFraction * 100).toFixed(1)}%, standby misses ${standbyCounters.misses}, willneed ${standbyCounters.willneed}${agentFigures ? `, agent cpu ${agentFigures.cpuSeconds.toFixed(2)} s, rss ${(agentFigures.peakRssBytes / 1048576).toFixed(0)} MB, agent misses ${agentFigures.misses}, exit ${agentFigures.exit}` : ''})`);
+    log(`${tag}: ${seconds.toFixed(2)} s (startup ${startupSeconds.toFixed(2)} s, burst ${(burst.walBytes / 1048576).toFixed(1)} MB WAL, resident ${(residentFraction * 100).toFixed(1)}%, standby misses ${standbyCounters.misses}, willneed ${standbyCounters.willneed}${agentFigures ? `, agent cpu ${agentFigures.cpuSeconds.toFixed(2)} s, first prefault at ${agentFigures.firstPrefaultS?.toFixed(2) ?? 'never'} s, ${agentFigures.processes} proc/${agentFigures.threads} threads, rss ${(agentFigures.peakRssBytes / 1048576).toFixed(0)} MB, agent misses ${agentFigures.misses}, exit ${agentFigures.exit}` : ''})`);
     return result;
   } finally {
     if (agent) await agent.stop();
