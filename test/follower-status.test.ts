@@ -95,10 +95,16 @@ test('connect to a server that is not there fails with a message naming it', asy
 
 const last = selectedVersions().at(-1)!;
 test(`PG ${last}: status survives a follower restart and reports a promotion`, async () => {
-  await withCluster(last, { name: 'follower-promote' }, async ({ standby }) => {
+  await withCluster(last, { name: 'follower-promote' }, async ({ primary, standby }) => {
     const f = await connectTo(standby);
     try {
       assert.equal((await f.status()).inRecovery, true);
+      // Upstream gone: no WAL receiver, the timeline comes from the last checkpoint.
+      await primary.stop('fast');
+      const orphan = await until('the WAL receiver to go', () => f.status(), (s) => s.walReceiverStatus === null);
+      assert.equal(orphan.inRecovery, true);
+      assert.equal(orphan.upstream, null);
+      assert.equal(orphan.timeline, 1);
       await standby.stop('fast');
       await assert.rejects(f.status(), /follower status query failed at socket .*\.s\.PGSQL\.\d+/);
       await standby.start();

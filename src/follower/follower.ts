@@ -48,7 +48,8 @@ select pg_is_in_recovery() as in_recovery,
        pg_last_xact_replay_timestamp() as replay_ts,
        case when pg_is_in_recovery() then ${paused} else false end as paused,
        w.received_tli::int as receiver_tli,
-       case when pg_is_in_recovery() then (select timeline_id from pg_control_checkpoint())::int end as checkpoint_tli,
+       -- pg_control_checkpoint() reads pg_control from disk: only when no WAL receiver tells the timeline
+       case when pg_is_in_recovery() and w.received_tli is null then (select timeline_id from pg_control_checkpoint())::int end as checkpoint_tli,
        case when pg_is_in_recovery() then null else pg_walfile_name(pg_current_wal_lsn()) end as insert_walfile,
        w.status as wr_status, w.sender_host, w.sender_port::int as sender_port, w.conninfo as wr_conninfo
   from (select 1) as one left join pg_stat_wal_receiver as w on true`;
