@@ -19,8 +19,56 @@ for (let n = 0; n < 256; n++) {
 
 export const CRC32C_INIT = 0xffffffff;
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+// Word views of the last few buffers seen, so aligned input is read 4 bytes per load.
+let lastBuffer: ArrayBufferLike | null = null;
+let lastWords: Uint32Array | null = null;
+
+function wordsOf(buf: Uint8Array): Uint32Array {
+  if (buf.buffer !== lastBuffer) {
+    lastBuffer = buf.buffer;
+    lastWords = new Uint32Array(buf.buffer, 0, buf.buffer.byteLength >>> 2);
+  }
+  return lastWords!;
+}
+
 /** Continue a CRC over buf[start, end); pass CRC32C_INIT first, finish with crc32cFinish. */
 export function crc32cUpdate(crc: number, buf: Uint8Array, start: number, end: number): number {
+  if (LITTLE_ENDIAN && end - start >= 64) return crc32cWords(crc, buf, start, end);
+  return crc32cBytes(crc, buf, start, end);
+}
+
+function crc32cWords(crc: number, buf: Uint8Array, start: number, end: number): number {
+  const t = T;
+  let c = crc | 0;
+  let i = start;
+  // bytes up to a 4-byte boundary of the underlying ArrayBuffer
+  const off = buf.byteOffset;
+  while ((off + i) & 3) c = t[(c ^ buf[i++]!) & 0xff]! ^ (c >>> 8);
+  const w = wordsOf(buf);
+  let k = (off + i) >>> 2;
+  const kEnd = k + ((end - i) >>> 3) * 2;
+  while (k < kEnd) {
+    const a = c ^ w[k]!;
+    const b = w[k + 1]!;
+    c =
+      t[1792 + (a & 0xff)]! ^
+      t[1536 + ((a >>> 8) & 0xff)]! ^
+      t[1280 + ((a >>> 16) & 0xff)]! ^
+      t[1024 + (a >>> 24)]! ^
+      t[768 + (b & 0xff)]! ^
+      t[512 + ((b >>> 8) & 0xff)]! ^
+      t[256 + ((b >>> 16) & 0xff)]! ^
+      t[b >>> 24]!;
+    k += 2;
+  }
+  i = (k << 2) - off;
+  while (i < end) c = t[(c ^ buf[i++]!) & 0xff]! ^ (c >>> 8);
+  return c;
+}
+
+function crc32cBytes(crc: number, buf: Uint8Array, start: number, end: number): number {
   let c = crc | 0;
   let i = start;
   const end8 = end - ((end - i) & 7);

@@ -53,6 +53,7 @@ const enum Page {
 }
 
 const MIN_OWNED_CAPACITY = 64 * 1024;
+const SAFE_BASE = BigInt(Number.MAX_SAFE_INTEGER) - (1n << 40n);
 /** locateSpan: the cursor moved (aborted record skipped); decode from there. */
 const RESTART = 1;
 
@@ -66,6 +67,9 @@ export class WalDecoder {
   // Input window: data[0, end) holds bytes from LSN `base`; bytes before `cur` are no longer needed.
   private data: Uint8Array = new Uint8Array(0);
   private owned = false;
+  /** pushed chunks not yet in the window, in order */
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
   private end = 0;
   private base = 0n;
   private basePageOff = 0;
@@ -74,6 +78,10 @@ export class WalDecoder {
   private cur = 0;
   private mode: Mode = Mode.Record;
   private prevLsn: bigint | null = null;
+  private prevLo = 0;
+  private prevHi = 0;
+  /** Number(base) when base + any window offset stays exact as a double, else -1 */
+  private baseNum = 0;
   private sysid: bigint | null = null;
   private pendingError: DecodeError | null = null;
 
@@ -100,7 +108,7 @@ export class WalDecoder {
 
   /** LSN of the next byte push() expects. */
   get inputLsn(): bigint {
-    return this.base + BigInt(this.end);
+    return this.base + BigInt(this.end + this.pendingBytes);
   }
 
   /** Where the next record starts (or, after damage, where the search for one continues). */
@@ -115,7 +123,7 @@ export class WalDecoder {
 
   /** Bytes held for a record not yet complete (0 when the input ended between records). */
   get bufferedBytes(): number {
-    return Math.max(0, this.end - this.cur);
+    return Math.max(0, this.end - this.cur) + this.pendingBytes;
   }
 
   /**
@@ -128,6 +136,8 @@ export class WalDecoder {
     this.owned = false;
     this.end = 0;
     this.cur = 0;
+    this.pending = [];
+    this.pendingBytes = 0;
     this.rebase(startLsn);
     this.prevLsn = null;
     this.spanActive = false;
@@ -143,28 +153,63 @@ export class WalDecoder {
   /** The next bytes of WAL, contiguous with what came before (inputLsn). The chunk is not modified. */
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
-    if (this.owned && this.end + chunk.length <= this.data.length && this.cur <= this.end) {
-      this.data.set(chunk, this.end);
-      this.end += chunk.length;
-      return;
-    }
-    if (this.cur >= this.end) {
-      // Nothing held: adopt the chunk without copying, skipping bytes the cursor has passed (after XLOG_SWITCH).
-      const skip = this.cur - this.end;
-      const start = this.base + BigInt(this.end);
-      if (skip >= chunk.length) {
-        this.data = new Uint8Array(0);
-        this.owned = false;
-        this.cur = skip - chunk.length;
-        this.end = 0;
-        this.rebase(start + BigInt(chunk.length));
+    if (this.pending.length === 0) {
+      if (this.cur >= this.end) {
+        this.adopt(chunk);
         return;
       }
-      this.data = chunk.subarray(skip);
+      if (this.owned && this.end + chunk.length <= this.data.length) {
+        this.data.set(chunk, this.end);
+        this.end += chunk.length;
+        return;
+      }
+    }
+    // Queued, not copied: next() bridges a record across the boundary by copying only what it needs.
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+  }
+
+  /** Makes the next queued bytes part of the window. */
+  private pull(): void {
+    const c = this.pending[0]!;
+    if (this.cur >= this.end) {
+      this.pending.shift();
+      this.pendingBytes -= c.length;
+      this.adopt(c);
+      return;
+    }
+    // Copy a piece at least as large as what is held, so repeated bridging of one big record stays linear.
+    const piece = Math.min(c.length, Math.max(MIN_OWNED_CAPACITY, this.end - this.cur));
+    if (piece === c.length) this.pending.shift();
+    else this.pending[0] = c.subarray(piece);
+    this.pendingBytes -= piece;
+    this.append(c.subarray(0, piece));
+  }
+
+  /** Nothing held: take the chunk as the window without copying, skipping bytes the cursor has passed (after XLOG_SWITCH). */
+  private adopt(chunk: Uint8Array): void {
+    const skip = this.cur - this.end;
+    const start = this.base + BigInt(this.end);
+    if (skip >= chunk.length) {
+      this.data = new Uint8Array(0);
       this.owned = false;
-      this.end = this.data.length;
-      this.cur = 0;
-      this.rebase(start + BigInt(skip));
+      this.cur = skip - chunk.length;
+      this.end = 0;
+      this.rebase(start + BigInt(chunk.length));
+      return;
+    }
+    this.data = chunk.subarray(skip);
+    this.owned = false;
+    this.end = this.data.length;
+    this.cur = 0;
+    this.rebase(start + BigInt(skip));
+  }
+
+  /** Appends to the held bytes [cur, end), compacting or growing an owned window. */
+  private append(chunk: Uint8Array): void {
+    if (this.owned && this.end + chunk.length <= this.data.length) {
+      this.data.set(chunk, this.end);
+      this.end += chunk.length;
       return;
     }
     const keep = this.end - this.cur;
@@ -191,6 +236,14 @@ export class WalDecoder {
       this.pendingError = null;
       return e;
     }
+    for (;;) {
+      const r = this.step();
+      if (r !== null || this.pending.length === 0) return r;
+      this.pull();
+    }
+  }
+
+  private step(): WalRecord | DecodeError | null {
     const ps = this.pageSize;
     for (;;) {
       const cur = this.cur;
@@ -384,22 +437,30 @@ export class WalDecoder {
 
   private finishRecord(buf: Uint8Array, off: number, totLen: number, physEnd: number): WalRecord | DecodeError {
     const cur = this.cur;
-    const lsn = this.base + BigInt(cur);
+    const lsn = this.lsnAt(cur);
     const rmid = buf[off + 17]!;
     if (!validRmgr(rmid, this.major)) return this.fail(cur, `invalid resource manager ID ${rmid} at ${formatLsn(lsn)}`);
-    const prev = (BigInt(u32(buf, off + 12)) << 32n) | BigInt(u32(buf, off + 8));
-    if (this.prevLsn !== null ? prev !== this.prevLsn : prev >= lsn) {
-      return this.fail(cur, `record with incorrect prev-link ${formatLsn(prev)} at ${formatLsn(lsn)}`);
+    // xl_prev: compared as two 32-bit halves; the previous record's LSN object is reused.
+    const prevLo = u32(buf, off + 8);
+    const prevHi = u32(buf, off + 12);
+    let prev: bigint;
+    if (this.prevLsn !== null && prevLo === this.prevLo && prevHi === this.prevHi) {
+      prev = this.prevLsn;
+    } else {
+      prev = (BigInt(prevHi) << 32n) | BigInt(prevLo);
+      if (this.prevLsn !== null || prev >= lsn) return this.fail(cur, `record with incorrect prev-link ${formatLsn(prev)} at ${formatLsn(lsn)}`);
     }
     if (this.verifyCrc) {
       let crc = crc32cUpdate(CRC32C_INIT, buf, off + SIZE_OF_XLOG_RECORD, off + totLen);
       crc = crc32cFinish(crc32cUpdate(crc, buf, off, off + XL_CRC_OFFSET));
       if (crc !== u32(buf, off + XL_CRC_OFFSET)) return this.fail(cur, `incorrect resource manager data checksum in record at ${formatLsn(lsn)}`);
     }
-    const endLsn = this.base + BigInt(physEnd);
-    const rec = decodeRecord(buf, off, totLen, lsn, endLsn, this.major ?? 18);
+    const endLsn = this.lsnAt(physEnd);
+    const rec = decodeRecord(buf, off, totLen, lsn, endLsn, prev, this.major ?? 18);
     if (typeof rec === 'string') return this.fail(cur, `${rec} in record at ${formatLsn(lsn)}`);
     this.prevLsn = lsn;
+    this.prevLo = this.lsnLo(cur);
+    this.prevHi = this.lsnHi(cur);
     this.spanActive = false;
     let next = physEnd + ((8 - ((this.basePageOff + physEnd) & 7)) & 7);
     if (rmid === RM_XLOG_ID && (rec.info & 0xf0) === XLOG_SWITCH) {
@@ -421,6 +482,8 @@ export class WalDecoder {
   /** Bytes from pos on are not written yet: forget them, so the caller pushes them again from inputLsn. */
   private unwritten(pos: number): void {
     if (pos < this.end) this.end = pos;
+    this.pending = [];
+    this.pendingBytes = 0;
   }
 
   /** Reports damage at pos and resumes at the next page with a valid header. */
@@ -437,8 +500,22 @@ export class WalDecoder {
     this.setCur(pos - pageOff + this.pageSize);
   }
 
+  /** LSN of a window position: one BigInt allocation while LSNs fit in a double (below 8 PiB). */
+  private lsnAt(pos: number): bigint {
+    return this.baseNum >= 0 ? BigInt(this.baseNum + pos) : this.base + BigInt(pos);
+  }
+
+  private lsnLo(pos: number): number {
+    return this.baseNum >= 0 ? (this.baseNum + pos) % 0x100000000 : Number((this.base + BigInt(pos)) & 0xffffffffn);
+  }
+
+  private lsnHi(pos: number): number {
+    return this.baseNum >= 0 ? Math.floor((this.baseNum + pos) / 0x100000000) : Number((this.base + BigInt(pos)) >> 32n);
+  }
+
   private rebase(lsn: bigint): void {
     this.base = lsn;
+    this.baseNum = lsn < SAFE_BASE ? Number(lsn) : -1;
     this.basePageOff = Number(lsn % this.pageSizeBig);
     this.baseSegOff = Number(lsn % this.segSizeBig);
   }

@@ -27,7 +27,7 @@ const SHORT_HEADER = 'record header chain runs past the record length';
  * Decodes the record in buf[off, off+totLen) (header included, CRC already checked).
  * Returns a message instead of throwing when the header chain is inconsistent.
  */
-export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: bigint, endLsn: bigint, majorVersion: number): WalRecord | string {
+export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: bigint, endLsn: bigint, prevLsn: bigint, majorVersion: number): WalRecord | string {
   const bits = imageBits(majorVersion);
   const end = off + totLen;
   let p = off + SIZE_OF_XLOG_RECORD;
@@ -133,7 +133,7 @@ export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: 
   return {
     lsn,
     endLsn,
-    prevLsn: (BigInt(u32(buf, off + 12)) << 32n) | BigInt(u32(buf, off + 8)),
+    prevLsn,
     xid: u32(buf, off + 4),
     rmgr,
     rmgrName: rmgrName(rmgr),
