@@ -187,6 +187,7 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
       assert.ok(wide.stats.fileHandle.open >= 2, `wide kept ${wide.stats.fileHandle.open} fds`);
       assert.ok(narrow.stats.fileHandle.open <= 1, `narrow kept ${narrow.stats.fileHandle.open} fds`);
       assert.ok(narrow.stats.fileHandle.evictions > 0);
+      assert.equal(narrow.stats.readErrors, 0, 'no fd closed under a read');
       assert.equal(narrow.stats.completed, wide.stats.completed);
       narrow.setIoConcurrency(1);
       assert.equal(narrow.stats.ioConcurrency, 1);

@@ -63,6 +63,11 @@ export function defaultFileCapacity(softLimit: number | null): number {
   return Math.max(8, soft - headroom);
 }
 
+interface Opening {
+  waiters: number;
+  done: Promise<OpenFile | null> | null;
+}
+
 const O_NOATIME: number = (constants as { O_NOATIME?: number }).O_NOATIME ?? 0;
 
 function openReadOnly(path: string, flags: number): Promise<number> {
@@ -84,7 +89,8 @@ export class FileHandles {
   private readonly lru = new Map<string, OpenFile>();
   /** Open files by relNumber, so dropping many relations costs O(their files), not O(all fds). */
   private readonly byRel = new Map<number, Set<OpenFile>>();
-  private readonly opening = new Map<string, Promise<OpenFile | null>>();
+  /** Opens in progress and how many acquire() calls wait on each. */
+  private readonly opening = new Map<string, Opening>();
   private readonly missingUntil = new Map<string, number>();
   private readonly missingTtlMs: number;
   private readonly pendingCloses = new Set<Promise<void>>();
@@ -118,15 +124,14 @@ export class FileHandles {
       return hit;
     }
     this.stats.misses++;
-    let pending = this.opening.get(path);
-    if (pending === undefined) {
-      pending = this.openFile(path, spcOid, dbOid, relNumber);
-      this.opening.set(path, pending);
+    let o = this.opening.get(path);
+    if (o === undefined) {
+      o = { waiters: 0, done: null };
+      this.opening.set(path, o);
+      o.done = this.openFile(path, spcOid, dbOid, relNumber, o);
     }
-    return pending.then((f) => {
-      if (f !== null) f.refs++;
-      return f;
-    });
+    o.waiters++;
+    return o.done!;
   }
 
   release(f: OpenFile): void {
@@ -160,11 +165,11 @@ export class FileHandles {
     this.generation++;
     for (const f of [...this.lru.values()]) this.retire(f);
     this.missingUntil.clear();
-    await Promise.all([...this.opening.values()].map((p) => p.catch(() => null)));
+    await Promise.all([...this.opening.values()].map((o) => o.done?.catch(() => null)));
     while (this.pendingCloses.size > 0) await Promise.all([...this.pendingCloses]);
   }
 
-  private async openFile(path: string, spcOid: number, dbOid: number, relNumber: number): Promise<OpenFile | null> {
+  private async openFile(path: string, spcOid: number, dbOid: number, relNumber: number, o: Opening): Promise<OpenFile | null> {
     const generation = this.generation;
     try {
       let fd: number;
@@ -185,7 +190,9 @@ export class FileHandles {
         this.stats.open--;
         throw e;
       }
-      const f: OpenFile = { path, fd, size, sizeAt: performance.now(), refs: 0, closing: false, spcOid, dbOid, relNumber };
+      // Every waiter holds a reference from the moment the fd is published, so
+      // an eviction before their continuations run cannot close it under them.
+      const f: OpenFile = { path, fd, size, sizeAt: performance.now(), refs: o.waiters, closing: false, spcOid, dbOid, relNumber };
       if (generation !== this.generation) {
         f.closing = true; // closeAll() ran meanwhile: close on release, keep nothing
       } else {
