@@ -1,0 +1,107 @@
+// The fd cache on real files: bounded, read-only (never creates), missing
+// files counted and remembered briefly, no fd closed under a reader, and the
+// process's fd count back to baseline after closeAll().
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, fstatSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FileHandles, defaultFileCapacity, openFileSoftLimit, type OpenFile } from '../src/prefault/file-handles.ts';
+
+function fdCount(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+function withFiles(n: number, fn: (paths: string[], dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'pg-prefaulter-fds-'));
+  const paths = Array.from({ length: n }, (_, i) => join(dir, String(16384 + i)));
+  for (const p of paths) writeFileSync(p, Buffer.alloc(8192 * 4, 1));
+  return fn(paths, dir).finally(() => rmSync(dir, { recursive: true, force: true }));
+}
+
+async function acquire(h: FileHandles, path: string, rel = 1): Promise<OpenFile | null> {
+  return await h.acquire(path, 1663, 5, rel);
+}
+
+test('the soft RLIMIT_NOFILE is read from /proc and leaves headroom', () => {
+  const soft = openFileSoftLimit();
+  assert.equal(soft, Number(execFileSync('sh', ['-c', 'ulimit -Sn'], { encoding: 'utf8' }).trim()));
+  const cap = defaultFileCapacity(soft);
+  assert.ok(cap < soft! && cap >= soft! / 2, `capacity ${cap} of ${soft}`);
+  assert.equal(new FileHandles({ maxOpenFiles: 10 }).capacity, 10);
+  assert.equal(new FileHandles({ maxOpenFiles: 10 ** 9 }).capacity, cap, 'a configured max above the limit is clamped');
+});
+
+test('bounded LRU: capacity respected, hits counted, fds back to baseline after closeAll', async () => {
+  await withFiles(10, async (paths) => {
+    const baseline = fdCount();
+    const h = new FileHandles({ maxOpenFiles: 3 });
+    for (const p of paths) {
+      const f = (await acquire(h, p))!;
+      assert.equal(fstatSync(f.fd).size, 8192 * 4);
+      assert.equal(f.size, 8192 * 4);
+      h.release(f);
+    }
+    await new Promise((r) => setTimeout(r, 20)); // evicted fds close asynchronously
+    assert.equal(h.stats.open, 3);
+    assert.equal(fdCount(), baseline + 3);
+    assert.equal(h.stats.evictions, 7);
+    const again = (await acquire(h, paths[9]!))!;
+    h.release(again);
+    assert.equal(h.stats.hits, 1, 'the most recent file is still open');
+    await h.closeAll();
+    assert.equal(h.stats.open, 0);
+    assert.equal(fdCount(), baseline);
+  });
+});
+
+test('a file being read is not closed by eviction or closeAll until released', async () => {
+  await withFiles(6, async (paths) => {
+    const baseline = fdCount();
+    const h = new FileHandles({ maxOpenFiles: 1 });
+    // Many concurrent acquires of several files through a one-fd cache.
+    const got = await Promise.all(paths.flatMap((p) => [acquire(h, p), acquire(h, p), acquire(h, p)]));
+    for (const f of got) assert.equal(fstatSync(f!.fd).size, 8192 * 4, `${f!.path} still open while held`);
+    const closing = h.closeAll();
+    for (const f of got) assert.equal(fstatSync(f!.fd).size, 8192 * 4, 'closeAll waits for holders');
+    for (const f of got) h.release(f!);
+    await closing;
+    assert.equal(h.stats.open, 0);
+    assert.equal(fdCount(), baseline);
+  });
+});
+
+test('a missing file is null, counted, remembered briefly, and never created', async () => {
+  await withFiles(1, async (_paths, dir) => {
+    const gone = join(dir, '99999');
+    const h = new FileHandles({ missingTtlMs: 50 });
+    assert.equal(await acquire(h, gone), null);
+    assert.equal(h.stats.missing, 1);
+    assert.equal(existsSync(gone), false, 'open never creates');
+    assert.equal(h.isMissing(gone, performance.now()), true);
+    await new Promise((r) => setTimeout(r, 60));
+    assert.equal(h.isMissing(gone, performance.now()), false, 'forgotten after the TTL');
+    writeFileSync(gone, Buffer.alloc(8192));
+    const f = await acquire(h, gone);
+    assert.ok(f, 'found once it exists');
+    h.release(f);
+    await h.closeAll();
+  });
+});
+
+test('closeRelation closes every fork and segment of that relation only', async () => {
+  await withFiles(0, async (_p, dir) => {
+    const files = ['16384', '16384_fsm', '16384.1', '16385'].map((n) => join(dir, n));
+    for (const p of files) writeFileSync(p, Buffer.alloc(8192));
+    const h = new FileHandles();
+    for (const p of files) h.release((await h.acquire(p, 1663, 5, p.includes('16385') ? 16385 : 16384))!);
+    h.closeRelation(1663, 5, 16384);
+    h.closeRelation(1663, 6, 16385); // other database: untouched
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(h.stats.open, 1);
+    h.closeDatabase(5);
+    await h.closeAll();
+    assert.equal(h.stats.open, 0);
+  });
+});
