@@ -4,7 +4,7 @@
 // the image builds it, laid out like /app in the image.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -151,8 +151,8 @@ describe('k8s image: ConfigMap configs', () => {
 });
 
 describe('k8s image: the commands run', () => {
-  // /app as the image has it: package.json, production node_modules (here: the
-  // repo's), dist/ compiled with tsconfig.build.json like `npm run build`.
+  // /app as the image has it: package.json, production node_modules, dist/
+  // compiled with tsconfig.build.json like `npm run build`.
   let root = '';
   let app = '';
   const instrs = loadDockerfile();
@@ -165,7 +165,12 @@ describe('k8s image: the commands run', () => {
     // The e2e test runs the sidecar as the PostgreSQL server's user, like uid 101 in Spilo.
     chmodSync(root, 0o755);
     copyFileSync(join(REPO, 'package.json'), join(app, 'package.json'));
-    symlinkSync(join(REPO, 'node_modules'), join(app, 'node_modules'), 'dir');
+    // Production dependencies only, like `npm ci --omit=dev` in the image: copied
+    // from the repo's install (no network), so dev-only imports would fail here too.
+    const prod = spawnSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: REPO, encoding: 'utf8' }).stdout
+      .split('\n').filter((p) => p.startsWith(join(REPO, 'node_modules') + '/'));
+    assert.ok(prod.length > 5, `npm ls listed the production dependencies (${prod.length})`);
+    for (const p of prod) cpSync(p, join(app, p.slice(REPO.length + 1)), { recursive: true, verbatimSymlinks: true });
     // tsc still emits when other files have type errors; the typecheck is npm test's job.
     spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(REPO, 'tsconfig.build.json'), '--outDir', join(app, 'dist')], { encoding: 'utf8' });
   });
@@ -301,6 +306,14 @@ describe('k8s image: the commands run', () => {
       const versions = selectedVersions();
       const version = versions[versions.length - 1]!;
       const streamsUpstream = spec.env.some((e) => e.name === 'PG_PREFAULTER_REPLICATION_PASSWORD');
+      // Run as the server's user (Spilo: postgres 101), unless that user cannot
+      // reach node or this directory; then as ourselves, saying so.
+      let runAs = asServerUser();
+      const probeArgs = ['-e', `require('fs').accessSync(${JSON.stringify(local(image.entrypoint[1]!))})`];
+      if (runAs.uid !== undefined && spawnSync(process.execPath, probeArgs, { ...runAs, stdio: 'ignore' }).status !== 0) {
+        t.diagnostic(`uid ${runAs.uid} cannot run ${process.execPath} on ${app}; running the sidecar as uid ${process.getuid?.()}`);
+        runAs = {};
+      }
       await withCluster(version, { name: 'k8s-sidecar' }, async ({ primary, standby }) => {
         // Spilo's paths -> this standby's; everything else exactly as the manifest has it.
         const here = (v: string): string => v
@@ -326,7 +339,7 @@ describe('k8s image: the commands run', () => {
             PG_PREFAULTER_METRICS_LISTEN: `127.0.0.1:${port}`,
           },
           stdio: ['ignore', 'pipe', 'pipe'],
-          ...asServerUser(),
+          ...runAs,
         });
         let out = '';
         proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
