@@ -221,6 +221,7 @@ export default async function decodeCommand(argv: string[]): Promise<number> {
   }
   const out = new Out();
   const stats = new Map<string, RmgrStats>();
+  const byRmgr: (RmgrStats | undefined)[] = [];
   let errors = 0;
   const firstStart = args.start ?? files[0]!.segNo * segBig;
   const decoder = new WalDecoder({ startLsn: firstStart, segmentSize: segSize });
@@ -263,8 +264,8 @@ export default async function decodeCommand(argv: string[]): Promise<number> {
         break;
       }
       if (args.stats) {
-        let s = stats.get(r.rmgrName);
-        if (!s) stats.set(r.rmgrName, (s = { records: 0, bytes: 0, blocks: 0, images: 0 }));
+        let s = byRmgr[r.rmgr];
+        if (!s) stats.set(r.rmgrName, (s = byRmgr[r.rmgr] = { records: 0, bytes: 0, blocks: 0, images: 0 }));
         s.records++;
         s.bytes += r.totalLength;
         s.blocks += r.blocks.length;
