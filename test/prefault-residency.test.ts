@@ -13,44 +13,46 @@ import { selectedVersions, withCluster, type PgServer } from './harness/index.ts
 const version = selectedVersions().at(-1)!;
 const BLOCK = 8192;
 
-// Page cache control and inspection, through python3's libc bindings:
-// fsync + POSIX_FADV_DONTNEED to evict, mmap + mincore to see what is resident.
-const PAGECACHE_PY = `
-import ctypes, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-cmd, path = sys.argv[1], sys.argv[2]
-fd = os.open(path, os.O_RDONLY)
-if cmd == 'evict':
-    os.fsync(fd)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-else:
-    size = os.fstat(fd).st_size
-    page = os.sysconf('SC_PAGE_SIZE')
-    n = (size + page - 1) // page
-    addr = libc.mmap(None, size, 1, 1, fd, 0)
-    vec = (ctypes.c_ubyte * n)()
-    if libc.mincore(addr, size, vec) != 0:
-        raise OSError(ctypes.get_errno(), 'mincore')
-    libc.munmap(addr, size)
-    sys.stdout.write(str(page) + ' ' + ''.join('1' if v & 1 else '0' for v in vec))
-os.close(fd)
+// Page cache control and inspection with perl (perl-base is essential on
+// Debian; syscall numbers are x86_64's, like the embedded PostgreSQL builds):
+// fsync + posix_fadvise(DONTNEED) to evict, mmap + mincore to see residency.
+const PAGECACHE_PL = `
+use strict;
+my ($cmd, $path, $page) = @ARGV;
+open(my $fh, '<', $path) or die "open $path: $!\\n";
+my $fd = fileno($fh);
+if ($cmd eq 'evict') {
+  syscall(74, $fd) == 0 or die "fsync $path: $!\\n";
+  syscall(221, $fd, 0, 0, 4) == 0 or die "posix_fadvise $path: $!\\n";
+} else {
+  my $size = -s $fh;
+  my $n = int(($size + $page - 1) / $page);
+  my $addr = syscall(9, 0, $size, 1, 1, $fd, 0);
+  die "mmap $path: $!\\n" if $addr == -1;
+  my $vec = "\\0" x $n;
+  syscall(27, $addr, $size, $vec) == 0 or die "mincore $path: $!\\n";
+  syscall(11, $addr, $size);
+  print join('', map { ord($_) & 1 } split(//, $vec));
+}
 `;
+const PAGE_SIZE = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim());
 
 function evict(path: string): void {
-  execFileSync('python3', ['-c', PAGECACHE_PY, 'evict', path]);
+  execFileSync('perl', ['-e', PAGECACHE_PL, 'evict', path]);
 }
 
 /** Per 8 KiB block: true if every OS page of it is resident. */
 function residentBlocks(path: string): boolean[] {
-  const [pageText, bits] = execFileSync('python3', ['-c', PAGECACHE_PY, 'resident', path], { encoding: 'utf8' }).split(' ');
-  const perBlock = BLOCK / Number(pageText);
+  const bits = execFileSync('perl', ['-e', PAGECACHE_PL, 'resident', path, String(PAGE_SIZE)], { encoding: 'utf8' });
+  const perBlock = BLOCK / PAGE_SIZE;
   const out: boolean[] = [];
-  for (let b = 0; b * perBlock < bits!.length; b++) out.push(!bits!.slice(b * perBlock, (b + 1) * perBlock).includes('0'));
+  for (let b = 0; b * perBlock < bits.length; b++) out.push(!bits.slice(b * perBlock, (b + 1) * perBlock).includes('0'));
   return out;
+}
+
+/** Resident bytes of a file as util-linux fincore reports them (a cross-check of mincore above). */
+function fincoreBytes(path: string): number {
+  return Number(execFileSync('fincore', ['--bytes', '--noheadings', '--raw', '--output', 'RES', path], { encoding: 'utf8' }).trim());
 }
 
 function fdCount(): number {
@@ -108,6 +110,7 @@ test(`PG ${version}: prefaulting real pending WAL fills the page cache with exac
     evict(relPath);
     const before = residentBlocks(relPath);
     assert.equal(before.filter(Boolean).length, 0, 'table evicted from the page cache');
+    assert.equal(fincoreBytes(relPath), 0);
     const mtimeBefore = statSync(relPath).mtimeMs;
     const fdsBefore = fdCount();
 
@@ -131,9 +134,11 @@ test(`PG ${version}: prefaulting real pending WAL fills the page cache with exac
 
     await t.test('the blocks replay will read are resident, images and untouched blocks are not', () => {
       const after = residentBlocks(relPath);
+      assert.equal(fincoreBytes(relPath), after.filter(Boolean).length * BLOCK, 'fincore agrees: only whole re-read blocks are resident');
       for (const b of reread) assert.equal(after[b], true, `block ${b} (re-read) resident`);
       for (const b of imaged) assert.equal(after[b], false, `block ${b} (full-page image) not read`);
       for (const b of untouched) assert.equal(after[b], false, `block ${b} (not in WAL) not resident`);
+      assert.deepEqual(after.flatMap((r, b) => (r ? [b] : [])), reread, 'exactly the re-read blocks, nothing else');
       assert.ok(p.stats.skipped.image >= imaged.length, `image skips ${p.stats.skipped.image}`);
       assert.ok(p.stats.completed >= reread.length);
       assert.equal(p.stats.readErrors, 0);
