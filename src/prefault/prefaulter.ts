@@ -133,8 +133,9 @@ export class Prefaulter {
 
   /** The follower's replay LSN: retires pages behind it and admits waiting records. */
   setReplayLsn(lsn: bigint): void {
-    this.window.setReplayLsn(lsn, this.takeWaiting);
+    // Events replay has applied first, so records admitted now are judged on what is still ahead.
     this.planner.retire(lsn);
+    this.window.setReplayLsn(lsn, this.takeWaiting);
     this.syncWindowStats();
   }
 
