@@ -53,10 +53,28 @@ const enum Page {
 }
 
 const MIN_OWNED_CAPACITY = 64 * 1024;
+const LARGE_ASM = 4 * 1024 * 1024;
 const SAFE_BASE = BigInt(Number.MAX_SAFE_INTEGER) - (1n << 40n);
 /** locateSpan: the cursor moved (aborted record skipped); decode from there. */
 const RESTART = 1;
 
+/**
+ * Push WAL bytes, pull records:
+ *
+ *   const d = new WalDecoder({ startLsn });
+ *   d.push(bytes);                       // contiguous from d.inputLsn
+ *   for (let r = d.next(); r; r = d.next()) isDecodeError(r) ? report(r) : use(r);
+ *
+ * - null from next() means "push more bytes".
+ * - Bytes not written yet (a zero record length or page header, or a recycled segment's
+ *   older page) also give null, and inputLsn moves back to them: push them again from
+ *   inputLsn once they are written (a reader of pg_wal files re-reads from there; a
+ *   replication stream never sends them).
+ * - Damage (bad page header, CRC mismatch, inconsistent record) gives one DecodeError with
+ *   its LSN; decoding then resumes at the next page with a valid header.
+ * - A record PostgreSQL abandoned after a crash (next page flagged
+ *   XLP_FIRST_IS_OVERWRITE_CONTRECORD) is skipped silently, as replay does.
+ */
 export class WalDecoder {
   private readonly segSize: number;
   private readonly pageSize: number;
@@ -458,6 +476,7 @@ export class WalDecoder {
     const endLsn = this.lsnAt(physEnd);
     const rec = decodeRecord(buf, off, totLen, lsn, endLsn, prev, this.major ?? 18);
     if (typeof rec === 'string') return this.fail(cur, `${rec} in record at ${formatLsn(lsn)}`);
+    if (buf === this.asm && buf.length > LARGE_ASM) this.asm = new Uint8Array(0); // do not keep a huge record's buffer
     this.prevLsn = lsn;
     this.prevLo = this.lsnLo(cur);
     this.prevHi = this.lsnHi(cur);
