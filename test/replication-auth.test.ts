@@ -34,13 +34,13 @@ async function connectErr(server: PgServer, conninfo: string): Promise<Replicati
   assert.fail(`connecting with "${conninfo.replace(/password=\S+/, 'password=***')}" should have failed`);
 }
 
-// A self-signed certificate for 127.0.0.1, readable by the server user only.
+// A self-signed certificate for the name localhost (not the IP), readable by the server user only.
 function makeCert(dir: string, name: string): { crt: string; key: string } {
   const crt = join(dir, `${name}.crt`);
   const key = join(dir, `${name}.key`);
   execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
-    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', key, '-out', crt,
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost', '-keyout', key, '-out', crt,
   ], { stdio: 'ignore' });
   const u = serverUser();
   for (const f of [crt, key]) {
@@ -62,6 +62,7 @@ test(`PG ${last}: SCRAM, md5, cleartext, trust and TLS authenticate; failures ar
       'host replication pw_user 127.0.0.1/32 password',
       'hostssl replication tls_user 127.0.0.1/32 scram-sha-256',
       'hostnossl replication tls_user 127.0.0.1/32 reject',
+      'host replication blocked_user 127.0.0.1/32 reject',
     ];
     const conf = { ssl: 'on', ssl_cert_file: server.crt, ssl_key_file: server.key };
     await withPrimary(last, { name: 'repl-auth', hba, primaryConf: conf }, async ({ primary }) => {
@@ -69,6 +70,7 @@ test(`PG ${last}: SCRAM, md5, cleartext, trust and TLS authenticate; failures ar
         create role scram_user login replication password 'Scr4m-s3cret';
         create role pw_user login replication password 'cl3ar-s3cret';
         create role tls_user login replication password 'Tls-s3cret';
+        create role blocked_user login replication;
         set password_encryption = 'md5';
         create role md5_user login replication password 'Md5-s3cret';`);
 
@@ -101,16 +103,24 @@ test(`PG ${last}: SCRAM, md5, cleartext, trust and TLS authenticate; failures ar
       assert.equal(none.code, 'AUTH_FAILED');
       assert.match(none.message, /none is set.*PGPASSWORD/);
 
-      // TLS: require, verify-ca and verify-full with the certificate as root CA
-      for (const mode of ['require', 'verify-ca', 'verify-full']) {
+      // TLS: require and verify-ca by address, verify-full by the certificate's host name
+      for (const mode of ['require', 'verify-ca', 'verify-full host=localhost']) {
         const c = await connectOk(primary, `user=tls_user password=Tls-s3cret sslmode=${mode} sslrootcert=${server.crt}`);
         assert.equal(c.tls, true, mode);
         await c.close();
       }
+      // verify-full checks the host name: 127.0.0.1 is not in the certificate
+      const mismatch = await connectErr(primary, `user=tls_user password=Tls-s3cret sslmode=verify-full sslrootcert=${server.crt}`);
+      assert.equal(mismatch.code, 'TLS_FAILED', mismatch.message);
+      assert.match(mismatch.message, /127\.0\.0\.1/);
       // hostssl only: a plain connection is told to use TLS
       const plain = await connectErr(primary, 'user=tls_user password=Tls-s3cret sslmode=disable');
       assert.equal(plain.code, 'TLS_REQUIRED', plain.message);
       assert.match(plain.message, /sslmode=require/);
+      // rejected with and without TLS: not a TLS problem
+      const blocked = await connectErr(primary, 'user=blocked_user sslmode=disable');
+      assert.equal(blocked.code, 'AUTH_FAILED', blocked.message);
+      assert.match(blocked.message, /pg_hba\.conf rejects/);
       // sslmode=allow retries with TLS and gets in
       const allow = await connectOk(primary, 'user=tls_user password=Tls-s3cret sslmode=allow');
       assert.equal(allow.tls, true);

@@ -66,9 +66,19 @@ export class ReplicationConnection implements StreamHost {
     try {
       return await ReplicationConnection.attempt(opts, plan, deadline);
     } catch (e) {
+      // sslmode=prefer: a failed handshake falls back to a plain connection, as in libpq
+      if (plan === 'try' && e instanceof ReplicationError && e.code === 'TLS_FAILED') return ReplicationConnection.attempt(opts, 'none', deadline);
       // "no pg_hba.conf entry ... no encryption": the server only accepts TLS here.
       if (plan === 'none' && e instanceof ReplicationError && e.sqlstate === '28000' && /(no pg_hba\.conf entry|pg_hba\.conf rejects).*(no encryption|SSL off)/.test(e.message)) {
-        if (opts.sslmode === 'allow') return ReplicationConnection.attempt(opts, 'must', deadline);
+        // Only a TLS attempt tells "needs TLS" from "not allowed at all".
+        let viaTls: ReplicationConnection;
+        try {
+          viaTls = await ReplicationConnection.attempt(opts, 'must', deadline);
+        } catch {
+          throw e;
+        }
+        if (opts.sslmode === 'allow') return viaTls;
+        await viaTls.close().catch(() => {});
         throw new ReplicationError(
           'TLS_REQUIRED',
           `${e.message.replace(/: (add a "host replication|check the credentials).*$/, '')}: the server accepts this user only over TLS (hostssl); set sslmode=require (or verify-full with sslrootcert)`,
