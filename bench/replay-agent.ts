@@ -113,6 +113,8 @@ export interface RunningAgent {
   /** SIGTERM, wait for exit; returns the exit code or signal. */
   stop(timeoutMs?: number): Promise<string>;
   exited(): string | null;
+  /** Send a signal to the agent and its descendants (SIGSTOP/SIGCONT freeze and thaw it). */
+  signalTree(signal: NodeJS.Signals): void;
 }
 
 export interface AgentStart {
@@ -151,6 +153,15 @@ export function startAgent(opts: AgentStart): RunningAgent {
     logFile: opts.logFile,
     metricsUrl,
     exited: () => exitState,
+    signalTree(signal) {
+      for (const p of processTree(proc.pid ?? -1)) {
+        try {
+          process.kill(p, signal);
+        } catch {
+          // exited meanwhile
+        }
+      }
+    },
     async scrape() {
       try {
         const res = await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) });
@@ -168,4 +179,9 @@ export function startAgent(opts: AgentStart): RunningAgent {
       return state;
     },
   };
+}
+
+/** Whether the agent reports it is streaming WAL from its upstream. */
+export function agentStreaming(metrics: string): boolean {
+  return /^pg_prefaulter_state\{state="streaming"\} 1$/m.test(metrics) && /^pg_prefaulter_upstream_connected 1$/m.test(metrics);
 }

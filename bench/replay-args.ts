@@ -4,7 +4,11 @@ import { parseArgs } from 'node:util';
 export const ALL_VARIANTS = ['cached', 'cold', 'builtin', 'builtin-tuned', 'prefaulter', 'prefaulter+builtin'] as const;
 export type VariantName = (typeof ALL_VARIANTS)[number];
 
+export type BenchMode = 'restart' | 'live';
+
 export interface BenchOptions {
+  /** restart: the burst waits while the standby is stopped; live: while its replay is paused. */
+  modes: BenchMode[];
   versions: number[];
   sizeMb: number;
   updates: number;
@@ -33,7 +37,18 @@ cold page cache behind a slow storage model (slowio), for each variant:
   prefaulter          pg-prefaulter run (default config), recovery_prefetch=off
   prefaulter+builtin  pg-prefaulter run and recovery_prefetch=on (PG 15+)
 
+Modes (--mode):
+  restart   (default) the burst is written while the standby is stopped (after a
+            restartpoint); the timer starts when the standby starts. The sidecar
+            is started first and must find PostgreSQL and catch up: a follower
+            restart, e.g. after maintenance or a crash.
+  live      standby and sidecar run and are caught up; the standby is restarted
+            (empty shared_buffers) before the run, then replay is paused and the
+            sidecar frozen (SIGSTOP) while the burst is written; the timer starts
+            when both resume together: a lagging follower in steady state.
+
 Options:
+  --mode restart,live   one or both, on the same data set (default restart)
   --pg 15,17            PostgreSQL major versions (default 17)
   --size-mb N           table size on disk (default 2048)
   --updates N           updates in the burst (default 20000)
@@ -60,6 +75,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   const { values } = parseArgs({
     args: argv,
     options: {
+      mode: { type: 'string' },
       pg: { type: 'string' },
       'size-mb': { type: 'string' },
       updates: { type: 'string' },
@@ -84,11 +100,14 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   }
   const fpw = values.fpw ?? 'off';
   if (fpw !== 'on' && fpw !== 'off') throw new Error(`--fpw must be on or off, got "${fpw}"`);
+  const modes = (values.mode ?? 'restart').split(',').filter(Boolean);
+  for (const m of modes) if (m !== 'restart' && m !== 'live') throw new Error(`--mode must be restart, live or restart,live; got "${m}"`);
   const variants = (values.variants ?? ALL_VARIANTS.join(',')).split(',').filter(Boolean);
   for (const v of variants) {
     if (!(ALL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--variants names "${v}": choose from ${ALL_VARIANTS.join(', ')}`);
   }
   return {
+    modes: modes as BenchMode[],
     versions,
     sizeMb: positiveInt('size-mb', values['size-mb'], 2048),
     updates: positiveInt('updates', values.updates, 20000),

@@ -8,10 +8,10 @@ import { cpus, totalmem, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, sleep, type Cluster } from '../test/harness/index.ts';
-import { ALL_VARIANTS, parseBenchArgs, USAGE, type BenchOptions, type VariantName } from './replay-args.ts';
-import { agentAvailable, metricSum, sampleProc, startAgent, type RunningAgent } from './replay-agent.ts';
+import { ALL_VARIANTS, parseBenchArgs, USAGE, type BenchMode, type BenchOptions, type VariantName } from './replay-args.ts';
+import { agentAvailable, agentStreaming, metricSum, sampleProc, startAgent, type RunningAgent, type TreeSample } from './replay-agent.ts';
 import { evict, relationFiles, residency, warm } from './replay-cache.ts';
-import { createBenchCluster, flushSlowIoCounters, loadTable, parkStandby, replayReached, runBurst, type LoadedTable } from './replay-cluster.ts';
+import { createBenchCluster, flushSlowIoCounters, loadTable, parkStandby, replayReached, runBurst, type Burst, type LoadedTable } from './replay-cluster.ts';
 import { agentTable, replayTable, runsTable, summarize, type AgentFigures, type RunResult } from './replay-report.ts';
 import { buildSlowIo, readSlowIoStats, sumCounters, type SlowIo } from './replay-slowio.ts';
 
@@ -40,6 +40,7 @@ const SPECS: Record<VariantName, VariantSpec> = {
 
 interface Context {
   opts: BenchOptions;
+  mode: BenchMode;
   cluster: Cluster;
   table: LoadedTable;
   slowio: SlowIo;
@@ -58,107 +59,251 @@ async function waitForAgentReady(agent: RunningAgent, timeoutMs: number): Promis
   throw new Error(`pg-prefaulter run did not serve ${agent.metricsUrl} within ${timeoutMs} ms; see ${agent.logFile}`);
 }
 
-async function runOnce(ctx: Context, variant: VariantName, rep: number): Promise<RunResult> {
-  const { cluster, opts, table } = ctx;
-  const { primary, standby } = cluster;
+interface AgentCounters {
+  walBytes: number | null;
+  records: number | null;
+  issued: number | null;
+}
+
+function agentCounters(metrics: string): AgentCounters {
+  return {
+    walBytes: metricSum(metrics, 'pg_prefaulter_wal_bytes_total'),
+    records: metricSum(metrics, 'pg_prefaulter_wal_records_total'),
+    issued: metricSum(metrics, 'pg_prefaulter_prefaults_issued_total'),
+  };
+}
+
+interface Prepared {
+  tag: string;
+  burst: Burst;
+  residentFraction: number;
+  standbyStats: string;
+  agentStats: string;
+  /** The agent's counters before the burst (live mode; a fresh agent starts at zero). */
+  agentBefore?: AgentCounters;
+}
+
+// Variant settings, the slowio environment, and the page cache, for a
+// standby that is stopped (restart mode) or about to be restarted (live).
+function configureStandby(ctx: Context, variant: VariantName, rep: number): Pick<Prepared, 'tag' | 'standbyStats' | 'agentStats'> {
+  const { cluster } = ctx;
   const spec = SPECS[variant];
-
-  await parkStandby(cluster);
-  const burst = await runBurst(primary, table.rows, opts);
-
   const settings: Record<string, string | number> = { maintenance_io_concurrency: spec.ioConcurrency };
   if (cluster.version >= 15) settings.recovery_prefetch = spec.prefetch;
-  standby.configure(settings);
-  const tag = `pg${cluster.version}-${variant}-${rep}`;
+  cluster.standby.configure(settings);
+  const tag = `pg${cluster.version}-${ctx.mode}-${variant}-${rep}`;
   const standbyStats = join(ctx.statsDir, `${tag}-standby`);
-  standby.env = ctx.slowio.env(standbyStats);
+  cluster.standby.env = ctx.slowio.env(standbyStats);
+  return { tag, standbyStats, agentStats: join(ctx.statsDir, `${tag}-agent`) };
+}
 
+function prepareCache(ctx: Context, variant: VariantName): number {
+  const { standby } = ctx.cluster;
   const files = relationFiles(standby.dataDir);
-  if (spec.warmCache) warm(files);
+  if (SPECS[variant].warmCache) warm(files);
   else evict(files);
-  const tableFiles = files.filter((f) => table.relationPaths.some((p) => f === join(standby.dataDir, p) || f.startsWith(`${join(standby.dataDir, p)}.`)));
+  const tableFiles = files.filter((f) => ctx.table.relationPaths.some((p) => f === join(standby.dataDir, p) || f.startsWith(`${join(standby.dataDir, p)}.`)));
   const res = residency(tableFiles);
-  const residentFraction = res.totalBytes ? res.residentBytes / res.totalBytes : 0;
+  return res.totalBytes ? res.residentBytes / res.totalBytes : 0;
+}
 
+function launchAgent(ctx: Context, tag: string, agentStats: string, port: number): RunningAgent {
+  return startAgent({
+    repoRoot,
+    standby: ctx.cluster.standby,
+    metricsPort: port,
+    env: ctx.slowio.env(agentStats),
+    logFile: join(ctx.logDir, `${tag}-agent.log`),
+    extraArgs: ctx.opts.agentArgs,
+  });
+}
+
+async function waitForAgentStreaming(agent: RunningAgent, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const state = agent.exited();
+    if (state !== null) throw new Error(`pg-prefaulter run exited (${state}); see ${agent.logFile}`);
+    const m = await agent.scrape();
+    if (m !== null && agentStreaming(m)) return;
+    await sleep(100);
+  }
+  throw new Error(`pg-prefaulter run did not report streaming within ${timeoutMs} ms; see ${agent.logFile}`);
+}
+
+/** Polls until replay passes endLsn; returns seconds since t0 and when the agent first prefaulted. */
+async function timeReplay(ctx: Context, tag: string, endLsn: string, t0: number, agent: RunningAgent | null): Promise<{ seconds: number; firstPrefaultS: number | null }> {
+  const { standby } = ctx.cluster;
+  const deadline = Date.now() + ctx.opts.timeoutS * 1000;
+  // When did the sidecar issue its first prefault of this burst?
+  let issuedBefore: number | null = null;
+  let firstPrefaultS: number | null = null;
+  let lastScrape = 0;
+  while (!(await replayReached(standby, endLsn))) {
+    if (Date.now() > deadline) throw new Error(`${tag}: replay did not reach ${endLsn} within ${ctx.opts.timeoutS} s\n${standby.logTail()}`);
+    if (agent && firstPrefaultS === null && performance.now() - lastScrape >= 100) {
+      lastScrape = performance.now();
+      const m = await agent.scrape();
+      const issued = m === null ? null : (metricSum(m, 'pg_prefaulter_prefaults_issued_total') ?? 0);
+      if (issued !== null) {
+        if (issuedBefore === null) issuedBefore = ctx.mode === 'live' ? issued : 0;
+        if (issued > issuedBefore) firstPrefaultS = (performance.now() - t0) / 1000;
+      }
+    }
+    await sleep(20);
+  }
+  return { seconds: (performance.now() - t0) / 1000, firstPrefaultS };
+}
+
+async function finish(
+  ctx: Context,
+  variant: VariantName,
+  rep: number,
+  prep: Prepared,
+  timing: { seconds: number; startupSeconds: number; firstPrefaultS: number | null },
+  agent: RunningAgent | null,
+  before: TreeSample | null,
+): Promise<RunResult> {
+  const after = agent ? sampleProc(agent.pid) : null;
+  const metrics = agent ? await agent.scrape() : null;
+  const startupPid = await flushSlowIoCounters(ctx.cluster, ctx.table.rows);
+  let agentFigures: AgentFigures | null = null;
+  if (agent) {
+    const now = metrics === null ? null : agentCounters(metrics);
+    const was = prep.agentBefore ?? { walBytes: 0, records: 0, issued: 0 };
+    const delta = (k: keyof AgentCounters): number | null => (now === null || now[k] === null ? null : now[k]! - (was[k] ?? 0));
+    if (metrics !== null) writeFileSync(join(ctx.logDir, `${prep.tag}-metrics.txt`), metrics);
+    const exitedEarly = agent.exited();
+    const exit = exitedEarly !== null ? `died early (${exitedEarly})` : await agent.stop();
+    agentFigures = {
+      cpuSeconds: after && before ? after.cpuSeconds - before.cpuSeconds : NaN,
+      cpuSecondsTotal: after?.cpuSeconds ?? NaN,
+      peakRssBytes: after?.peakRssBytes ?? 0,
+      processes: after?.processes ?? 0,
+      threads: after?.threads ?? 0,
+      firstPrefaultS: timing.firstPrefaultS,
+      walBytesMetric: delta('walBytes'),
+      records: delta('records'),
+      prefaultsIssued: delta('issued'),
+      misses: sumCounters(readSlowIoStats(prep.agentStats).values()).misses,
+      exit,
+    };
+  }
+  const perPid = readSlowIoStats(prep.standbyStats);
+  const standbyCounters = (startupPid !== null ? perPid.get(startupPid) : undefined) ?? sumCounters(perPid.values());
+  const result: RunResult = {
+    variant,
+    rep,
+    seconds: timing.seconds,
+    startupSeconds: timing.startupSeconds,
+    walBytes: prep.burst.walBytes,
+    residentFraction: prep.residentFraction,
+    standbyMisses: standbyCounters.misses,
+    standbyWillneed: standbyCounters.willneed,
+    agent: agentFigures,
+  };
+  const a = agentFigures;
+  log(
+    `${prep.tag}: ${timing.seconds.toFixed(2)} s (standby start ${timing.startupSeconds.toFixed(2)} s, burst ${(prep.burst.walBytes / 1048576).toFixed(1)} MB WAL, ` +
+      `resident ${(prep.residentFraction * 100).toFixed(1)}%, replay misses ${standbyCounters.misses}, willneed ${standbyCounters.willneed}` +
+      (a
+        ? `, agent cpu ${a.cpuSeconds.toFixed(2)} s, first prefault at ${a.firstPrefaultS?.toFixed(2) ?? 'never'} s, ${a.processes} proc/${a.threads} threads, ` +
+          `rss ${(a.peakRssBytes / 1048576).toFixed(0)} MB, agent misses ${a.misses}, exit ${a.exit})`
+        : ')'),
+  );
+  return result;
+}
+
+/** Restart mode: burst while the standby is stopped; time from its start. */
+async function runRestart(ctx: Context, variant: VariantName, rep: number): Promise<RunResult> {
+  const { cluster, opts, table } = ctx;
+  await parkStandby(cluster);
+  const burst = await runBurst(cluster.primary, table.rows, opts);
+  const names = configureStandby(ctx, variant, rep);
+  const residentFraction = prepareCache(ctx, variant);
+  const prep: Prepared = { ...names, burst, residentFraction };
   let agent: RunningAgent | null = null;
-  const agentStats = join(ctx.statsDir, `${tag}-agent`);
   try {
-    if (spec.agent) {
-      agent = startAgent({
-        repoRoot,
-        standby,
-        metricsPort: await freePort(),
-        env: ctx.slowio.env(agentStats),
-        logFile: join(ctx.logDir, `${tag}-agent.log`),
-        extraArgs: opts.agentArgs,
-      });
+    if (SPECS[variant].agent) {
+      agent = launchAgent(ctx, prep.tag, prep.agentStats, await freePort());
       await waitForAgentReady(agent, 60_000);
     }
     const before = agent ? sampleProc(agent.pid) : null;
     const t0 = performance.now();
-    await standby.start();
+    await cluster.standby.start();
     const startupSeconds = (performance.now() - t0) / 1000;
-    const deadline = Date.now() + opts.timeoutS * 1000;
-    // When did the sidecar issue its first prefault (seconds after the standby's start)?
-    let firstPrefaultS: number | null = null;
-    let lastScrape = 0;
-    while (!(await replayReached(standby, burst.endLsn))) {
-      if (Date.now() > deadline) throw new Error(`${tag}: replay did not reach ${burst.endLsn} within ${opts.timeoutS} s\n${standby.logTail()}`);
-      if (agent && firstPrefaultS === null && performance.now() - lastScrape >= 100) {
-        lastScrape = performance.now();
-        const m = await agent.scrape();
-        if (m !== null && (metricSum(m, 'pg_prefaulter_prefaults_issued_total') ?? 0) > 0) firstPrefaultS = (performance.now() - t0) / 1000;
-      }
-      await sleep(20);
-    }
-    const seconds = (performance.now() - t0) / 1000;
-
-    const after = agent ? sampleProc(agent.pid) : null;
-    const metrics = agent ? await agent.scrape() : null;
-    const startupPid = await flushSlowIoCounters(cluster, table.rows);
-
-    let agentFigures: AgentFigures | null = null;
-    if (agent) {
-      const walBytesMetric = metrics === null ? null : metricSum(metrics, 'pg_prefaulter_wal_bytes_total');
-      if (metrics !== null) writeFileSync(join(ctx.logDir, `${tag}-metrics.txt`), metrics);
-      const exitedEarly = agent.exited();
-      const exit = exitedEarly !== null ? `died early (${exitedEarly})` : await agent.stop();
-      agentFigures = {
-        cpuSeconds: after && before ? after.cpuSeconds - before.cpuSeconds : NaN,
-        cpuSecondsTotal: after?.cpuSeconds ?? NaN,
-        peakRssBytes: after?.peakRssBytes ?? 0,
-        processes: after?.processes ?? 0,
-        threads: after?.threads ?? 0,
-        firstPrefaultS,
-        walBytesMetric,
-        misses: sumCounters(readSlowIoStats(agentStats).values()).misses,
-        exit,
-      };
-      agent = null;
-    }
-    const perPid = readSlowIoStats(standbyStats);
-    const standbyCounters = (startupPid !== null ? perPid.get(startupPid) : undefined) ?? sumCounters(perPid.values());
-    const result: RunResult = {
-      variant,
-      rep,
-      seconds,
-      startupSeconds,
-      walBytes: burst.walBytes,
-      residentFraction,
-      standbyMisses: standbyCounters.misses,
-      standbyWillneed: standbyCounters.willneed,
-      agent: agentFigures,
-    };
-    log(`${tag}: ${seconds.toFixed(2)} s (startup ${startupSeconds.toFixed(2)} s, burst ${(burst.walBytes / 1048576).toFixed(1)} MB WAL, resident ${(residentFraction * 100).toFixed(1)}%, standby misses ${standbyCounters.misses}, willneed ${standbyCounters.willneed}${agentFigures ? `, agent cpu ${agentFigures.cpuSeconds.toFixed(2)} s, first prefault at ${agentFigures.firstPrefaultS?.toFixed(2) ?? 'never'} s, ${agentFigures.processes} proc/${agentFigures.threads} threads, rss ${(agentFigures.peakRssBytes / 1048576).toFixed(0)} MB, agent misses ${agentFigures.misses}, exit ${agentFigures.exit}` : ''})`);
+    const t = await timeReplay(ctx, prep.tag, burst.endLsn, t0, agent);
+    const result = await finish(ctx, variant, rep, prep, { ...t, startupSeconds }, agent, before);
+    agent = null;
     return result;
   } finally {
     if (agent) await agent.stop();
   }
 }
 
+/** Live mode: standby and sidecar caught up; burst while replay is paused and the sidecar frozen. */
+async function runLive(ctx: Context, variant: VariantName, rep: number): Promise<RunResult> {
+  const { cluster, opts, table } = ctx;
+  const { primary, standby } = cluster;
+  await parkStandby(cluster); // stopped: the restart empties shared_buffers
+  const names = configureStandby(ctx, variant, rep);
+  await standby.start();
+  let agent: RunningAgent | null = null;
+  try {
+    let agentBefore: AgentCounters | undefined;
+    if (SPECS[variant].agent) {
+      agent = launchAgent(ctx, names.tag, names.agentStats, await freePort());
+      await waitForAgentStreaming(agent, 60_000);
+    }
+    await standby.pauseReplay();
+    if (agent) {
+      await sleep(300); // let it settle at the current end of WAL
+      agentBefore = agentCounters((await agent.scrape()) ?? '');
+      agent.signalTree('SIGSTOP');
+    }
+    const burst = await runBurst(primary, table.rows, opts);
+    await standby.waitForReceive(burst.endLsn, 600_000);
+    const residentFraction = prepareCache(ctx, variant);
+    const prep: Prepared = { ...names, burst, residentFraction, agentBefore };
+    const before = agent ? sampleProc(agent.pid) : null;
+    const t0 = performance.now();
+    agent?.signalTree('SIGCONT');
+    await standby.resumeReplay();
+    const t = await timeReplay(ctx, prep.tag, burst.endLsn, t0, agent);
+    const result = await finish(ctx, variant, rep, prep, { ...t, startupSeconds: 0 }, agent, before);
+    agent = null;
+    return result;
+  } finally {
+    if (agent) {
+      agent.signalTree('SIGCONT');
+      await agent.stop();
+    }
+  }
+}
+
 function machine(): string {
   const mem = (totalmem() / 1024 ** 3).toFixed(1);
   return `${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), ${mem} GiB RAM, Linux ${release()}, node ${process.version}`;
+}
+
+async function section(ctx: Context, version: number, results: RunResult[], notes: string[]): Promise<string> {
+  const { opts, table, cluster, mode } = ctx;
+  const summaries = summarize(results, ALL_VARIANTS);
+  const sb = await cluster.standby.scalar<string>('show shared_buffers');
+  const parts = [
+    `### PostgreSQL ${version}, ${mode} mode`,
+    '',
+    `Table ${(table.tableBytes / 1048576).toFixed(0)} MB + index ${(table.indexBytes / 1048576).toFixed(0)} MB (${table.rows} rows); standby shared_buffers ${sb}; ` +
+      `burst ${opts.updates} random single-row updates (${opts.perCommit} per commit, seed ${opts.seed}), ` +
+      `${((results[0]?.walBytes ?? 0) / 1048576).toFixed(1)} MB of WAL; full_page_writes ${opts.fpw ? 'on' : 'off'}; slowio miss latency ${opts.latencyUs} us; ${opts.reps} repetitions.`,
+    '',
+    replayTable(summaries),
+    '',
+  ];
+  const at = agentTable(summaries);
+  if (at) parts.push(`Sidecar cost (CPU and WAL rate from the ${mode === 'live' ? 'resume' : "standby's start"} to the end of replay):`, '', at, '');
+  if (notes.length) parts.push(...notes.map((n) => `- ${n}`), '');
+  parts.push('<details><summary>All runs</summary>', '', runsTable(results), '', '</details>', '');
+  return parts.join('\n');
 }
 
 async function benchVersion(opts: BenchOptions, version: number, slowio: SlowIo, agentOk: { ok: boolean; why: string }, workDir: string): Promise<string> {
@@ -187,31 +332,19 @@ async function benchVersion(opts: BenchOptions, version: number, slowio: SlowIo,
     const t = performance.now();
     const table = await loadTable(cluster, opts.sizeMb, (m) => log(`PG ${version}: ${m}`));
     log(`PG ${version}: table ${(table.tableBytes / 1048576).toFixed(0)} MB + index ${(table.indexBytes / 1048576).toFixed(0)} MB, ${table.rows} rows, loaded in ${((performance.now() - t) / 1000).toFixed(0)} s`);
-    const ctx: Context = { opts, cluster, table, slowio, statsDir, logDir };
-    const results: RunResult[] = [];
-    // Variants interleave within each repetition, so drift of the table
-    // (more dead tuples each burst) and of the machine hits all alike.
-    for (let rep = 1; rep <= opts.reps; rep++) {
-      for (const v of variants) results.push(await runOnce(ctx, v, rep));
+    const sections: string[] = [];
+    for (const mode of opts.modes) {
+      const ctx: Context = { opts, mode, cluster, table, slowio, statsDir, logDir };
+      const results: RunResult[] = [];
+      // Variants interleave within each repetition, so drift of the table
+      // (more dead tuples each burst) and of the machine hits all alike.
+      for (let rep = 1; rep <= opts.reps; rep++) {
+        for (const v of variants) results.push(mode === 'live' ? await runLive(ctx, v, rep) : await runRestart(ctx, v, rep));
+      }
+      writeFileSync(join(workDir, `results-${version}-${mode}.json`), JSON.stringify({ version, mode, opts, table, results }, null, 2));
+      sections.push(await section(ctx, version, results, notes));
     }
-    writeFileSync(join(workDir, `results-${version}.json`), JSON.stringify({ version, table, results }, null, 2));
-    const summaries = summarize(results, ALL_VARIANTS);
-    const sb = await cluster.standby.scalar<string>('show shared_buffers');
-    const parts = [
-      `### PostgreSQL ${version}`,
-      '',
-      `Table ${(table.tableBytes / 1048576).toFixed(0)} MB + index ${(table.indexBytes / 1048576).toFixed(0)} MB (${table.rows} rows); standby shared_buffers ${sb}; ` +
-        `burst ${opts.updates} random single-row updates (${opts.perCommit} per commit, seed ${opts.seed}), ` +
-        `${((results[0]?.walBytes ?? 0) / 1048576).toFixed(1)} MB of WAL; full_page_writes ${opts.fpw ? 'on' : 'off'}; slowio miss latency ${opts.latencyUs} us; ${opts.reps} repetitions.`,
-      '',
-      replayTable(summaries),
-      '',
-    ];
-    const at = agentTable(summaries);
-    if (at) parts.push('Sidecar cost (CPU and WAL rate measured from the standby start to the end of replay):', '', at, '');
-    if (notes.length) parts.push(...notes.map((n) => `- ${n}`), '');
-    parts.push('<details><summary>All runs</summary>', '', runsTable(results), '', '</details>', '');
-    return parts.join('\n');
+    return sections.join('\n');
   } catch (e) {
     failed = true;
     process.stderr.write(`\n${cluster.primary.logTail()}\n${cluster.standby.logTail()}\nlogs kept in ${join(cluster.base, 'logs')} and ${logDir}\n`);
