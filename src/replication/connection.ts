@@ -36,7 +36,8 @@ export class ReplicationConnection implements StreamHost {
   private readonly inbox: BackendMessage[] = [];
   private inboxWaiter: ((m: BackendMessage | ReplicationError) => void) | null = null;
   private failure: ReplicationError | null = null;
-  private stream: PhysicalStream | null = null;
+  private stream: PhysicalStream | null = null; // receives frames while START_REPLICATION runs
+  private streamClaimed = false; // set at once by startReplication(), before the stream owns the wire
   private busy: Promise<unknown> = Promise.resolve();
   private readonly params = new Map<string, string>();
   private lastRecv = Date.now();
@@ -180,6 +181,7 @@ export class ReplicationConnection implements StreamHost {
   }
   detachStream(): void {
     this.stream = null;
+    this.streamClaimed = false;
   }
   destroy(err: ReplicationError): void {
     this.lose(err);
@@ -209,10 +211,13 @@ export class ReplicationConnection implements StreamHost {
       try {
         msg = this.parseFrame(frame);
       } catch (e) {
+        const target = describeTarget(this.options);
         this.destroy(
           e instanceof ReplicationError
             ? e
-            : new ReplicationError('PROTOCOL', `${describeTarget(this.options)}: unsupported or malformed message: ${(e as Error).message}`),
+            : frame[0] === 0x52 // 'R': GSSAPI, SSPI, Kerberos
+              ? new ReplicationError('AUTH_FAILED', `server ${target} asks for authentication method ${frame.length >= 9 ? frame.readInt32BE(5) : '?'}, which pg-prefaulter does not support: use scram-sha-256, md5, password or trust for it in pg_hba.conf`)
+              : new ReplicationError('PROTOCOL', `${target}: unsupported or malformed message: ${(e as Error).message}`),
         );
         return;
       }
@@ -257,6 +262,7 @@ export class ReplicationConnection implements StreamHost {
     if (o.dbname) params.database = o.dbname;
     this.write(serialize.startup(params));
     let scram: ScramClient | null = null;
+    let scramVerified = false;
     const needPassword = (): string => {
       if (o.password === undefined) {
         throw new ReplicationError(
@@ -270,6 +276,9 @@ export class ReplicationConnection implements StreamHost {
       const msg = await this.readMessage();
       switch (msg.name) {
         case 'authenticationOk':
+          if (scram && !scramVerified) {
+            throw this.failWith(new ReplicationError('AUTH_FAILED', `server ${describeTarget(o)} ended SCRAM authentication without proving it knows the password; refusing the connection`));
+          }
           if ((msg as unknown as { length: number }).length !== 8) {
             throw this.failWith(new ReplicationError('AUTH_FAILED', `server ${describeTarget(o)} asked for an authentication method pg-prefaulter does not support; use scram-sha-256, md5, password or trust in pg_hba.conf`));
           }
@@ -301,6 +310,7 @@ export class ReplicationConnection implements StreamHost {
         case 'authenticationSASLFinal':
           try {
             scram?.verifyServerFinal((msg as unknown as { data: string }).data);
+            scramVerified = scram !== null;
           } catch (e) {
             throw this.failWith(new ReplicationError('AUTH_FAILED', `${describeTarget(o)}: ${(e as Error).message}`));
           }
@@ -381,7 +391,7 @@ export class ReplicationConnection implements StreamHost {
    * with a page header; receivedLsn starts there. No slot unless asked.
    */
   startReplication(opts: StartReplicationOptions): ReplicationStream {
-    if (this.stream) throw new ReplicationError('PROTOCOL', 'a replication stream is already active on this connection');
+    if (this.streamClaimed) throw new ReplicationError('PROTOCOL', 'a replication stream is already active on this connection; close it first');
     if (this.failure) throw this.failure;
     if (opts.slot !== undefined && !/^[a-z0-9_]{1,63}$/.test(opts.slot)) {
       throw new Error(`startReplication: slot name "${opts.slot}" is invalid (lower-case letters, digits, underscore)`);
@@ -389,6 +399,7 @@ export class ReplicationConnection implements StreamHost {
     if (!Number.isInteger(opts.timeline) || opts.timeline < 1) throw new Error(`startReplication: bad timeline ${opts.timeline}`);
     const start = opts.startLsn - (opts.startLsn % this.walBlockSize);
     const stream = new PhysicalStream(this, { ...opts, startLsn: start });
+    this.streamClaimed = true;
     const sql = `START_REPLICATION ${opts.slot ? `SLOT ${opts.slot} ` : ''}PHYSICAL ${formatLsn(start)} TIMELINE ${opts.timeline}`;
     // Take the wire for the life of the stream; commands queue behind it.
     void this.exclusive(async () => {
