@@ -276,6 +276,12 @@ export class Agent {
       return true;
     }
     const up = s.upstream ? `${s.upstream.host}:${s.upstream.port}` : null;
+    // Reading the local pg_wal only because no upstream was known (its walreceiver
+    // was down, e.g. the primary restarted): stream again once it is back.
+    if (up && this.pipelineUpstream === null && this.source?.kind === 'local' && this.cfg.source === 'stream' && Date.now() >= this.localUntil) {
+      this.log.info({ upstream: up }, 'the follower has an upstream again; streaming from it');
+      return true;
+    }
     if (!this.cfg.primaryConninfo && up && this.pipelineUpstream && up !== this.pipelineUpstream) {
       this.log.info({ from: this.pipelineUpstream, to: up }, 'the follower changed upstream; following');
       return true;
