@@ -42,6 +42,10 @@ function openPaths(): string[] {
 
 test(`PG ${version}: window, pages-ahead budget and relation events on real pending WAL`, async (t) => {
   await withCluster(version, { name: 'window', primaryConf: { autovacuum: 'off', checkpoint_timeout: '1h' } }, async ({ primary, standby }) => {
+    await primary.exec(`create database dropme`);
+    const dropmeOid = Number(await primary.scalar(`select oid::int from pg_database where datname = 'dropme'`));
+    const dropme = postgres({ host: primary.socketDir, port: primary.port, user: 'postgres', database: 'dropme', max: 1, onnotice: () => {} });
+    await dropme.unsafe(`create table x (id int, pad text) with (fillfactor = 10); insert into x select g, repeat('q', 600) from generate_series(1, 20) g;`).simple();
     await primary.exec(`
       create table big (id int, pad text) with (fillfactor = 10, autovacuum_enabled = off);
       insert into big select g, repeat('x', 600) from generate_series(1, 600) g;
@@ -54,6 +58,7 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
       checkpoint;
       update big set pad = repeat('y', 600);
       update doomed set pad = repeat('e', 600);`);
+    await dropme.unsafe(`update x set pad = repeat('r', 600)`);
     await standby.waitForReplay(await primary.currentLsn());
     await standby.exec('checkpoint');
     const doomedPath = join(standby.dataDir, await standby.scalar<string>(`select pg_relation_filepath('doomed')`));
@@ -62,6 +67,7 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
     const replayLsn = parseLsn(await standby.scalar<string>('select pg_last_wal_replay_lsn()::text'));
 
     await primary.exec(`update big set pad = repeat('z', 600)`); // 600 blocks, no images (same checkpoint cycle)
+    await dropme.unsafe(`update x set pad = repeat('s', 600)`); // before CREATE DATABASE: on 13/14 it checkpoints
     await primary.exec(`update doomed set pad = repeat('f', 600)`);
     await primary.exec(`drop table doomed`);
     await primary.exec(`create table fresh as select g, repeat('n', 100) as pad from generate_series(1, 5000) g`);
@@ -75,11 +81,13 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
     await newdb.unsafe(`create table n (g int); insert into n select generate_series(1, 3000); update n set g = g + 1 where g < 100;`).simple();
     await newdb.end();
     const newdbOid = Number(await primary.scalar(`select oid::int from pg_database where datname = 'newdb'`));
+    await dropme.end();
+    await primary.exec(`drop database dropme`);
     const endLsn = parseLsn(await primary.currentLsn());
     await standby.waitForReceive(await primary.currentLsn());
     const records = await pendingRecords(standby, replayLsn, endLsn);
     const events = records.flatMap((r) => r.events.map((e) => e.kind));
-    assert.ok(events.includes('smgr-create') && events.includes('smgr-truncate') && events.includes('rels-dropped'), `events: ${[...new Set(events)]}`);
+    for (const kind of ['smgr-create', 'smgr-truncate', 'rels-dropped', 'db-create', 'db-drop']) assert.ok(events.includes(kind), `${kind} in ${[...new Set(events)]}`);
     const truncatedTo = records.flatMap((r) => r.events).find((e) => e.kind === 'smgr-truncate');
     assert.ok(truncatedTo && truncatedTo.kind === 'smgr-truncate' && truncatedTo.blocks < victimBlocks, 'vacuum truncated victim');
 
@@ -109,12 +117,15 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
       // The dropped table's fd was opened for the reads before the drop; once
       // replay passes the drop it is closed so the standby can free the space.
       assert.ok(openPaths().includes(doomedPath), 'doomed table open while its reads are ahead of replay');
+      const inDropme = () => openPaths().filter((f) => f.includes(`/base/${dropmeOid}/`));
+      assert.ok(inDropme().length > 0, 'a table of the database dropped ahead of replay was read');
       const openBefore = p.stats.fileHandle.open;
       p.setReplayLsn(endLsn);
       await new Promise((r) => setImmediate(r));
       await new Promise((r) => setTimeout(r, 50));
       assert.ok(!openPaths().includes(doomedPath), 'fd of the dropped table closed after replay passed the drop');
-      assert.equal(p.stats.fileHandle.open, openBefore - 1);
+      assert.deepEqual(inDropme(), [], 'fds in the dropped database closed after replay passed the drop');
+      assert.equal(p.stats.fileHandle.open, openBefore - 2);
       assert.equal(p.stats.aheadPages, 0);
       await p.closeAll();
     });
