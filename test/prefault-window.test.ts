@@ -87,7 +87,7 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
     await standby.waitForReceive(await primary.currentLsn());
     const records = await pendingRecords(standby, replayLsn, endLsn);
     const events = records.flatMap((r) => r.events.map((e) => e.kind));
-    for (const kind of ['smgr-create', 'smgr-truncate', 'rels-dropped', 'db-create', 'db-drop']) assert.ok(events.includes(kind), `${kind} in ${[...new Set(events)]}`);
+    for (const kind of ['smgr-create', 'smgr-truncate', 'rels-dropped', 'db-create', 'db-drop'] as const) assert.ok(events.includes(kind), `${kind} in ${[...new Set(events)]}`);
     const truncatedTo = records.flatMap((r) => r.events).find((e) => e.kind === 'smgr-truncate');
     assert.ok(truncatedTo && truncatedTo.kind === 'smgr-truncate' && truncatedTo.blocks < victimBlocks, 'vacuum truncated victim');
 
