@@ -124,10 +124,13 @@ export interface AgentStart {
   env: Record<string, string>;
   logFile: string;
   extraArgs: string[];
+  /** node flags before the script (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 export function startAgent(opts: AgentStart): RunningAgent {
   const args = [
+    ...(opts.nodeArgs ?? []),
     join(opts.repoRoot, 'bin', 'pg-prefaulter.js'), 'run',
     '-D', opts.standby.dataDir,
     '-H', opts.standby.socketDir,

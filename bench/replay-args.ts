@@ -22,6 +22,8 @@ export interface BenchOptions {
   perCommit: number;
   /** Extra arguments passed to `pg-prefaulter run` (repeatable --agent-arg). */
   agentArgs: string[];
+  /** node flags for the agent process only (e.g. --cpu-prof for profiling). */
+  agentNodeArgs: string[];
   /** Give up on one replay after this many seconds. */
   timeoutS: number;
 }
@@ -60,6 +62,7 @@ Options:
   --variants a,b        subset of the variants above (default all)
   --shared-buffers S    standby shared_buffers (default 128MB)
   --agent-arg ARG       extra argument for pg-prefaulter run (repeatable)
+  --agent-node-args=S   node flags for the agent only, e.g. "--agent-node-args=--cpu-prof --cpu-prof-dir=/tmp/prof"
   --timeout-s N         abort one replay after N seconds (default 900)
 `;
 
@@ -87,6 +90,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
       variants: { type: 'string' },
       'shared-buffers': { type: 'string' },
       'agent-arg': { type: 'string', multiple: true },
+      'agent-node-args': { type: 'string' },
       'timeout-s': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -119,6 +123,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     variants: variants as VariantName[],
     standbySharedBuffers: values['shared-buffers'] ?? '128MB',
     agentArgs: values['agent-arg'] ?? [],
+    agentNodeArgs: (values['agent-node-args'] ?? '').split(/\s+/).filter(Boolean),
     timeoutS: positiveInt('timeout-s', values['timeout-s'], 900),
   };
 }

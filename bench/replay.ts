@@ -113,6 +113,7 @@ function launchAgent(ctx: Context, tag: string, agentStats: string, port: number
     standby: ctx.cluster.standby,
     metricsPort: port,
     env: ctx.slowio.env(agentStats),
+    nodeArgs: ctx.opts.agentNodeArgs,
     logFile: join(ctx.logDir, `${tag}-agent.log`),
     extraArgs: ctx.opts.agentArgs,
   });
