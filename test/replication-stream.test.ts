@@ -218,3 +218,33 @@ test(`PG ${last}: back-pressure pauses the socket without losing the walsender`,
     }
   });
 });
+
+test(`PG ${last}: with a slot, the sidecar's feedback never makes the slot hold WAL`, async () => {
+  await withPrimary(last, { name: 'repl-slot' }, async ({ primary }) => {
+    // not reserved: the slot shows the sidecar as active but retains nothing
+    await primary.query(`select pg_create_physical_replication_slot('pf_sidecar', false)`);
+    const conn = await connect(primary);
+    try {
+      const sys = await conn.identifySystem();
+      const stream = conn.startReplication({ startLsn: sys.xlogpos, timeline: sys.timeline, slot: 'pf_sidecar', statusIntervalMs: 100 });
+      await primary.exec('create table t(x int); insert into t select generate_series(1, 50000)');
+      const end = parseLsn(await primary.scalar<string>('select pg_current_wal_flush_lsn()::text'));
+      for await (const m of stream) {
+        if (stream.receivedLsn >= end) break;
+        assert.equal(m.type, 'xlogdata');
+      }
+      await sleep(500); // a few status updates
+      const slot = await primary.query<{ active: boolean; restart_lsn: string | null }>(
+        `select active, restart_lsn::text from pg_replication_slots where slot_name = 'pf_sidecar'`,
+      );
+      assert.equal(slot.length, 1);
+      assert.equal(slot[0]!.active, true, 'the sidecar holds the slot while streaming');
+      // flush = InvalidXLogRecPtr in our status updates: the slot is never advanced, so never reserves
+      assert.equal(slot[0]!.restart_lsn, null);
+    } finally {
+      await conn.close();
+    }
+    const after = await primary.query<{ active: boolean }>(`select active from pg_replication_slots where slot_name = 'pf_sidecar'`);
+    assert.equal(after[0]!.active, false, 'the slot is released on close');
+  });
+});

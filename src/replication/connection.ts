@@ -389,6 +389,10 @@ export class ReplicationConnection implements StreamHost {
    * START_REPLICATION [SLOT s] PHYSICAL X/Y TIMELINE n. startLsn is aligned
    * down to the WAL page size (wal_block_size), so the first message starts
    * with a page header; receivedLsn starts there. No slot unless asked.
+   * Status updates report flush = InvalidXLogRecPtr, so a slot is never
+   * advanced by the sidecar: give it a slot created without reserving WAL
+   * (pg_create_physical_replication_slot(name, false)), or a reserved slot
+   * would keep WAL from its creation point forever.
    */
   startReplication(opts: StartReplicationOptions): ReplicationStream {
     if (this.streamClaimed) throw new ReplicationError('PROTOCOL', 'a replication stream is already active on this connection; close it first');
