@@ -228,7 +228,17 @@ export default async function decodeCommand(argv: string[]): Promise<number> {
   let expectSeg = files[0]!.segNo;
   let done = false;
   let endOfWal = false;
-  for (const f of files) {
+  // Read the next file while decoding this one.
+  const read = (i: number): Promise<Buffer> | null => {
+    const f = files[i];
+    if (!f) return null;
+    const p = readFile(f.path);
+    p.catch(() => {}); // awaited (and reported) in turn
+    return p;
+  };
+  let reading = read(0);
+  for (let i = 0; i < files.length; i++) {
+    const f = files[i]!;
     if (done || endOfWal || out.closed) break;
     if (f.segNo !== expectSeg) {
       process.stderr.write(`pg-prefaulter decode: WAL segments ${expectSeg.toString(16).toUpperCase()} to ${(f.segNo - 1n).toString(16).toUpperCase()} are missing; continuing at ${f.path}\n`);
@@ -238,7 +248,8 @@ export default async function decodeCommand(argv: string[]): Promise<number> {
     expectSeg = f.segNo + 1n;
     let data: Buffer;
     try {
-      data = await readFile(f.path);
+      data = await reading!;
+      reading = read(i + 1);
     } catch (e) {
       process.stderr.write(`pg-prefaulter decode: cannot read ${f.path}: ${(e as Error).message}\n`);
       return 1;
