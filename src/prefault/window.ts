@@ -15,6 +15,8 @@ export class ReadaheadWindow {
   private readonly readahead: bigint;
   private readonly maxPagesAhead: number;
   private replay: bigint | null = null;
+  /** replay + readahead, kept so the per-record check does no BigInt arithmetic. */
+  private limit: bigint | null = null;
   /** Last record let through (the head of the window). */
   private head: bigint | null = null;
   /** Records that arrived beyond the window, oldest first. */
@@ -90,6 +92,7 @@ export class ReadaheadWindow {
    */
   setReplayLsn(lsn: bigint, take: (rec: WalRecord) => void): void {
     this.replay = lsn;
+    this.limit = lsn + this.readahead;
     while (this.aheadHead < this.aheadLsns.length && this.aheadLsns[this.aheadHead]! < lsn) {
       this.pages -= this.aheadCounts[this.aheadHead]!;
       this.aheadHead++;
@@ -120,6 +123,7 @@ export class ReadaheadWindow {
   /** Forget everything (PostgreSQL went away, or the feeder restarts elsewhere). */
   reset(): void {
     this.replay = null;
+    this.limit = null;
     this.head = null;
     this.waiting.length = 0;
     this.waitingHead = 0;
@@ -131,9 +135,9 @@ export class ReadaheadWindow {
 
   private verdict(lsn: bigint): 'now' | 'behind' | 'later' {
     const replay = this.replay;
-    if (replay === null) return 'later'; // replay position unknown: wait for it
+    if (replay === null || this.limit === null) return 'later'; // replay position unknown: wait for it
     if (lsn < replay) return 'behind';
-    if (lsn >= replay + this.readahead || this.pages >= this.maxPagesAhead) return 'later';
+    if (lsn >= this.limit || this.pages >= this.maxPagesAhead) return 'later';
     return 'now';
   }
 }
