@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Framer } from '../src/replication/framer.ts';
 import { parseConninfo, resolveConnOptions, redactConninfo, lookupPgpass, ReplicationError, classifyServerError, parseLsn, formatLsn } from '../src/replication/index.ts';
 
 test('parseConninfo: key=value with spaces, quotes and escapes', () => {
@@ -109,4 +110,34 @@ test('LSN text form round-trips', () => {
   assert.equal(formatLsn(0x16b374d848n), '16/B374D848');
   assert.equal(formatLsn(0n), '0/0');
   assert.throws(() => parseLsn('16-B3'), /invalid LSN/);
+});
+
+test('Framer returns whole protocol messages however the bytes are split', () => {
+  const msg = (code: string, body: Buffer): Buffer => {
+    const b = Buffer.alloc(5 + body.length);
+    b[0] = code.charCodeAt(0);
+    b.writeUInt32BE(4 + body.length, 1);
+    body.copy(b, 5);
+    return b;
+  };
+  const frames = [msg('d', Buffer.alloc(0)), msg('d', Buffer.from('walwalwal')), msg('Z', Buffer.from('I')), msg('d', Buffer.alloc(70_000, 7)), msg('c', Buffer.alloc(0))];
+  const wire = Buffer.concat(frames);
+  for (const size of [1, 2, 3, 4, 5, 6, 7, 13, 4096, 65536, wire.length]) {
+    const f = new Framer();
+    const got: Buffer[] = [];
+    for (let i = 0; i < wire.length; i += size) {
+      f.push(wire.subarray(i, i + size));
+      for (let m = f.next(); m; m = f.next()) got.push(Buffer.from(m));
+    }
+    assert.equal(f.pendingBytes, 0, `chunk size ${size}`);
+    assert.deepEqual(got, frames, `chunk size ${size}`);
+  }
+  // a message inside one chunk is a view of it, not a copy
+  const f = new Framer();
+  f.push(wire);
+  const first = f.next()!;
+  assert.equal(first.buffer, wire.buffer);
+  const bad = new Framer();
+  bad.push(Buffer.from([0x64, 0xff, 0xff, 0xff, 0xff]));
+  assert.throws(() => bad.next(), /message length .* is invalid/);
 });
