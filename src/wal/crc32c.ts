@@ -1,9 +1,9 @@
 // CRC-32C (Castagnoli), as PostgreSQL's pg_crc32c: reflected polynomial
-// 0x82F63B78, init and final xor 0xFFFFFFFF. Slicing-by-8 tables so the hot
-// loop consumes 8 bytes per iteration with no allocation.
+// 0x82F63B78, init and final xor 0xFFFFFFFF. Slicing-by-16 tables (16 KiB, fits
+// L1) so the hot loop consumes 16 bytes per iteration with no allocation.
 
 const POLY = 0x82f63b78;
-const T = new Int32Array(8 * 256);
+const T = new Int32Array(16 * 256);
 for (let n = 0; n < 256; n++) {
   let c = n;
   for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ POLY : c >>> 1;
@@ -11,7 +11,7 @@ for (let n = 0; n < 256; n++) {
 }
 for (let n = 0; n < 256; n++) {
   let c = T[n]!;
-  for (let t = 1; t < 8; t++) {
+  for (let t = 1; t < 16; t++) {
     c = T[c & 0xff]! ^ (c >>> 8);
     T[t * 256 + n] = c;
   }
@@ -48,7 +48,32 @@ function crc32cWords(crc: number, buf: Uint8Array, start: number, end: number): 
   while ((off + i) & 3) c = t[(c ^ buf[i++]!) & 0xff]! ^ (c >>> 8);
   const w = wordsOf(buf);
   let k = (off + i) >>> 2;
-  const kEnd = k + ((end - i) >>> 3) * 2;
+  const k16End = k + ((end - i) >>> 4) * 4;
+  while (k < k16End) {
+    const a = c ^ w[k]!;
+    const b = w[k + 1]!;
+    const d = w[k + 2]!;
+    const e = w[k + 3]!;
+    c =
+      t[3840 + (a & 0xff)]! ^
+      t[3584 + ((a >>> 8) & 0xff)]! ^
+      t[3328 + ((a >>> 16) & 0xff)]! ^
+      t[3072 + (a >>> 24)]! ^
+      t[2816 + (b & 0xff)]! ^
+      t[2560 + ((b >>> 8) & 0xff)]! ^
+      t[2304 + ((b >>> 16) & 0xff)]! ^
+      t[2048 + (b >>> 24)]! ^
+      t[1792 + (d & 0xff)]! ^
+      t[1536 + ((d >>> 8) & 0xff)]! ^
+      t[1280 + ((d >>> 16) & 0xff)]! ^
+      t[1024 + (d >>> 24)]! ^
+      t[768 + (e & 0xff)]! ^
+      t[512 + ((e >>> 8) & 0xff)]! ^
+      t[256 + ((e >>> 16) & 0xff)]! ^
+      t[e >>> 24]!;
+    k += 4;
+  }
+  const kEnd = k + ((end - ((k << 2) - off)) >>> 3) * 2;
   while (k < kEnd) {
     const a = c ^ w[k]!;
     const b = w[k + 1]!;
