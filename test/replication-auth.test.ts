@@ -34,6 +34,35 @@ async function connectErr(server: PgServer, conninfo: string): Promise<Replicati
   assert.fail(`connecting with "${conninfo.replace(/password=\S+/, 'password=***')}" should have failed`);
 }
 
+/** WAL [start, end) as streamed over one connection; pauses midway when asked. */
+async function streamRange(server: PgServer, conninfo: string, start: bigint, end: bigint, pauseOnce: boolean): Promise<Buffer> {
+  const conn = await ReplicationConnection.connect(opts(server, conninfo));
+  try {
+    assert.equal(conn.tls, conninfo.includes('sslmode=require'));
+    const stream = conn.startReplication({ startLsn: start, timeline: 1, maxBufferedBytes: 64 * 1024 });
+    const parts: Buffer[] = [];
+    let next = start;
+    const it = stream[Symbol.asyncIterator]();
+    while (next < end) {
+      const m = await it.next();
+      assert.equal(m.done, false);
+      if (m.value.type !== 'xlogdata') assert.fail('unexpected end of timeline');
+      assert.equal(m.value.walStart, next);
+      parts.push(Buffer.from(m.value.data));
+      next += BigInt(m.value.data.length);
+      if (pauseOnce && parts.length === 3) {
+        stream.pause();
+        await new Promise((r) => setTimeout(r, 300));
+        stream.resume();
+      }
+    }
+    await stream.close();
+    return Buffer.concat(parts).subarray(0, Number(end - start));
+  } finally {
+    await conn.close();
+  }
+}
+
 // A self-signed certificate for the name localhost (not the IP), readable by the server user only.
 function makeCert(dir: string, name: string): { crt: string; key: string } {
   const crt = join(dir, `${name}.crt`);
@@ -113,6 +142,18 @@ test(`PG ${last}: SCRAM, md5, cleartext, trust and TLS authenticate; failures ar
       const mismatch = await connectErr(primary, `user=tls_user password=Tls-s3cret sslmode=verify-full sslrootcert=${server.crt}`);
       assert.equal(mismatch.code, 'TLS_FAILED', mismatch.message);
       assert.match(mismatch.message, /127\.0\.0\.1/);
+      // streaming over TLS (records split over many TLS reads, with a pause) gives the bytes a plain connection gives
+      const probe = await connectOk(primary, 'user=postgres sslmode=disable');
+      const sys = await probe.identifySystem();
+      await probe.close();
+      const start = sys.xlogpos - (sys.xlogpos % 8192n);
+      await primary.exec(`create table big(id int, pad text); insert into big select g, md5(g::text) from generate_series(1, 30000) g`);
+      const end = BigInt(await primary.scalar<string>(`select (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::text`));
+      const viaTls = await streamRange(primary, `user=tls_user password=Tls-s3cret sslmode=require`, start, end, true);
+      const viaPlain = await streamRange(primary, 'user=postgres sslmode=disable', start, end, false);
+      assert.ok(viaTls.length > 1024 * 1024);
+      assert.ok(viaTls.equals(viaPlain), 'TLS and plain streams carry the same WAL');
+
       // hostssl only: a plain connection is told to use TLS
       const plain = await connectErr(primary, 'user=tls_user password=Tls-s3cret sslmode=disable');
       assert.equal(plain.code, 'TLS_REQUIRED', plain.message);
