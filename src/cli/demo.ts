@@ -9,7 +9,6 @@ import { Agent } from '../agent/agent.ts';
 import { startAgentHttp } from '../agent/http.ts';
 import { loadConfig } from '../config/load.ts';
 import { createCluster, installedVersions, type Cluster } from '../embedded/index.ts';
-import { sizeThreadpool } from '../prefault/index.ts';
 import { renderDemoView, type DemoFrame } from './demo-view.ts';
 
 const HELP = `Usage: pg-prefaulter demo [options]
@@ -98,7 +97,6 @@ export default async function demoCommand(argv: string[]): Promise<number> {
       ],
       env: {},
     });
-    sizeThreadpool(config.ioConcurrency);
     const logFile = join(cluster.base, 'logs', 'agent.log');
     const log = pino({ level: config.logLevel, name: 'pg-prefaulter' }, createWriteStream(logFile));
     agent = new Agent(config, log);

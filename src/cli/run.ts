@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.ts';
 import { createLogger } from '../log.ts';
 import { Agent } from '../agent/agent.ts';
 import { startAgentHttp } from '../agent/http.ts';
-import { sizeThreadpool } from '../prefault/index.ts';
+import { relaunchWithThreadpool, sizeThreadpool } from '../prefault/index.ts';
 
 const STOP_DEADLINE_MS = 1800;
 
@@ -31,7 +31,12 @@ export default async function runCommand(argv: string[]): Promise<number> {
     process.stdout.write(`# configuration is valid${loaded.configPath ? ` (${loaded.configPath})` : ''}\n${effectiveConfigToml(config, loaded.sources)}`);
     return 0;
   }
-  sizeThreadpool(config.ioConcurrency);
+  // A pool smaller than io_concurrency would cap concurrent reads: rerun once with it sized.
+  const pool = sizeThreadpool(config.ioConcurrency);
+  if (pool.effective < pool.requested) {
+    const code = await relaunchWithThreadpool(pool);
+    if (code !== null) return code;
+  }
   return runAgent(config, loaded.configPath, argv);
 }
 
