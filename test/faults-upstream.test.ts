@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import postgres from 'postgres';
 import { selectedVersions, withCluster, sleep, type Cluster, type PgServer } from './harness/index.ts';
 import { startAgent, metricValue, type AgentProcess } from './helpers/agent-process.ts';
 import { startTcpProxy } from './helpers/tcp-proxy.ts';
@@ -66,6 +67,19 @@ function assertHandlesClean(agent: AgentProcess, pgdata: string, what: string): 
   assert.equal(new Set(paths).size, paths.length, `${what}: a file is open more than once (leaked handle): ${paths.join(', ')}`);
   assert.deepEqual(paths.filter((p) => p.includes('/pg_wal/')), [], `${what}: a WAL segment is held open`);
   return files;
+}
+
+/** Waits until the agent stops advancing (read everything it may read), so only held handles remain open. */
+async function waitIdle(agent: AgentProcess): Promise<void> {
+  let last = '';
+  for (let i = 0; i < 100; i++) {
+    const s = await agent.status();
+    const now = `${s.streamLsn} ${s.prefault?.completed}`;
+    if (now === last) return;
+    last = now;
+    await sleep(300);
+  }
+  throw new Error('the agent never went idle');
 }
 
 function assertAlive(agent: AgentProcess, what: string): void {
@@ -252,6 +266,156 @@ test(`PG ${version}: corrupted WAL bytes: errors counted, decoder resyncs, no cr
     } finally {
       await agent.stop('SIGKILL');
       await proxy.close();
+    }
+  });
+});
+
+test(`PG ${version}: requested WAL removed on the primary: falls back to the local pg_wal and prefaults`, async () => {
+  const conf = { primaryConf: { full_page_writes: 'off', wal_keep_size: 0, max_wal_size: '32MB', min_wal_size: '32MB' } };
+  await withCluster(version, { name: 'fault-wal-removed', ...conf }, async (c) => {
+    const q = await prepareQuiet(c);
+    const replay = await c.standby.scalar<string>('select pg_last_wal_replay_lsn()::text');
+    const needed = await c.primary.scalar<string>('select pg_walfile_name($1::pg_lsn)', [replay]);
+    for (let i = 0; ; i++) {
+      const left = await c.primary.scalar<string>('select count(*)::text from pg_ls_waldir() where name = $1', [needed]);
+      if (left === '0') break;
+      assert.ok(i < 20, `the primary keeps ${needed} after ${i} switches and checkpoints`);
+      await load(c.primary, 2000);
+      await c.primary.exec('select pg_switch_wal(); checkpoint;');
+    }
+    await c.standby.waitForReceive(await c.primary.currentLsn());
+    const agent = await startAgent(agentArgs(c.standby));
+    try {
+      const st = await agent.waitFor(
+        (s) => s.state === 'streaming' && s.source === 'local' && (s.prefault?.completed ?? 0) >= q.blocks,
+        'prefaulting from the local pg_wal',
+      );
+      assert.ok(st.reconnects.upstream >= 1);
+      assert.match(agent.output(), /no longer has the WAL/, 'the fallback is logged');
+      // Segments are opened per read and closed at once: none stays open while idle.
+      await waitIdle(agent);
+      assertHandlesClean(agent, c.standby.dataDir, 'local source');
+      assertQuietUntouched(q, 'local source');
+      assertAlive(agent, 'local source');
+      await assertFollowerCatchesUp(c);
+      await finish(agent);
+    } finally {
+      await agent.stop('SIGKILL');
+    }
+  });
+});
+
+const REPL_PASSWORD = 'Repl-S3cret-7f3a';
+const WRONG_PASSWORD = 'Wrong-S3cret-91bc';
+const NOREPL_PASSWORD = 'NoRepl-S3cret-2d4e';
+
+test(`PG ${version}: wrong password / no replication privilege / max_wal_senders exhausted: clear error, backoff, no tight loop, no password leaked`, async (t) => {
+  const hba = [
+    'host replication repl 127.0.0.1/32 scram-sha-256',
+    'host replication norepl 127.0.0.1/32 scram-sha-256',
+  ];
+  await withCluster(version, { name: 'fault-auth', hba, primaryConf: { log_connections: 'on' } }, async (c) => {
+    await c.primary.exec(`
+      set password_encryption = 'scram-sha-256';
+      create role repl login replication password '${REPL_PASSWORD}';
+      create role norepl login password '${NOREPL_PASSWORD}';`);
+    await c.standby.waitForReplay(await c.primary.currentLsn());
+    const proxy = await startTcpProxy('127.0.0.1', c.primary.port);
+    const conninfo = (user: string) => `host=127.0.0.1 port=${proxy.port} user=${user} sslmode=disable`;
+
+    // Observe one misconfigured agent for a while: it must retry, slowly, and say why.
+    const observe = async (args: string[], expect: RegExp, what: string, secret: string) => {
+      const agent = await startAgent(agentArgs(c.standby, args));
+      try {
+        await agent.waitFor((s) => s.state === 'following' || s.state === 'streaming', `${what}: following`);
+        const from = proxy.connections;
+        await sleep(4000);
+        const attempts = proxy.connections - from;
+        t.diagnostic(`${what}: ${attempts} connection attempts in 4 s`);
+        // reconnect-min 200ms doubling to 1s: ~6 attempts in 4 s; a tight loop makes hundreds.
+        assert.ok(attempts >= 2, `${what}: ${attempts} attempts in 4 s: the agent does not retry`);
+        assert.ok(attempts <= 12, `${what}: ${attempts} attempts in 4 s: no backoff`);
+        const warns = warnLines(agent.output());
+        assert.ok(warns.some((l) => expect.test(l)), `${what}: no clear error logged:\n${warns.slice(-3).join('\n')}`);
+        const st = await agent.status();
+        assert.equal(st.upstreamConnected, false);
+        assert.ok(!agent.output().includes(secret), `${what}: the password appears in the log`);
+        assert.ok(!(await agent.scrape()).includes(secret), `${what}: the password appears in the metrics`);
+        assert.ok(!JSON.stringify(st).includes(secret), `${what}: the password appears in /status`);
+        assertAlive(agent, what);
+        await finish(agent);
+      } finally {
+        await agent.stop('SIGKILL');
+      }
+    };
+    try {
+      // The right password streams, and is not shown anywhere.
+      const ok = await startAgent(agentArgs(c.standby, ['--primary-conninfo', conninfo('repl'), '--replication-password', REPL_PASSWORD]));
+      try {
+        await c.primary.exec('create table auth_t as select generate_series(1, 1000) id');
+        await ok.waitFor((s) => s.state === 'streaming' && s.upstreamConnected, 'streaming with the right password');
+        assert.ok(!ok.output().includes(REPL_PASSWORD), 'the password appears in the log');
+        assert.ok(!(await ok.scrape()).includes(REPL_PASSWORD), 'the password appears in the metrics');
+        assert.ok(!JSON.stringify(await ok.status()).includes(REPL_PASSWORD), 'the password appears in /status');
+        await finish(ok);
+      } finally {
+        await ok.stop('SIGKILL');
+      }
+      await observe(['--primary-conninfo', conninfo('repl'), '--replication-password', WRONG_PASSWORD],
+        /password authentication failed/, 'wrong password', WRONG_PASSWORD);
+      await observe(['--primary-conninfo', conninfo('norepl'), '--replication-password', NOREPL_PASSWORD],
+        /replication role|REPLICATION attribute|WAL sender/i, 'no replication privilege', NOREPL_PASSWORD);
+      // One walsender, taken by the standby.
+      c.primary.configure({ max_wal_senders: 1 });
+      await c.primary.stop('fast');
+      await c.primary.start();
+      for (let i = 0; (await c.primary.scalar<string>('select count(*)::text from pg_stat_replication')) !== '1'; i++) {
+        assert.ok(i < 100, 'the standby did not reconnect');
+        await sleep(100);
+      }
+      await observe(['--primary-conninfo', conninfo('repl'), '--replication-password', REPL_PASSWORD],
+        /max_wal_senders/, 'max_wal_senders exhausted', REPL_PASSWORD);
+      assert.equal(await c.primary.scalar<string>(`select application_name from pg_stat_replication`), 'standby', 'the standby kept its walsender');
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+test(`PG ${version}: synchronous_standby_names='*': the sidecar never acknowledges a commit`, async () => {
+  await withCluster(version, { name: 'fault-sync', primaryConf: { synchronous_standby_names: '*' } }, async (c) => {
+    await c.primary.exec('create table sync_t (id int)');
+    // Only the sidecar stays connected to the primary: stop the standby's walreceiver.
+    c.standby.configure({ primary_conninfo: '' });
+    await c.standby.exec('select pg_reload_conf()');
+    for (let i = 0; (await c.primary.scalar<string>('select count(*)::text from pg_stat_replication')) !== '0'; i++) {
+      assert.ok(i < 100, 'the standby walreceiver did not stop');
+      await sleep(100);
+    }
+    const agent = await startAgent(agentArgs(c.standby, ['--primary-conninfo', c.primary.conninfo(), '--status-interval', '100ms']));
+    const client = postgres({ host: '127.0.0.1', port: c.primary.port, user: 'postgres', database: 'postgres', max: 1, onnotice: () => {} });
+    try {
+      await agent.waitFor((s) => s.state === 'streaming' && s.upstreamConnected, 'the sidecar streaming from the primary');
+      assert.equal(await c.primary.scalar<string>(`select count(*)::text from pg_stat_replication where application_name = 'pg_prefaulter'`), '1');
+      let committed = false;
+      const commit = client`insert into sync_t values (1)`.then(() => (committed = true));
+      await sleep(3000);
+      const rep = await c.primary.query<{ flush: string | null; state: string; sent: string | null }>(
+        `select flush_lsn::text as flush, state, sent_lsn::text as sent from pg_stat_replication where application_name = 'pg_prefaulter'`,
+      );
+      const st = await agent.status();
+      assert.equal(committed, false, `a commit returned while only the sidecar was connected: ${JSON.stringify(rep)}`);
+      assert.ok(lsn(st.streamLsn) > 0n, 'the sidecar did receive WAL');
+      // The standby comes back: the commit completes.
+      c.standby.configure({ primary_conninfo: c.primary.conninfo({ application_name: 'standby' }) });
+      await c.standby.exec('select pg_reload_conf()');
+      await commit;
+      assert.equal(committed, true);
+      assertAlive(agent, 'sync rep');
+      await finish(agent);
+    } finally {
+      await client.end({ timeout: 1 });
+      await agent.stop('SIGKILL');
     }
   });
 });

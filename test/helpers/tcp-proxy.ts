@@ -63,8 +63,15 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     pairs.add(pair);
     client.on('error', () => {});
     upstream.on('error', () => {});
-    client.on('close', () => reset(pair));
-    upstream.on('close', () => reset(pair));
+    // An orderly close on one side is passed on after the data in flight
+    // (an error message before the server hangs up must arrive); only cuts reset.
+    const closed = () => {
+      pairs.delete(pair);
+      client.end();
+      upstream.end();
+    };
+    client.on('close', closed);
+    upstream.on('close', closed);
 
     // client -> server: raw, but watch the untyped startup packets.
     let startupBuf: Buffer | null = Buffer.alloc(0) as Buffer;
