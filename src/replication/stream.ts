@@ -64,7 +64,7 @@ export class PhysicalStream implements ReplicationStream {
   private state: State = 'starting';
   private received: bigint;
   private walEnd = 0n;
-  private readonly queue: StreamMessage[] = [];
+  private readonly queue = new Fifo<StreamMessage>();
   private queuedBytes = 0;
   private waiter: Waiter | null = null;
   private failure: ReplicationError | null = null;
@@ -244,7 +244,7 @@ export class PhysicalStream implements ReplicationStream {
   private push(m: StreamMessage, bytes: number): void {
     if (this.closeRequested) return;
     const w = this.waiter;
-    if (w && this.queue.length === 0) {
+    if (w && this.queue.size === 0) {
       this.waiter = null;
       w.resolve({ value: m, done: false });
       return;
@@ -289,7 +289,7 @@ export class PhysicalStream implements ReplicationStream {
   private settleWaiter(): void {
     const w = this.waiter;
     if (!w) return;
-    if (this.queue.length) return; // a queued message is delivered first
+    if (this.queue.size) return; // a queued message is delivered first
     if (this.failure && !this.failureDelivered && !this.closeRequested) {
       this.waiter = null;
       this.failureDelivered = true;
@@ -359,7 +359,41 @@ export class PhysicalStream implements ReplicationStream {
   }
 
   private dropQueue(): void {
-    this.queue.length = 0;
+    this.queue.clear();
     this.queuedBytes = 0;
+  }
+}
+
+// Array-backed FIFO with a moving head: shift() on a large array is O(n), and
+// a slow consumer can leave many small messages queued.
+class Fifo<T> {
+  private items: Array<T | undefined> = [];
+  private head = 0;
+
+  get size(): number {
+    return this.items.length - this.head;
+  }
+
+  push(v: T): void {
+    this.items.push(v);
+  }
+
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const v = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head === this.items.length) {
+      this.items.length = 0;
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return v;
+  }
+
+  clear(): void {
+    this.items.length = 0;
+    this.head = 0;
   }
 }
