@@ -1,7 +1,9 @@
 // Command-line flags of the replay benchmark (npm run bench:replay -- ...).
 import { parseArgs } from 'node:util';
 
-export const ALL_VARIANTS = ['cached', 'cold', 'builtin', 'builtin-tuned', 'prefaulter', 'prefaulter+builtin'] as const;
+export const ALL_VARIANTS = ['cached', 'cold', 'builtin', 'builtin-tuned', 'prefaulter', 'prefaulter+builtin', 'prefaulter-pool64'] as const;
+/** Run when --variants is not given; prefaulter-pool64 is a diagnostic. */
+export const DEFAULT_VARIANTS: readonly VariantName[] = ['cached', 'cold', 'builtin', 'builtin-tuned', 'prefaulter', 'prefaulter+builtin'];
 export type VariantName = (typeof ALL_VARIANTS)[number];
 
 export type BenchMode = 'restart' | 'live';
@@ -38,6 +40,8 @@ cold page cache behind a slow storage model (slowio), for each variant:
   builtin-tuned       recovery_prefetch=on, maintenance_io_concurrency=200 (PG 15+)
   prefaulter          pg-prefaulter run (default config), recovery_prefetch=off
   prefaulter+builtin  pg-prefaulter run and recovery_prefetch=on (PG 15+)
+  prefaulter-pool64   diagnostic, not run by default: prefaulter with
+                      UV_THREADPOOL_SIZE=64 in the agent's environment
 
 Modes (--mode):
   restart   (default) the burst is written while the standby is stopped (after a
@@ -59,7 +63,7 @@ Options:
   --latency-us N        slowio miss latency in microseconds (default 1000)
   --fpw on|off          full_page_writes on the primary (default off)
   --seed N              seed of the burst's random ids (default 42)
-  --variants a,b        subset of the variants above (default all)
+  --variants a,b        variants to run (default all but prefaulter-pool64)
   --shared-buffers S    standby shared_buffers (default 128MB)
   --agent-arg ARG       extra argument for pg-prefaulter run (repeatable)
   --agent-node-args=S   node flags for the agent only, e.g. "--agent-node-args=--cpu-prof --cpu-prof-dir=/tmp/prof"
@@ -106,7 +110,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   if (fpw !== 'on' && fpw !== 'off') throw new Error(`--fpw must be on or off, got "${fpw}"`);
   const modes = (values.mode ?? 'restart').split(',').filter(Boolean);
   for (const m of modes) if (m !== 'restart' && m !== 'live') throw new Error(`--mode must be restart, live or restart,live; got "${m}"`);
-  const variants = (values.variants ?? ALL_VARIANTS.join(',')).split(',').filter(Boolean);
+  const variants = (values.variants ?? DEFAULT_VARIANTS.join(',')).split(',').filter(Boolean);
   for (const v of variants) {
     if (!(ALL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--variants names "${v}": choose from ${ALL_VARIANTS.join(', ')}`);
   }

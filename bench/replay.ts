@@ -27,6 +27,8 @@ interface VariantSpec {
   agent: boolean;
   warmCache: boolean;
   needsPrefetchGuc: boolean;
+  /** Extra environment for the agent (diagnostic variants). */
+  agentEnv?: Record<string, string>;
 }
 
 const SPECS: Record<VariantName, VariantSpec> = {
@@ -36,6 +38,7 @@ const SPECS: Record<VariantName, VariantSpec> = {
   'builtin-tuned': { prefetch: 'on', ioConcurrency: 200, agent: false, warmCache: false, needsPrefetchGuc: true },
   prefaulter: { prefetch: 'off', ioConcurrency: 10, agent: true, warmCache: false, needsPrefetchGuc: false },
   'prefaulter+builtin': { prefetch: 'on', ioConcurrency: 10, agent: true, warmCache: false, needsPrefetchGuc: true },
+  'prefaulter-pool64': { prefetch: 'off', ioConcurrency: 10, agent: true, warmCache: false, needsPrefetchGuc: false, agentEnv: { UV_THREADPOOL_SIZE: '64' } },
 };
 
 interface Context {
@@ -107,12 +110,12 @@ function prepareCache(ctx: Context, variant: VariantName): number {
   return res.totalBytes ? res.residentBytes / res.totalBytes : 0;
 }
 
-function launchAgent(ctx: Context, tag: string, agentStats: string, port: number): RunningAgent {
+function launchAgent(ctx: Context, variant: VariantName, tag: string, agentStats: string, port: number): RunningAgent {
   return startAgent({
     repoRoot,
     standby: ctx.cluster.standby,
     metricsPort: port,
-    env: ctx.slowio.env(agentStats),
+    env: { ...ctx.slowio.env(agentStats), ...(SPECS[variant].agentEnv ?? {}) },
     nodeArgs: ctx.opts.agentNodeArgs,
     logFile: join(ctx.logDir, `${tag}-agent.log`),
     extraArgs: ctx.opts.agentArgs,
@@ -225,7 +228,7 @@ async function runRestart(ctx: Context, variant: VariantName, rep: number): Prom
   let agent: RunningAgent | null = null;
   try {
     if (SPECS[variant].agent) {
-      agent = launchAgent(ctx, prep.tag, prep.agentStats, await freePort());
+      agent = launchAgent(ctx, variant, prep.tag, prep.agentStats, await freePort());
       await waitForAgentReady(agent, 60_000);
     }
     const before = agent ? sampleProc(agent.pid) : null;
@@ -252,7 +255,7 @@ async function runLive(ctx: Context, variant: VariantName, rep: number): Promise
   try {
     let agentBefore: AgentCounters | undefined;
     if (SPECS[variant].agent) {
-      agent = launchAgent(ctx, names.tag, names.agentStats, await freePort());
+      agent = launchAgent(ctx, variant, names.tag, names.agentStats, await freePort());
       await waitForAgentStreaming(agent, 60_000);
     }
     await standby.pauseReplay();
@@ -290,6 +293,9 @@ async function section(ctx: Context, version: number, results: RunResult[], note
   const { opts, table, cluster, mode } = ctx;
   const summaries = summarize(results, ALL_VARIANTS);
   const sb = await cluster.standby.scalar<string>('show shared_buffers');
+  const contexts = await cluster.standby.query<{ name: string; context: string }>(
+    `select name, context from pg_settings where name in ('recovery_prefetch', 'maintenance_io_concurrency', 'wal_decode_buffer_size') order by name`,
+  );
   const parts = [
     `### PostgreSQL ${version}, ${mode} mode`,
     '',
@@ -303,6 +309,7 @@ async function section(ctx: Context, version: number, results: RunResult[], note
   const at = agentTable(summaries);
   if (at) parts.push(`Sidecar cost (CPU and WAL rate from the ${mode === 'live' ? 'resume' : "standby's start"} to the end of replay):`, '', at, '');
   if (notes.length) parts.push(...notes.map((n) => `- ${n}`), '');
+  parts.push(`Setting contexts on this version: ${contexts.map((c) => `${c.name} = ${c.context}`).join(', ')}.`, '');
   parts.push('<details><summary>All runs</summary>', '', runsTable(results), '', '</details>', '');
   return parts.join('\n');
 }
@@ -333,6 +340,10 @@ async function benchVersion(opts: BenchOptions, version: number, slowio: SlowIo,
     const t = performance.now();
     const table = await loadTable(cluster, opts.sizeMb, (m) => log(`PG ${version}: ${m}`));
     log(`PG ${version}: table ${(table.tableBytes / 1048576).toFixed(0)} MB + index ${(table.indexBytes / 1048576).toFixed(0)} MB, ${table.rows} rows, loaded in ${((performance.now() - t) / 1000).toFixed(0)} s`);
+    // One untimed burst first: the first burst after the load finds frozen,
+    // all-visible pages and writes less WAL than every later (identical) one.
+    const warmup = await runBurst(cluster.primary, table.rows, opts);
+    await cluster.standby.waitForReplay(warmup.endLsn, 600_000);
     const sections: string[] = [];
     for (const mode of opts.modes) {
       const ctx: Context = { opts, mode, cluster, table, slowio, statsDir, logDir };
