@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { selectedVersions, withPrimary, serverUser, type PgServer } from './harness/index.ts';
@@ -186,4 +186,36 @@ test(`PG ${last}: sslmode=require fails when the server has no TLS`, async () =>
     assert.equal(c.tls, false);
     await c.close();
   });
+});
+
+test(`PG ${last}: client certificate authentication (hostssl ... cert)`, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pg-prefaulter-cert-'));
+  chmodSync(dir, 0o755);
+  const ssl = (args: string[]): void => void execFileSync('openssl', args, { stdio: 'ignore', cwd: dir });
+  try {
+    ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=test-ca', '-keyout', 'ca.key', '-out', 'ca.crt']);
+    for (const [name, cn] of [['server', 'localhost'], ['client', 'cert_user']] as const) {
+      ssl(['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${cn}`, '-keyout', `${name}.key`, '-out', `${name}.csr`]);
+      writeFileSync(join(dir, `${name}.ext`), name === 'server' ? 'subjectAltName=DNS:localhost\n' : 'extendedKeyUsage=clientAuth\n');
+      ssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.crt`]);
+    }
+    const u = serverUser();
+    for (const f of ['server.crt', 'server.key', 'ca.crt']) {
+      if (u) chownSync(join(dir, f), u.uid, u.gid);
+      chmodSync(join(dir, f), 0o600);
+    }
+    const conf = { ssl: 'on', ssl_cert_file: join(dir, 'server.crt'), ssl_key_file: join(dir, 'server.key'), ssl_ca_file: join(dir, 'ca.crt') };
+    await withPrimary(last, { name: 'repl-cert', hba: ['hostssl replication cert_user 127.0.0.1/32 cert'], primaryConf: conf }, async ({ primary }) => {
+      await primary.exec('create role cert_user login replication');
+      const certs = `sslrootcert=${join(dir, 'ca.crt')} sslcert=${join(dir, 'client.crt')} sslkey=${join(dir, 'client.key')}`;
+      const c = await connectOk(primary, `user=cert_user sslmode=verify-full host=localhost ${certs}`);
+      assert.equal(c.tls, true);
+      await c.close();
+      // without the client certificate the server refuses
+      const e = await connectErr(primary, `user=cert_user sslmode=verify-ca sslrootcert=${join(dir, 'ca.crt')} sslcert=/nonexistent sslkey=/nonexistent`);
+      assert.equal(e.code, 'AUTH_FAILED', e.message);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

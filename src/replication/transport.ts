@@ -79,7 +79,7 @@ function tlsOptions(o: ConnOptions, socket: Socket): ConnectionOptions {
   const home = process.env.HOME ?? homedir();
   const rootcert = o.sslrootcert ?? join(home, '.postgresql', 'root.crt');
   // libpq: sslmode=require with a root certificate present behaves like verify-ca
-  const verify = o.sslmode === 'verify-ca' || o.sslmode === 'verify-full' || (o.sslmode === 'require' && existsSync(rootcert) && o.sslrootcert !== undefined);
+  const verify = o.sslmode === 'verify-ca' || o.sslmode === 'verify-full' || (o.sslmode === 'require' && existsSync(rootcert));
   const opts: ConnectionOptions = { socket, rejectUnauthorized: verify };
   if (!o.host.startsWith('/') && !/^[\d.]+$|:/.test(o.host)) opts.servername = o.host;
   if (verify) {
