@@ -31,7 +31,7 @@ async function decodePgWal(dataDir: string, start: bigint, end: bigint): Promise
 }
 
 /** A workload touching the record kinds the prefaulter cares about. */
-async function workload(p: PgServer): Promise<void> {
+async function workload(p: PgServer): Promise<{ verifyFrom: bigint; verifyTo: bigint }> {
   await p.exec(`
     create table t (id int primary key, v int, pad text) with (fillfactor = 70);
     insert into t select g, g, repeat('x', 100) from generate_series(1, 4000) g;
@@ -53,9 +53,14 @@ async function workload(p: PgServer): Promise<void> {
   await p.exec('alter system reset full_page_writes');
   await p.exec('select pg_reload_conf()');
   await p.exec(`select pg_logical_emit_message(false, 'oracle', repeat('y', 30000));`);
+  // Images for replay-time verification only: BKPIMAGE_APPLY clear (0x04 on 13/14, 0x02 on 15+).
+  const verifyFrom = await p.scalar<string>('select pg_current_wal_insert_lsn()::text');
+  await p.exec(`set wal_consistency_checking = 'heap'; update t set v = v where id between 1801 and 1900; reset wal_consistency_checking;`);
+  const verifyTo = await p.scalar<string>('select pg_current_wal_insert_lsn()::text');
   await p.exec(`create table tr (id int); insert into tr select generate_series(1, 500); truncate tr; drop table tr;`);
   await p.exec('select pg_switch_wal()');
   await p.exec(`insert into t select g, g, 'after switch' from generate_series(5001, 5200) g; create index t_pad on t (pad);`);
+  return { verifyFrom: parseLsn(verifyFrom), verifyTo: parseLsn(verifyTo) };
 }
 
 function blockKey(b: { id: number; spcOid: number; dbOid: number; relNumber: number; fork: number; block: number; hasImage: boolean; applyImage: boolean }): string {
@@ -108,7 +113,7 @@ for (const version of selectedVersions()) {
       if (version >= 15) await primary.exec('create extension pg_walinspect');
       await primary.exec('checkpoint');
       const start = parseLsn(await primary.scalar<string>('select pg_current_wal_insert_lsn()::text'));
-      await workload(primary);
+      const { verifyFrom, verifyTo } = await workload(primary);
       const end = parseLsn(await primary.scalar<string>('select pg_current_wal_flush_lsn()::text'));
       const { records, errors } = await decodePgWal(primary.dataDir, start, end);
       assert.deepEqual(errors, [], 'no decode errors');
@@ -119,6 +124,12 @@ for (const version of selectedVersions()) {
       assert.ok(records.some((r) => r.rmgrName === 'LogicalMessage' && r.totalLength > 30000), 'a record spanning several pages');
       assert.ok(records.some((r) => r.rmgrName === 'XLOG' && (r.info & 0xf0) === 0x40), 'a segment switch');
       assert.ok(records.some((r) => r.blocks.some((b) => b.hasImage)), 'full-page images');
+      // Outside wal_consistency_checking every image is applied at replay; inside, some are for checking only.
+      const images = records.flatMap((r) => r.blocks.filter((b) => b.hasImage).map((b) => ({ r, b })));
+      const checkOnly = images.filter(({ b }) => !b.applyImage);
+      assert.ok(checkOnly.length > 0, 'wal_consistency_checking produced images that are not applied');
+      assert.deepEqual(checkOnly.filter(({ r }) => r.lsn < verifyFrom || r.lsn >= verifyTo).map(({ r }) => formatLsn(r.lsn)), [], 'images outside wal_consistency_checking are applied');
+      assert.ok(images.some(({ r, b }) => b.applyImage && (r.lsn < verifyFrom || r.lsn >= verifyTo)));
       const inits = records.filter((r) => r.rmgrName === 'Heap' && (r.info & 0x70) === 0 && r.info & 0x80);
       assert.ok(inits.length > 0 && inits.every((r) => r.blocks[0]?.willInit), 'heap INSERT+INIT records set BKPBLOCK_WILL_INIT');
 
