@@ -13,7 +13,7 @@ import { FORK_NAMES, WalDecoder, formatLsn, isDecodeError, listSegments, parseLs
 const SEG = 16 * 1024 * 1024;
 
 /** Decodes the primary's pg_wal from the segment holding `start`; records in [start, end). */
-async function decodePgWal(dataDir: string, start: bigint, end: bigint): Promise<{ records: WalRecord[]; errors: DecodeError[] }> {
+async function decodePgWal(dataDir: string, start: bigint, end: bigint): Promise<{ records: WalRecord[]; errors: DecodeError[]; major: number | null }> {
   const segs = (await listSegments(join(dataDir, 'pg_wal'))).filter((s) => s.timeline === 1 && s.segNo >= start / BigInt(SEG));
   const decoder = new WalDecoder({ startLsn: segs[0]!.segNo * BigInt(SEG) });
   const records: WalRecord[] = [];
@@ -27,7 +27,7 @@ async function decodePgWal(dataDir: string, start: bigint, end: bigint): Promise
     }
     if (decoder.nextRecordLsn >= end) break;
   }
-  return { records, errors };
+  return { records, errors, major: decoder.majorVersion };
 }
 
 /** A workload touching the record kinds the prefaulter cares about. */
@@ -115,8 +115,9 @@ for (const version of selectedVersions()) {
       const start = parseLsn(await primary.scalar<string>('select pg_current_wal_insert_lsn()::text'));
       const { verifyFrom, verifyTo } = await workload(primary);
       const end = parseLsn(await primary.scalar<string>('select pg_current_wal_flush_lsn()::text'));
-      const { records, errors } = await decodePgWal(primary.dataDir, start, end);
+      const { records, errors, major } = await decodePgWal(primary.dataDir, start, end);
       assert.deepEqual(errors, [], 'no decode errors');
+      assert.equal(major, version, 'major version told by xlp_magic');
       assert.ok(records.length > 5000, `decoded ${records.length} records`);
       assert.deepEqual(checkChain(records), []);
 
