@@ -74,19 +74,19 @@ for (const version of versions) {
 
 test(`PG ${last}: a stalled walsender fails the stream with TIMEOUT; an idle one does not`, async () => {
   await withPrimary(last, { name: 'repl-timeout' }, async ({ primary }) => {
-    const conn = await connect(primary, 'application_name=prefaulter_stall', { readTimeoutMs: 1500 });
+    const conn = await connect(primary, 'application_name=prefaulter_stall', { readTimeoutMs: 2500 });
     try {
       const sys = await conn.identifySystem();
       const stream = conn.startReplication({ startLsn: sys.xlogpos, timeline: sys.timeline });
       const seen: { failure: unknown } = { failure: null };
       const reading = drain(stream).catch((e) => (seen.failure = e));
       const failureNow = (): unknown => seen.failure; // a call, so assertions do not narrow it for good
-      // idle for 4 read timeouts: liveness probes keep it alive
+      // idle for over two read timeouts: liveness probes keep it alive
       await sleep(6000);
       assert.equal(failureNow(), null, 'the idle stream must not fail');
       // pausing longer than the read timeout is the consumer's choice, not silence
       stream.pause();
-      await sleep(3500);
+      await sleep(4000);
       stream.resume();
       await sleep(300);
       assert.equal(failureNow(), null, 'a paused stream must not time out');
