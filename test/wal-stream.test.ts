@@ -158,7 +158,8 @@ test(`PG ${version}: the decoder as a stream of real WAL`, async (t) => {
       for (let k = 0; k < n; k++) {
         let at = Math.floor(r() * (window - 256 * 1024));
         // A pageaddr made to look like an older segment's is how recycled segments look: the end of WAL, by design.
-        if (at % PAGE >= 8 && at % PAGE < 16) at -= 8;
+        // A raised xlp_tli looks like a newer timeline, after which the real pages are rejected; the next test covers xlp_tli.
+        if (at % PAGE >= 4 && at % PAGE < 16) at -= at % PAGE;
         damaged[at]! ^= 1 << Math.floor(r() * 8);
         flips.push(at);
       }
@@ -183,6 +184,25 @@ test(`PG ${version}: the decoder as a stream of real WAL`, async (t) => {
       if (errs.length === 0) assert.equal(run.out.length, inWindow.length, `iteration ${iter}: no error, so nothing may be lost`);
     }
     assert.ok(errorsSeen > 100, `damage was reported (${errorsSeen} errors)`);
+  });
+
+  await t.test('a page whose timeline goes backwards is damage', () => {
+    const damaged = Buffer.from(wal.subarray(0, written));
+    const page = Number(((ref[700]!.lsn - base) / BigInt(PAGE) + 1n) * BigInt(PAGE));
+    assert.equal(damaged.readUInt32LE(page + 4), 1);
+    damaged.writeUInt32LE(0, page + 4);
+    const run = feed(damaged, base, { chunk: () => 65536 });
+    const errs = run.out.filter(isDecodeError);
+    assert.equal(errs.length, 1, errs.map(show).join('\n'));
+    assert.match(errs[0]!.message, /out-of-sequence timeline ID 0 \(after 1\)/);
+    assert.equal(run.decoder.pageTimeline, 1);
+    assert.equal((run.out.at(-1) as WalRecord).lsn, ref.at(-1)!.lsn, 'decoding resumed');
+    // A raised id on one page: the page after it is rejected, then decoding goes on.
+    const raised = Buffer.from(wal.subarray(0, written));
+    raised.writeUInt32LE(5, page + 4);
+    const run2 = feed(raised, base, { chunk: () => 65536 });
+    assert.equal(run2.out.filter(isDecodeError).length, 1);
+    assert.equal((run2.out.at(-1) as WalRecord).lsn, ref.at(-1)!.lsn, 'decoding resumed');
   });
 
   await t.test('a garbage record length is bounded by the bytes that arrived', () => {

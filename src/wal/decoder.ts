@@ -101,6 +101,8 @@ export class WalDecoder {
   /** Number(base) when base + any window offset stays exact as a double, else -1 */
   private baseNum = 0;
   private sysid: bigint | null = null;
+  private latestPageLsn = -1n;
+  private latestPageTli = 0;
   private pendingError: DecodeError | null = null;
 
   // A record spanning pages, located incrementally as its pages arrive (offsets relative to cur).
@@ -134,6 +136,11 @@ export class WalDecoder {
     return this.base + BigInt(this.cur);
   }
 
+  /** Timeline id (xlp_tli) of the latest page read, 0 before any. */
+  get pageTimeline(): number {
+    return this.latestPageTli;
+  }
+
   /** Major version told by the pages' xlp_magic, once a page header has been read. */
   get majorVersion(): number | null {
     return this.major;
@@ -156,6 +163,8 @@ export class WalDecoder {
     this.cur = 0;
     this.pending = [];
     this.pendingBytes = 0;
+    this.latestPageLsn = -1n;
+    this.latestPageTli = 0;
     this.rebase(startLsn);
     this.prevLsn = null;
     this.spanActive = false;
@@ -375,6 +384,14 @@ export class WalDecoder {
       this.sysid = sysid;
     } else if (segOff === 0) {
       return `WAL page ${formatLsn(pageLsn)} starts a segment but has no long header`;
+    }
+    // Child timelines have higher ids, so the id never goes down along consistent WAL.
+    const tli = u32(d, pos + 4);
+    if (pageLsn > this.latestPageLsn) {
+      // After damage the id is taken afresh: a corrupt higher id must not condemn all later pages.
+      if (tli < this.latestPageTli && this.mode !== Mode.Resync) return `out-of-sequence timeline ID ${tli} (after ${this.latestPageTli}) in WAL page ${formatLsn(pageLsn)}`;
+      this.latestPageLsn = pageLsn;
+      this.latestPageTli = tli;
     }
     this.major = version;
     return Page.Ok;
