@@ -1,0 +1,422 @@
+// Fault suite, follower side: the sidecar's own PostgreSQL stops, is promoted,
+// is rebuilt as a standby of a new primary; relations vanish under it; WAL
+// arrives in a burst; the operator mistypes config, reloads it, or stops the
+// pod. Each case checks the agent survives (or exits as specified), holds only
+// read-only handles under PGDATA (each once, none to a deleted file), and
+// resumes once the fault clears.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chownSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { selectedVersions, withCluster, sleep, serverUser, type Cluster, type PgServer } from './harness/index.ts';
+import { startAgent, BIN, type AgentProcess } from './helpers/agent-process.ts';
+
+const versions = selectedVersions();
+const version = versions[versions.length - 1]!;
+// Without full-page images every change makes replay read its page, so the agent reads them.
+const CONF = { primaryConf: { full_page_writes: 'off' } };
+
+// ---- shared checks ----
+
+function agentArgs(server: PgServer, extra: string[] = []): string[] {
+  return ['-D', server.dataDir, '-H', server.socketDir, '-p', String(server.port), '-U', 'postgres', '--log-level', 'info',
+    '--reconnect-min', '200ms', '--reconnect-max', '1s', ...extra];
+}
+
+function lsn(text: string | null | undefined): bigint {
+  if (!text) return 0n;
+  const [hi, lo] = text.split('/');
+  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
+}
+
+interface OpenFile {
+  path: string;
+  flags: number;
+}
+
+function openFiles(agent: AgentProcess, dir: string): OpenFile[] {
+  const pid = agent.proc.pid;
+  const out: OpenFile[] = [];
+  let fds: string[] = [];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of fds) {
+    try {
+      const path = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (!path.startsWith(dir + '/')) continue;
+      const m = /^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+      out.push({ path, flags: m ? parseInt(m[1]!, 8) : -1 });
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+/** Every handle under PGDATA is read-only, open once, not a WAL segment, not a deleted file. */
+function assertHandlesClean(agent: AgentProcess, pgdata: string, what: string): OpenFile[] {
+  const files = openFiles(agent, pgdata);
+  for (const f of files) assert.equal(f.flags & 3, 0, `${what}: ${f.path} is open for writing (flags ${f.flags.toString(8)})`);
+  const paths = files.map((f) => f.path);
+  assert.equal(new Set(paths).size, paths.length, `${what}: a file is open more than once (leaked handle): ${paths.join(', ')}`);
+  assert.deepEqual(paths.filter((p) => p.includes('/pg_wal/')), [], `${what}: a WAL segment is held open`);
+  assert.deepEqual(paths.filter((p) => p.endsWith(' (deleted)')), [], `${what}: a dropped relation's file is held open (its space is not freed)`);
+  return files;
+}
+
+/**
+ * The handle cache's own count agrees with the kernel's (pg_prefaulter once
+ * panicked on a cache counter mismatch), and the agent has no child process
+ * (pg_prefaulter's children held WAL files open).
+ */
+async function assertCacheConsistent(agent: AgentProcess, pgdata: string, what: string): Promise<void> {
+  const st = await agent.status();
+  const open = openFiles(agent, pgdata).length;
+  assert.equal(st.prefault?.fileHandle.open ?? 0, open, `${what}: the handle cache counts ${st.prefault?.fileHandle.open}, the kernel ${open}`);
+  const children = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+    try {
+      return readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1] === String(agent.proc.pid);
+    } catch {
+      return false;
+    }
+  });
+  assert.deepEqual(children, [], `${what}: the agent has child processes`);
+}
+
+function assertAlive(agent: AgentProcess, what: string): void {
+  assert.equal(agent.proc.exitCode, null, `${what}: the agent exited\n${agent.output().slice(-3000)}`);
+}
+
+function warnLines(output: string): string[] {
+  return output.split('\n').filter((l) => {
+    try {
+      return (JSON.parse(l) as { level?: number }).level! >= 40;
+    } catch {
+      return false;
+    }
+  });
+}
+
+async function finish(agent: AgentProcess): Promise<void> {
+  const { code, ms } = await agent.stop('SIGTERM');
+  assert.equal(code, 0, agent.output().slice(-2000));
+  assert.ok(ms < 2000, `SIGTERM took ${ms} ms`);
+}
+
+/** Pending WAL on a paused standby that touches every page of an existing table. */
+async function pendingUpdates(c: Cluster, table: string, rows: number): Promise<{ file: string; blocks: number }> {
+  await c.primary.exec(`
+    create table ${table} (id int primary key, v int not null, filler text) with (fillfactor = 100);
+    insert into ${table} select g, 0, repeat('q', 400) from generate_series(1, ${rows}) g;
+    checkpoint;`);
+  await c.standby.waitForReplay(await c.primary.currentLsn());
+  await c.standby.exec('checkpoint');
+  await c.standby.pauseReplay();
+  await c.primary.exec(`update ${table} set v = v + 1`);
+  await c.standby.waitForReceive(await c.primary.currentLsn());
+  const file = join(c.standby.dataDir, await c.standby.scalar<string>(`select pg_relation_filepath('${table}')`));
+  return { file, blocks: statSync(file).size / 8192 };
+}
+
+function vmHwmKb(pid: number): number {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : -1;
+}
+
+// ---- cases ----
+
+test(`PG ${version}: standby stopped while streaming: every handle closed within 2 s, streams again after start`, async () => {
+  await withCluster(version, { name: 'fault-standby-stop', ...CONF }, async (c) => {
+    const { file, blocks } = await pendingUpdates(c, 'held', 1600);
+    const before = statSync(file);
+    const agent = await startAgent(agentArgs(c.standby));
+    try {
+      await agent.waitFor((s) => s.state === 'streaming' && (s.prefault?.completed ?? 0) >= blocks, 'prefaulting the pending updates');
+      assert.ok(openFiles(agent, c.standby.dataDir).some((f) => f.path === file), 'the agent holds the table open before the stop');
+      assertHandlesClean(agent, c.standby.dataDir, 'streaming');
+      await assertCacheConsistent(agent, c.standby.dataDir, 'streaming');
+      await c.standby.stop('fast');
+      const t0 = Date.now();
+      let open = openFiles(agent, c.standby.dataDir);
+      while (open.length && Date.now() - t0 < 5000) {
+        await sleep(50);
+        open = openFiles(agent, c.standby.dataDir);
+      }
+      const ms = Date.now() - t0;
+      assert.deepEqual(open.map((f) => f.path), [], 'handles still open after PostgreSQL stopped');
+      assert.ok(ms <= 2000, `handles closed ${ms} ms after PostgreSQL stopped (limit 2000)`);
+      await agent.waitFor((s) => s.state === 'waiting_for_postgres', 'waiting_for_postgres');
+      const after = statSync(file);
+      assert.equal(after.mtimeMs, before.mtimeMs, 'the agent wrote to a relation file');
+      assert.equal(after.size, before.size);
+      await sleep(1000);
+      assertAlive(agent, 'PostgreSQL down');
+      assert.deepEqual(openFiles(agent, c.standby.dataDir), [], 'a handle was opened while PostgreSQL was down');
+
+      await c.standby.start(); // replay is no longer paused after a restart
+      await c.primary.exec(`update held set v = v + 1 where id % 7 = 0`);
+      const target = lsn(await c.primary.currentLsn());
+      await agent.waitFor((s) => s.state === 'streaming' && lsn(s.streamLsn) >= target, 'streaming again after the restart');
+      assertHandlesClean(agent, c.standby.dataDir, 'after restart');
+      await finish(agent);
+    } finally {
+      await agent.stop('SIGKILL');
+    }
+  });
+});
+
+test(`PG ${version}: promotion, old primary rebuilt as a standby of the new one: its agent follows the new upstream and timeline 2`, async () => {
+  await withCluster(version, { name: 'fault-failover', ...CONF }, async (c) => {
+    await c.primary.exec('create table ff (id int primary key, v int); insert into ff select g, 0 from generate_series(1, 5000) g;');
+    await c.standby.waitForReplay(await c.primary.currentLsn());
+    const onStandby = await startAgent(agentArgs(c.standby));
+    const onPrimary = await startAgent(agentArgs(c.primary));
+    try {
+      await onStandby.waitFor((s) => s.state === 'streaming', 'standby agent streaming');
+      await onPrimary.waitFor((s) => s.state === 'primary_idle' && s.timeline === 1, 'primary agent idle');
+      assert.deepEqual(openFiles(onPrimary, c.primary.dataDir), [], 'the agent of a primary holds no file under its PGDATA');
+
+      // Clean switchover: stop the old primary first so it cannot diverge.
+      await c.primary.stop('fast');
+      await onPrimary.waitFor((s) => s.state === 'waiting_for_postgres', 'primary agent waiting for PostgreSQL');
+      await c.standby.promote();
+      await onStandby.waitFor((s) => s.state === 'primary_idle' && s.role === 'primary' && s.timeline === 2, 'the promoted node idle on timeline 2');
+      assert.deepEqual(openFiles(onStandby, c.standby.dataDir), [], 'handles held after promotion');
+
+      // The old primary becomes a standby of the promoted node.
+      const signal = join(c.primary.dataDir, 'standby.signal');
+      writeFileSync(signal, '');
+      const u = serverUser();
+      if (u) chownSync(signal, u.uid, u.gid);
+      c.primary.configure({ primary_conninfo: c.standby.conninfo({ application_name: 'old_primary' }) });
+      await c.primary.start();
+      await c.standby.exec('update ff set v = v + 1 where id % 3 = 0');
+      const target = lsn(await c.standby.currentLsn());
+      const st = await onPrimary.waitFor(
+        (s) => s.state === 'streaming' && s.role === 'standby' && s.timeline === 2 && s.upstreamConnected && lsn(s.streamLsn) >= target,
+        'the old primary\'s agent streaming timeline 2 from the new primary',
+      );
+      assert.equal(st.upstream, `127.0.0.1:${c.standby.port}`, 'upstream is the promoted node');
+      assert.ok(st.walRecords > 0);
+      assertHandlesClean(onPrimary, c.primary.dataDir, 'following the new primary');
+      assertAlive(onStandby, 'promoted node');
+      await finish(onPrimary);
+      await finish(onStandby);
+    } finally {
+      await onStandby.stop('SIGKILL');
+      await onPrimary.stop('SIGKILL');
+    }
+  });
+});
+
+test(`PG ${version}: relations dropped or not yet on disk while their blocks are queued: ENOENT counted, no handle to a deleted file, no log storm`, async (t) => {
+  await withCluster(version, { name: 'fault-drop', ...CONF }, async (c) => {
+    const { file, blocks } = await pendingUpdates(c, 'dropme', 8000);
+    // The visibility map fork does not exist on the standby until replay of this vacuum creates it:
+    // the agent is sent to a file that is not there (deterministic ENOENT).
+    await c.primary.exec('vacuum (freeze) dropme');
+    const vm = `${file}_vm`;
+    assert.throws(() => statSync(vm), /ENOENT/, 'the standby has no visibility map yet');
+    await c.primary.exec('drop table dropme');
+    await c.standby.waitForReceive(await c.primary.currentLsn());
+    const agent = await startAgent(agentArgs(c.standby, ['--io-concurrency', '1']));
+    try {
+      const st0 = await agent.waitFor(
+        (s) => s.state === 'streaming' && lsn(s.decodedLsn) >= lsn(s.receiveLsn) - 8192n && s.prefault.queued === 0 && s.prefault.inFlight === 0,
+        'decoded through the drop, reads done',
+      );
+      t.diagnostic(`paused: skipped ${JSON.stringify(st0.prefault.skipped)}; completed ${st0.prefault.completed}; missing opens ${st0.prefault.fileHandle.missing}`);
+      assert.ok(st0.prefault.skipped.missing_file > 0 || st0.prefault.fileHandle.missing > 0, 'the missing visibility map was not counted as ENOENT');
+      assert.equal(st0.prefault.readErrors, 0, 'ENOENT counted as a read error');
+      assert.ok(openFiles(agent, c.standby.dataDir).some((f) => f.path === file), 'the agent holds the doomed table open');
+      // Replay applies the drop: the file goes, and so must every handle to it.
+      await c.standby.resumeReplay();
+      await c.standby.waitForReplay(await c.primary.currentLsn());
+      assert.throws(() => statSync(file), /ENOENT/, 'replay removed the dropped relation');
+      // Churn: relations created, filled and dropped while the agent streams and replay runs.
+      for (let i = 0; i < 20; i++) {
+        await c.primary.exec(`create table churn_${i} (id int, f text); insert into churn_${i} select g, repeat('c', 300) from generate_series(1, 3000) g;
+          update churn_${i} set id = id + 1; drop table churn_${i};`);
+      }
+      const target = lsn(await c.primary.currentLsn());
+      await c.standby.waitForReplay(await c.primary.currentLsn());
+      const st = await agent.waitFor((s) => lsn(s.decodedLsn) >= target - 8192n && lsn(s.replayLsn) >= target - 8192n, 'decoded and replayed through the churn');
+      const sk = st.prefault.skipped;
+      t.diagnostic(`after churn: blocks ${blocks}; skipped ${JSON.stringify(sk)}; completed ${st.prefault.completed}; missing opens ${st.prefault.fileHandle.missing}`);
+      assert.ok(sk.dropped + sk.missing_file + sk.created > 0, `no drop/create accounted for: ${JSON.stringify(sk)}`);
+      assert.equal(st.prefault.readErrors, 0, 'a vanished file counted as a read error');
+      // Handles of dropped relations close once replay passes the drop (the next poll retires it).
+      let held: OpenFile[] = [];
+      for (let i = 0; i < 20; i++) {
+        held = openFiles(agent, c.standby.dataDir).filter((f) => f.path.startsWith(file) || f.path.endsWith(' (deleted)'));
+        if (!held.length) break;
+        await sleep(100);
+      }
+      assert.deepEqual(held.map((f) => f.path), [], 'a dropped relation is still open: its disk space is not freed');
+      assertHandlesClean(agent, c.standby.dataDir, 'after drops');
+      await assertCacheConsistent(agent, c.standby.dataDir, 'after drops');
+      const warns = warnLines(agent.output());
+      assert.ok(warns.length <= 2, `log storm (${warns.length} warn/error lines):\n${warns.slice(0, 5).join('\n')}`);
+      assertAlive(agent, 'drops');
+      await finish(agent);
+    } finally {
+      await agent.stop('SIGKILL');
+    }
+  });
+});
+
+function runCli(args: string[], env: Record<string, string> = {}): { code: number | null; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, 'run', ...args], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 20_000,
+    cwd: '/',
+  });
+  return { code: r.status, stderr: r.stderr + r.stdout };
+}
+
+test('bad config values and unknown keys: exit code 2 naming the key, nothing started', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fault-config-'));
+  try {
+    const file = (name: string, text: string) => {
+      const p = join(dir, name);
+      writeFileSync(p, text);
+      return p;
+    };
+    const cases: { what: string; args: string[]; env?: Record<string, string>; names: RegExp }[] = [
+      { what: 'out-of-range flag', args: ['--io-concurrency', '0'], names: /io[_-]concurrency/ },
+      { what: 'non-numeric flag', args: ['--port', 'fivefourthreetwo'], names: /port/ },
+      { what: 'bad size', args: ['--readahead-bytes', '12parsecs'], names: /readahead[_-]bytes/ },
+      { what: 'bad duration', args: ['--reconnect-max', 'soon'], names: /reconnect[_-]max/ },
+      { what: 'bad enum', args: ['--source', 'carrier-pigeon'], names: /source/ },
+      { what: 'unknown flag', args: ['--io-concurency', '4'], names: /io-concurency/ },
+      { what: 'unknown key in file', args: ['--config', file('typo.toml', 'io_concurency = 4\n')], names: /io_concurency/ },
+      { what: 'wrong type in file', args: ['--config', file('type.toml', 'io_concurrency = "lots"\n')], names: /io_concurrency/ },
+      { what: 'out of range in file', args: ['--config', file('range.toml', 'io_concurrency = 100000\n')], names: /io_concurrency/ },
+      { what: 'unreadable TOML', args: ['--config', file('broken.toml', 'io_concurrency = = 4\n')], names: /broken\.toml/ },
+      { what: 'missing config file', args: ['--config', join(dir, 'absent.toml')], names: /absent\.toml/ },
+      { what: 'unknown env setting', args: [], env: { PG_PREFAULTER_IO_CONCURENCY: '4' }, names: /PG_PREFAULTER_IO_CONCURENCY/ },
+      { what: 'bad env value', args: [], env: { PG_PREFAULTER_IO_CONCURRENCY: '-3' }, names: /PG_PREFAULTER_IO_CONCURRENCY|io_concurrency/ },
+    ];
+    for (const k of cases) {
+      const { code, stderr } = runCli(['--metrics-listen', '', ...k.args], k.env);
+      assert.equal(code, 2, `${k.what}: exit code ${code}, expected 2\n${stderr}`);
+      assert.match(stderr, k.names, `${k.what}: the message does not name the key:\n${stderr}`);
+      assert.doesNotMatch(stderr, /pg-prefaulter started/, `${k.what}: the agent started anyway`);
+      assert.ok(stderr.split('\n').filter(Boolean).length <= 3, `${k.what}: expected one clear message, got:\n${stderr}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test(`PG ${version}: SIGHUP applies a changed io_concurrency live; SIGTERM under load exits 0 within 2 s; metrics bound to loopback only`, async (t) => {
+  await withCluster(version, { name: 'fault-signals', ...CONF }, async (c) => {
+    const dir = mkdtempSync(join(tmpdir(), 'fault-signals-'));
+    const config = join(dir, 'pg-prefaulter.toml');
+    writeFileSync(config, 'io_concurrency = 4\n');
+    await c.primary.exec('create table busy (id int primary key, v int, f text); insert into busy select g, 0, repeat(\'b\', 300) from generate_series(1, 20000) g;');
+    const agent = await startAgent(agentArgs(c.standby, ['--config', config]));
+    let loading = true;
+    const loader = (async () => {
+      for (let i = 0; loading; i++) await c.primary.exec(`update busy set v = v + 1 where id % 50 = ${i % 50}`);
+    })();
+    try {
+      const st0 = await agent.waitFor((s) => s.state === 'streaming' && (s.prefault?.completed ?? 0) > 0, 'prefaulting under load');
+      assert.equal(st0.settings.ioConcurrency, 4);
+      assert.equal(st0.prefault.ioConcurrency, 4);
+      const pid = agent.proc.pid;
+
+      // Metrics: bound where configured (127.0.0.1), not on every address.
+      const port = Number(new URL(agent.url).port);
+      const portHex = port.toString(16).toUpperCase().padStart(4, '0');
+      const listening = readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)
+        .map((l) => l.trim().split(/\s+/))
+        .filter((f) => f[3] === '0A' && f[1]?.endsWith(`:${portHex}`))
+        .map((f) => f[1]);
+      assert.deepEqual(listening, [`0100007F:${portHex}`], 'metrics listen on 127.0.0.1 only');
+      const external = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal);
+      if (external) {
+        const reached = await new Promise<boolean>((resolve) => {
+          const s = connect(port, external.address);
+          s.once('connect', () => (s.destroy(), resolve(true)));
+          s.once('error', () => resolve(false));
+        });
+        assert.equal(reached, false, `metrics reachable on ${external.address}`);
+      }
+
+      writeFileSync(config, 'io_concurrency = 16\n');
+      process.kill(pid!, 'SIGHUP');
+      const st1 = await agent.waitFor((s) => s.settings?.ioConcurrency === 16 && s.prefault?.ioConcurrency === 16, 'io_concurrency 16 in force', 10_000);
+      assert.equal(agent.proc.pid, pid);
+      assertAlive(agent, 'after SIGHUP');
+      assert.equal(st1.reconnects.follower, st0.reconnects.follower, 'the reload restarted the session');
+      for (let i = 0; !/configuration reloaded/.test(agent.output()) && i < 40; i++) await sleep(50);
+      assert.match(agent.output(), /configuration reloaded/);
+
+      // A broken file on reload keeps the running configuration.
+      writeFileSync(config, 'io_concurrency = "many"\n');
+      process.kill(pid!, 'SIGHUP');
+      await sleep(500);
+      assertAlive(agent, 'after a bad reload');
+      assert.equal((await agent.status()).settings.ioConcurrency, 16);
+      for (let i = 0; !/config reload failed/.test(agent.output()) && i < 40; i++) await sleep(50);
+      assert.match(agent.output(), /config reload failed/);
+
+      const busy = await agent.waitFor((s) => s.state === 'streaming', 'still streaming under load');
+      assertHandlesClean(agent, c.standby.dataDir, 'under load');
+      assert.ok(busy.prefault.completed > st0.prefault.completed, 'prefaulting continued after the reload');
+      const { code, ms } = await agent.stop('SIGTERM');
+      t.diagnostic(`SIGTERM under load: exit ${code} in ${ms} ms`);
+      assert.equal(code, 0, agent.output().slice(-2000));
+      assert.ok(ms < 2000, `SIGTERM took ${ms} ms`);
+    } finally {
+      loading = false;
+      await loader.catch(() => {});
+      await agent.stop('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+test(`PG ${version}: a large WAL burst while the standby is paused: agent memory stays bounded`, async (t) => {
+  const burstMb = Number(process.env.FAULT_BURST_MB ?? 256);
+  const rssLimitMb = Number(process.env.FAULT_RSS_LIMIT_MB ?? 256);
+  await withCluster(version, { name: 'fault-burst', primaryConf: { full_page_writes: 'off', max_wal_size: '1GB', wal_keep_size: `${burstMb + 256}MB` } }, async (c) => {
+    await c.primary.exec('create table burst (id bigint, f text)');
+    await c.standby.waitForReplay(await c.primary.currentLsn());
+    const agent = await startAgent(agentArgs(c.standby));
+    try {
+      await agent.waitFor((s) => s.state === 'streaming', 'streaming');
+      const baseKb = vmHwmKb(agent.proc.pid!);
+      await c.standby.pauseReplay();
+      const start = lsn(await c.primary.currentLsn());
+      // ~1.1 kB of WAL per row.
+      const rowsPerChunk = 50_000;
+      while (lsn(await c.primary.currentLsn()) - start < BigInt(burstMb) * 1048576n) {
+        await c.primary.exec(`insert into burst select g, repeat(md5(g::text), 32) from generate_series(1, ${rowsPerChunk}) g`);
+      }
+      const target = lsn(await c.primary.currentLsn());
+      await sleep(1000); // let anything the agent would buffer arrive
+      const pausedKb = vmHwmKb(agent.proc.pid!);
+      await c.standby.resumeReplay();
+      await agent.waitFor((s) => lsn(s.streamLsn) >= target, 'the agent read the whole burst', 300_000);
+      const hwmKb = vmHwmKb(agent.proc.pid!);
+      t.diagnostic(`burst ${Number(target - start) >> 20} MiB of WAL; agent VmHWM: idle ${baseKb >> 10} MiB, standby paused ${pausedKb >> 10} MiB, after ${hwmKb >> 10} MiB (limit ${rssLimitMb} MiB)`);
+      assert.ok(hwmKb >> 10 < rssLimitMb, `agent VmHWM ${hwmKb >> 10} MiB >= ${rssLimitMb} MiB`);
+      assertHandlesClean(agent, c.standby.dataDir, 'after the burst');
+      await assertCacheConsistent(agent, c.standby.dataDir, 'after the burst');
+      assertAlive(agent, 'burst');
+      await finish(agent);
+    } finally {
+      await agent.stop('SIGKILL');
+      await c.standby.resumeReplay().catch(() => {});
+    }
+  });
+});
