@@ -65,6 +65,34 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
+/** CPU seconds per thread name (comm) over the tree, split user/system: where the agent's CPU goes. */
+export function threadCpu(pid: number): Record<string, { user: number; system: number }> {
+  const out: Record<string, { user: number; system: number }> = {};
+  for (const p of processTree(pid)) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        const stat = readFileSync(`/proc/${p}/task/${tid}/stat`, 'utf8');
+        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+$/, '');
+        // node 20 leaves libuv's pool threads named "node" like the main thread.
+        const comm = tid === String(p) ? 'main' : name === 'node' ? 'pool' : name;
+        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const e = (out[comm] ??= { user: 0, system: 0 });
+        e.user += Number(rest[11]) / CLOCK_TICKS;
+        e.system += Number(rest[12]) / CLOCK_TICKS;
+      } catch {
+        // thread exited
+      }
+    }
+  }
+  return out;
+}
+
 export interface TreeSample extends ProcSample {
   processes: number;
   /** Threads of the busiest process (libuv's pool shows up here). */

@@ -19,6 +19,8 @@ export interface AgentFigures {
   prefaultsIssued: number | null;
   misses: number;
   exit: string;
+  /** CPU seconds per thread name over the whole life (user/system). */
+  threadCpu?: Record<string, { user: number; system: number }>;
 }
 
 export interface RunResult {

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, sleep, type Cluster } from '../test/harness/index.ts';
 import { ALL_VARIANTS, parseBenchArgs, USAGE, type BenchMode, type BenchOptions, type VariantName } from './replay-args.ts';
-import { agentAvailable, agentStreaming, metricSum, sampleProc, startAgent, type RunningAgent, type TreeSample } from './replay-agent.ts';
+import { agentAvailable, agentStreaming, metricSum, sampleProc, startAgent, threadCpu, type RunningAgent, type TreeSample } from './replay-agent.ts';
 import { evict, relationFiles, residency, warm } from './replay-cache.ts';
 import { createBenchCluster, flushSlowIoCounters, loadTable, parkStandby, replayReached, runBurst, type Burst, type LoadedTable } from './replay-cluster.ts';
 import { agentTable, replayTable, runsTable, summarize, type AgentFigures, type RunResult } from './replay-report.ts';
@@ -168,6 +168,7 @@ async function finish(
   before: TreeSample | null,
 ): Promise<RunResult> {
   const after = agent ? sampleProc(agent.pid) : null;
+  const perThread = agent ? threadCpu(agent.pid) : undefined;
   const metrics = agent ? await agent.scrape() : null;
   const startupPid = await flushSlowIoCounters(ctx.cluster, ctx.table.rows);
   let agentFigures: AgentFigures | null = null;
@@ -190,6 +191,7 @@ async function finish(
       prefaultsIssued: delta('issued'),
       misses: sumCounters(readSlowIoStats(prep.agentStats).values()).misses,
       exit,
+      threadCpu: perThread,
     };
   }
   const perPid = readSlowIoStats(prep.standbyStats);
@@ -211,7 +213,8 @@ async function finish(
       `resident ${(prep.residentFraction * 100).toFixed(1)}%, replay misses ${standbyCounters.misses}, willneed ${standbyCounters.willneed}` +
       (a
         ? `, agent cpu ${a.cpuSeconds.toFixed(2)} s, first prefault at ${a.firstPrefaultS?.toFixed(2) ?? 'never'} s, ${a.processes} proc/${a.threads} threads, ` +
-          `rss ${(a.peakRssBytes / 1048576).toFixed(0)} MB, agent misses ${a.misses}, exit ${a.exit})`
+          `rss ${(a.peakRssBytes / 1048576).toFixed(0)} MB, agent misses ${a.misses}, exit ${a.exit}; ` +
+          `cpu by thread ${Object.entries(a.threadCpu ?? {}).filter(([, c]) => c.user + c.system >= 0.05).map(([n, c]) => `${n} ${c.user.toFixed(2)}u/${c.system.toFixed(2)}s`).join(', ')})`
         : ')'),
   );
   return result;
@@ -314,7 +317,14 @@ async function section(ctx: Context, version: number, results: RunResult[], note
   return parts.join('\n');
 }
 
-async function benchVersion(opts: BenchOptions, version: number, slowio: SlowIo, agentOk: { ok: boolean; why: string }, workDir: string): Promise<string> {
+async function benchVersion(
+  opts: BenchOptions,
+  version: number,
+  slowio: SlowIo,
+  agentOk: { ok: boolean; why: string },
+  workDir: string,
+  emit: (markdown: string) => void,
+): Promise<void> {
   const notes: string[] = [];
   const variants = opts.variants.filter((v) => {
     if (SPECS[v].needsPrefetchGuc && version < 15) {
@@ -344,7 +354,6 @@ async function benchVersion(opts: BenchOptions, version: number, slowio: SlowIo,
     // all-visible pages and writes less WAL than every later (identical) one.
     const warmup = await runBurst(cluster.primary, table.rows, opts);
     await cluster.standby.waitForReplay(warmup.endLsn, 600_000);
-    const sections: string[] = [];
     for (const mode of opts.modes) {
       const ctx: Context = { opts, mode, cluster, table, slowio, statsDir, logDir };
       const results: RunResult[] = [];
@@ -354,9 +363,8 @@ async function benchVersion(opts: BenchOptions, version: number, slowio: SlowIo,
         for (const v of variants) results.push(mode === 'live' ? await runLive(ctx, v, rep) : await runRestart(ctx, v, rep));
       }
       writeFileSync(join(workDir, `results-${version}-${mode}.json`), JSON.stringify({ version, mode, opts, table, results }, null, 2));
-      sections.push(await section(ctx, version, results, notes));
+      emit(await section(ctx, version, results, notes));
     }
-    return sections.join('\n');
   } catch (e) {
     failed = true;
     process.stderr.write(`\n${cluster.primary.logTail()}\n${cluster.standby.logTail()}\nlogs kept in ${join(cluster.base, 'logs')} and ${logDir}\n`);
@@ -398,11 +406,12 @@ async function main(argv: string[]): Promise<number> {
     '',
   ];
   try {
-    for (const version of opts.versions) out.push(await benchVersion(opts, version, slowio, agentOk, workDir));
+    // Each table is printed as soon as it is complete.
+    process.stdout.write(`${out.join('\n')}\n`);
+    for (const version of opts.versions) await benchVersion(opts, version, slowio, agentOk, workDir, (md) => process.stdout.write(`${md}\n`));
   } finally {
     rmSync(slowio.dir, { recursive: true, force: true });
   }
-  process.stdout.write(`${out.join('\n')}\n`);
   log(`per-run JSON, agent logs and metrics in ${workDir}`);
   return 0;
 }
