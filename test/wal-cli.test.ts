@@ -113,6 +113,19 @@ test(`PG ${version}: pg-prefaulter decode`, async (t) => {
       assert.ok(lines.includes(expectedLine(records.at(-1)!)), 'decoding resumed after the damage');
     });
 
+    await t.test('a segment file cut inside a record: exit 1 naming the record', async () => {
+      const cutDir = join(dir, 'cut');
+      mkdirSync(cutDir);
+      const first = segs[0]!;
+      const victim = records.find((r) => r.lsn >= first.segNo * SEG + 200_000n)!;
+      const keep = Number(victim.lsn - first.segNo * SEG) + 10;
+      writeFileSync(join(cutDir, first.path.split('/').at(-1)!), readFileSync(first.path).subarray(0, keep));
+      const { code, stdout, stderr } = await run(['--format', 'ndjson', cutDir]);
+      assert.equal(code, 1);
+      assert.match(stderr, new RegExp(`error at ${formatLsn(victim.lsn).replace('/', '\\/')}: the WAL given ends inside a record`));
+      assert.deepEqual(stdout.trimEnd().split('\n'), records.filter((r) => r.lsn < victim.lsn).map(expectedLine));
+    });
+
     await t.test('bad usage exits 2 naming the bad argument', async () => {
       const cases: [string[], RegExp][] = [
         [['--format', 'xml', dir], /--format "xml"/],

@@ -141,7 +141,16 @@ class Out {
     const text = this.parts.join('\n') + '\n';
     this.parts = [];
     this.size = 0;
-    if (!process.stdout.write(text)) await new Promise<void>((res) => process.stdout.once('drain', res));
+    if (!process.stdout.write(text)) {
+      // a reader that goes away (| head) never drains: stop waiting on error/close too
+      await new Promise<void>((res) => {
+        const done = (): void => {
+          process.stdout.off('drain', done).off('error', done).off('close', done);
+          res();
+        };
+        process.stdout.once('drain', done).once('error', done).once('close', done);
+      });
+    }
   }
 }
 
@@ -289,7 +298,7 @@ export default async function decodeCommand(argv: string[]): Promise<number> {
     // The decoder rewinds its input to the first unwritten byte: WAL ends inside this file.
     if (decoder.inputLsn < fileEnd) endOfWal = true;
   }
-  if (!done && !endOfWal && decoder.bufferedBytes > 0) {
+  if (!done && !endOfWal && !out.closed && decoder.bufferedBytes > 0) {
     errors++;
     process.stderr.write(`pg-prefaulter decode: error at ${formatLsn(decoder.nextRecordLsn)}: the WAL given ends inside a record (${decoder.bufferedBytes} bytes of it present)\n`);
   }
