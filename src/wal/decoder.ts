@@ -177,7 +177,10 @@ export class WalDecoder {
     }
   }
 
-  /** The next bytes of WAL, contiguous with what came before (inputLsn). The chunk is not modified. */
+  /**
+   * The next bytes of WAL, contiguous with what came before (inputLsn). The chunk is
+   * not modified, but it is kept and read in place until decoded: do not reuse its memory.
+   */
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
     if (this.pending.length === 0) {
