@@ -6,10 +6,12 @@
 // primary nor the follower was hurt.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { selectedVersions, withCluster, sleep, type Cluster, type PgServer } from './harness/index.ts';
+import { selectedVersions, withCluster, sleep, serverUser, type Cluster, type PgServer } from './harness/index.ts';
 import { startAgent, metricValue, type AgentProcess } from './helpers/agent-process.ts';
 import { startTcpProxy } from './helpers/tcp-proxy.ts';
 
@@ -361,7 +363,8 @@ test(`PG ${version}: wrong password / no replication privilege / max_wal_senders
       } finally {
         await ok.stop('SIGKILL');
       }
-      await observe(['--primary-conninfo', conninfo('repl'), '--replication-password', WRONG_PASSWORD],
+      // The wrong password inline in the conninfo (the other way secrets arrive).
+      await observe(['--primary-conninfo', `${conninfo('repl')} password=${WRONG_PASSWORD}`],
         /password authentication failed/, 'wrong password', WRONG_PASSWORD);
       await observe(['--primary-conninfo', conninfo('norepl'), '--replication-password', NOREPL_PASSWORD],
         /replication role|REPLICATION attribute|WAL sender/i, 'no replication privilege', NOREPL_PASSWORD);
@@ -418,4 +421,67 @@ test(`PG ${version}: synchronous_standby_names='*': the sidecar never acknowledg
       await agent.stop('SIGKILL');
     }
   });
+});
+
+// A self-signed certificate for the name localhost, readable by the server user only.
+function makeCert(dir: string, name: string): string {
+  const crt = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost', '-keyout', key, '-out', crt,
+  ], { stdio: 'ignore' });
+  const u = serverUser();
+  for (const f of [crt, key]) {
+    if (u) chownSync(f, u.uid, u.gid);
+    chmodSync(f, 0o600);
+  }
+  return crt;
+}
+
+test(`PG ${version}: sslmode=verify-full: streams over TLS from a primary with a trusted certificate, refuses an untrusted one`, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fault-tls-'));
+  chmodSync(dir, 0o755);
+  try {
+    const cert = makeCert(dir, 'server');
+    const other = makeCert(dir, 'other');
+    // The agent runs as root here, but copies the CA file like a mounted secret would be: readable.
+    for (const f of [cert, other]) chmodSync(f, 0o644);
+    const hba = ['hostssl replication tls_user 127.0.0.1/32 scram-sha-256', 'hostnossl replication tls_user 127.0.0.1/32 reject'];
+    const conf = { ssl: 'on', ssl_cert_file: cert, ssl_key_file: join(dir, 'server.key') };
+    await withCluster(version, { name: 'fault-tls', hba, primaryConf: conf }, async (c) => {
+      const password = 'Tls-S3cret-5e1f';
+      await c.primary.exec(`set password_encryption = 'scram-sha-256'; create role tls_user login replication password '${password}';`);
+      await c.standby.waitForReplay(await c.primary.currentLsn());
+      const conninfo = (ca: string) => `host=localhost port=${c.primary.port} user=tls_user sslmode=verify-full sslrootcert=${ca}`;
+
+      const bad = await startAgent(agentArgs(c.standby, ['--primary-conninfo', conninfo(other), '--replication-password', password]));
+      try {
+        await bad.waitFor((s) => s.state === 'following' && s.reconnects.upstream >= 2, 'retrying an untrusted server');
+        assert.equal((await bad.status()).upstreamConnected, false, 'connected to a server whose certificate is not trusted');
+        assert.match(warnLines(bad.output()).join('\n'), /certificate|self.signed|verify/i, 'the TLS failure is named in the log');
+        assertAlive(bad, 'untrusted certificate');
+        await finish(bad);
+      } finally {
+        await bad.stop('SIGKILL');
+      }
+
+      const good = await startAgent(agentArgs(c.standby, ['--primary-conninfo', conninfo(cert), '--replication-password', password]));
+      try {
+        await c.primary.exec('create table tls_t as select generate_series(1, 1000) id');
+        const target = lsn(await c.primary.currentLsn());
+        await good.waitFor((s) => s.state === 'streaming' && s.upstreamConnected && lsn(s.streamLsn) >= target, 'streaming over TLS');
+        const ssl = await c.primary.scalar<boolean>(
+          `select s.ssl from pg_stat_ssl s join pg_stat_replication r using (pid) where r.application_name = 'pg_prefaulter'`,
+        );
+        assert.equal(ssl, true, 'the sidecar walsender connection is not encrypted');
+        assert.ok(!good.output().includes(password) && !(await good.scrape()).includes(password), 'the password leaked');
+        await finish(good);
+      } finally {
+        await good.stop('SIGKILL');
+      }
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
