@@ -121,6 +121,28 @@ test(`PG ${version}: the decoder as a stream of real WAL`, async (t) => {
     const pageInside = Number(((ref[big]!.lsn - base) / BigInt(PAGE) + 2n) * BigInt(PAGE));
     const fromPage = feed(wal, base, { from: pageInside, chunk: () => 5000 });
     assert.deepEqual(fromPage.out.map(show), refText.slice(big + 1), 'the tail of the spanning record is skipped');
+
+    // reset() on a decoder in use: held bytes are dropped, decoding restarts there.
+    const d = new WalDecoder({ startLsn: base });
+    d.push(wal.subarray(0, 300_000));
+    while (d.next()) {
+      /* part of the stream */
+    }
+    d.reset(ref[mid]!.lsn);
+    assert.equal(d.inputLsn, ref[mid]!.lsn);
+    assert.equal(d.bufferedBytes, 0);
+    d.push(wal.subarray(Number(ref[mid]!.lsn - base), Number(ref[mid + 50]!.lsn - base)));
+    const again: string[] = [];
+    for (let r = d.next(); r; r = d.next()) again.push(show(r));
+    assert.deepEqual(again, refText.slice(mid, mid + 50));
+
+    // A start that cannot be a record start is reported, then decoding resumes at the next page.
+    const odd = ref[mid]!.lsn + 4n;
+    const fromOdd = feed(wal, base, { from: Number(odd - base), chunk: () => 9000 });
+    assert.ok(isDecodeError(fromOdd.out[0]!) && fromOdd.out[0].lsn === odd, show(fromOdd.out[0]!));
+    const nextPage = ((odd / BigInt(PAGE)) + 1n) * BigInt(PAGE);
+    const firstAfter = ref.findIndex((r) => r.lsn >= nextPage);
+    assert.deepEqual(fromOdd.out.slice(1).map(show), refText.slice(firstAfter));
   });
 
   await t.test('zeros where WAL is not written yet: wait, then continue with the real bytes', () => {
