@@ -115,3 +115,41 @@ export function runsTable(results: RunResult[]): string {
   }
   return lines.join('\n');
 }
+
+/** The product's targets, checked against one mode's figures. */
+export function targetsTable(summaries: VariantSummary[], variant: VariantName = 'prefaulter'): string {
+  const by = (v: VariantName): VariantSummary | undefined => summaries.find((s) => s.variant === v);
+  const p = by(variant);
+  if (!p) return '';
+  const rows: string[] = ['| target | measured | met |', '|---|---:|---|'];
+  const cached = by('cached');
+  if (cached) {
+    const r = p.median / cached.median;
+    rows.push(`| replay <= 1.5x cached | ${f(r)}x | ${r <= 1.5 ? 'yes' : 'no'} |`);
+  }
+  const tuned = by('builtin-tuned');
+  if (tuned) {
+    const r = tuned.median / p.median;
+    rows.push(`| >= 2x faster than builtin-tuned | ${f(r)}x | ${r >= 2 ? 'yes' : 'no'} |`);
+  }
+  const builtin = by('builtin');
+  if (builtin) {
+    const r = builtin.median / p.median;
+    rows.push(`| >= 5x faster than builtin | ${f(r)}x | ${r >= 5 ? 'yes' : 'no'} |`);
+  }
+  const cold = by('cold');
+  if (cold) rows.push(`| (for reference) faster than cold | ${f(cold.median / p.median)}x | |`);
+  const per10 = median(
+    p.runs
+      .filter((r) => r.agent)
+      .map((r) => {
+        const a = r.agent!;
+        const mbPerS = (a.walBytesMetric ?? r.walBytes) / 1048576 / r.seconds;
+        return ((a.cpuSeconds / r.seconds) * 100) / (mbPerS / 10);
+      }),
+  );
+  rows.push(`| CPU <= 10% of a core per 10 MB/s of WAL | ${f(per10, 0)}% | ${per10 <= 10 ? 'yes' : 'no'} |`);
+  const rss = Math.max(...p.runs.map((r) => r.agent?.peakRssBytes ?? 0)) / 1048576;
+  rows.push(`| peak RSS <= 150 MB | ${f(rss, 0)} MB (max) | ${rss <= 150 ? 'yes' : 'no'} |`);
+  return rows.join('\n');
+}

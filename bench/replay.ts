@@ -12,7 +12,7 @@ import { ALL_VARIANTS, parseBenchArgs, USAGE, type BenchMode, type BenchOptions,
 import { agentAvailable, agentStreaming, metricSum, sampleProc, startAgent, threadCpu, type RunningAgent, type TreeSample } from './replay-agent.ts';
 import { evict, relationFiles, residency, warm } from './replay-cache.ts';
 import { createBenchCluster, flushSlowIoCounters, loadTable, parkStandby, replayReached, runBurst, type Burst, type LoadedTable } from './replay-cluster.ts';
-import { agentTable, replayTable, runsTable, summarize, type AgentFigures, type RunResult } from './replay-report.ts';
+import { agentTable, replayTable, runsTable, summarize, targetsTable, type AgentFigures, type RunResult } from './replay-report.ts';
 import { buildSlowIo, readSlowIoStats, sumCounters, type SlowIo } from './replay-slowio.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -309,6 +309,10 @@ async function section(ctx: Context, version: number, results: RunResult[], note
     replayTable(summaries),
     '',
   ];
+  for (const v of ['prefaulter', 'prefaulter-pool64'] as const) {
+    const t = targetsTable(summaries, v);
+    if (t) parts.push(`Targets for \`${v}\` (medians):`, '', t, '');
+  }
   const at = agentTable(summaries);
   if (at) parts.push(`Sidecar cost (CPU and WAL rate from the ${mode === 'live' ? 'resume' : "standby's start"} to the end of replay):`, '', at, '');
   if (notes.length) parts.push(...notes.map((n) => `- ${n}`), '');
