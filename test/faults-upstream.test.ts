@@ -385,7 +385,7 @@ test(`PG ${version}: wrong password / no replication privilege / max_wal_senders
   });
 });
 
-test(`PG ${version}: synchronous_standby_names='*': the sidecar never acknowledges a commit`, async () => {
+test(`PG ${version}: synchronous_standby_names='*': the sidecar never acknowledges a commit`, async (t) => {
   await withCluster(version, { name: 'fault-sync', primaryConf: { synchronous_standby_names: '*' } }, async (c) => {
     await c.primary.exec('create table sync_t (id int)');
     // Only the sidecar stays connected to the primary: stop the standby's walreceiver.
@@ -403,9 +403,11 @@ test(`PG ${version}: synchronous_standby_names='*': the sidecar never acknowledg
       let committed = false;
       const commit = client`insert into sync_t values (1)`.then(() => (committed = true));
       await sleep(3000);
-      const rep = await c.primary.query<{ flush: string | null; state: string; sent: string | null }>(
-        `select flush_lsn::text as flush, state, sent_lsn::text as sent from pg_stat_replication where application_name = 'pg_prefaulter'`,
+      const rep = await c.primary.query<{ flush: string | null; state: string; sent: string | null; sync: string }>(
+        `select flush_lsn::text as flush, state, sent_lsn::text as sent, sync_state as sync from pg_stat_replication where application_name = 'pg_prefaulter'`,
       );
+      t.diagnostic(`the sidecar in pg_stat_replication while the commit waits: ${JSON.stringify(rep)}`);
+      assert.equal(rep[0]?.flush ?? null, null, 'the sidecar reported a flush position');
       const st = await agent.status();
       assert.equal(committed, false, `a commit returned while only the sidecar was connected: ${JSON.stringify(rep)}`);
       assert.ok(lsn(st.streamLsn) > 0n, 'the sidecar did receive WAL');
