@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Follower } from '../src/follower/index.ts';
-import { parseLsn } from '../src/follower/lsn.ts';
+import { parseLsn } from '../src/lsn.ts';
 import { selectedVersions, withCluster, sleep, type PgServer } from './harness/index.ts';
 
 function connectTo(server: PgServer, user = 'postgres'): Promise<Follower> {

@@ -11,7 +11,7 @@ import { Prefaulter, checkDataDirectory, type PrefaultStats } from '../prefault/
 import { parseConninfo, resolveConnOptions, redactConninfo, type ConnOptions } from '../replication/conninfo.ts';
 import { ReplicationError } from '../replication/errors.ts';
 import { WalDecoder } from '../wal/decoder.ts';
-import { formatLsn } from '../wal/lsn.ts';
+import { formatLsn } from '../lsn.ts';
 import { Backoff, sleep } from './backoff.ts';
 import { LocalSource } from './local-source.ts';
 import { StreamSource } from './stream-source.ts';

@@ -4,6 +4,7 @@
 // (a held file blocked unmounts for pg_prefaulter).
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { segmentName } from '../wal/segments.ts';
 import { sleep } from './backoff.ts';
 import type { WalChunk, WalSource } from './wal-source.ts';
 
@@ -18,12 +19,6 @@ export interface LocalSourceOptions {
   /** Bytes below this LSN are complete on disk (the follower's receive LSN); null: unknown. */
   limit: () => bigint | null;
   signal: AbortSignal;
-}
-
-function segmentFileName(timeline: number, segNo: bigint, segmentSize: number): string {
-  const perId = 0x100000000n / BigInt(segmentSize);
-  const hex = (n: bigint | number) => n.toString(16).toUpperCase().padStart(8, '0');
-  return hex(timeline) + hex(segNo / perId) + hex(segNo % perId);
 }
 
 export class LocalSource implements WalSource {
@@ -83,7 +78,7 @@ export class LocalSource implements WalSource {
   // writes it under the newer timeline's name, so take the newest one present.
   private async findSegment(segNo: bigint): Promise<string | null> {
     const { pgWalDir, segmentSize } = this.opts;
-    const suffix = segmentFileName(this.timeline, segNo, segmentSize).slice(8);
+    const suffix = segmentName(this.timeline, segNo, segmentSize).slice(8);
     let best: string | null = null;
     let bestTli = -1;
     let names: string[];

@@ -2,7 +2,7 @@
 // endpoint and, with connection flags, from the follower itself.
 import { parseArgs } from 'node:util';
 import { Follower } from '../follower/index.ts';
-import { formatLsn } from '../wal/lsn.ts';
+import { formatLsn } from '../lsn.ts';
 
 const HELP = `Usage: pg-prefaulter status [options]
 

@@ -9,8 +9,8 @@
 // pg_get_wal_replay_pause_state, pg_control_system, pg_control_checkpoint,
 // pg_tablespace_location) is executable by PUBLIC by default.
 import postgres from 'postgres';
-import { parseConninfo } from './conninfo.ts';
-import { parseLsnOrNull } from './lsn.ts';
+import { parseConninfo } from '../replication/conninfo.ts';
+import { parseLsnOrNull } from '../lsn.ts';
 import type { FollowerConnOptions, FollowerFacts, FollowerStatus, FollowerUpstream } from './types.ts';
 
 interface StatusRow {
@@ -169,12 +169,21 @@ export class Follower {
 
 function upstreamOf(row: StatusRow): FollowerUpstream | null {
   if (row.sender_host === null && row.wr_conninfo === null) return null;
-  const info = parseConninfo(row.wr_conninfo ?? '');
-  const port = row.sender_port ?? Number(info.get('port') ?? 5432);
+  const info = conninfoFields(row.wr_conninfo ?? '');
   return {
-    host: row.sender_host ?? info.get('host') ?? info.get('hostaddr') ?? '',
-    port,
-    user: info.get('user') ?? null,
+    host: row.sender_host ?? info.host ?? '',
+    port: row.sender_port ?? info.port ?? 5432,
+    user: info.user ?? null,
     conninfo: row.wr_conninfo ?? '',
   };
+}
+
+// The shown conninfo is informational: a value the replication client would
+// reject must not break status polling.
+function conninfoFields(conninfo: string): { host?: string; port?: number; user?: string } {
+  try {
+    return parseConninfo(conninfo);
+  } catch {
+    return {};
+  }
 }

@@ -8,7 +8,7 @@ import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { describeTarget, type ConnOptions } from './conninfo.ts';
 import { classifyServerError, ReplicationError, type ServerErrorFields } from './errors.ts';
 import { Framer } from './framer.ts';
-import { formatLsn, parseLsn } from './lsn.ts';
+import { formatLsn, parseLsn } from '../lsn.ts';
 import { md5PasswordResponse, ScramClient } from './auth.ts';
 import { PhysicalStream, type ReplicationStream, type StartReplicationOptions, type StreamHost } from './stream.ts';
 import { openTransport, type TlsAttempt } from './transport.ts';

@@ -3,4 +3,4 @@ export { parseConninfo, resolveConnOptions, redactConninfo, lookupPgpass, descri
 export { ReplicationError, classifyServerError, type ReplicationErrorCode } from './errors.ts';
 export { ReplicationConnection, type IdentifySystemResult } from './connection.ts';
 export type { ReplicationStream, StreamMessage, StartReplicationOptions } from './stream.ts';
-export { parseLsn, formatLsn } from './lsn.ts';
+export { parseLsn, formatLsn } from '../lsn.ts';

@@ -3,7 +3,7 @@
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { serialize } from 'pg-protocol';
 import { ReplicationError, type ServerErrorFields } from './errors.ts';
-import { parseLsn } from './lsn.ts';
+import { parseLsn } from '../lsn.ts';
 
 export type StreamMessage =
   | { type: 'xlogdata'; walStart: bigint; walEnd: bigint; data: Buffer } // walStart = LSN of data[0]

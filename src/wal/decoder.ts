@@ -21,7 +21,7 @@ import {
   XLP_LONG_HEADER,
   maxAlign,
 } from './format.ts';
-import { formatLsn } from './lsn.ts';
+import { formatLsn } from '../lsn.ts';
 import { decodeRecord } from './record.ts';
 import { RM_XLOG_ID, validRmgr } from './rmgr.ts';
 import type { DecodeError, WalRecord } from './types.ts';

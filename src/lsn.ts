@@ -1,4 +1,6 @@
-// LSN text form as PostgreSQL prints it: two uppercase hex halves, "16/B374D848".
+// WAL positions: carried as bigint (LSNs need 64 bits), printed the way
+// PostgreSQL prints them, two uppercase hex halves "16/B374D848".
+// Shared by every stage; it depends on nothing.
 
 const LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
 
@@ -6,6 +8,11 @@ export function parseLsn(text: string): bigint {
   const m = LSN_TEXT.exec(text.trim());
   if (!m) throw new Error(`invalid LSN "${text}": expected two hex numbers of up to 8 digits separated by "/", like 16/B374D848`);
   return (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
+}
+
+/** parseLsn for columns that are null (e.g. replay LSN on a primary). */
+export function parseLsnOrNull(text: string | null | undefined): bigint | null {
+  return text == null ? null : parseLsn(text);
 }
 
 export function formatLsn(lsn: bigint): string {
