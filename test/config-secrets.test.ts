@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { selectedVersions, withPrimary } from './harness/index.ts';
-import { loadConfig, lookupPgpass, resolvePassword, resolveReplicationPassword, type Config } from '../src/config/index.ts';
+import { loadConfig, lookupPgpass, pgpassPath, resolvePassword, resolveReplicationPassword, type Config } from '../src/config/index.ts';
 
 const version = selectedVersions().at(-1)!;
 
@@ -63,7 +63,7 @@ test(`PG ${version}: password_file and PGPASSFILE passwords authenticate (scram-
     assert.equal(resolveReplicationPassword(local, { host: 'upstream.example', port: 5432, user: 'app' }, env), 'repl-secret');
 
     // Nothing matches: no password, and the server refuses.
-    assert.equal(lookupPgpass({ host: '10.0.0.1', port: 5432, database: 'postgres', user: 'nobody' }, env), undefined);
+    assert.equal(lookupPgpass({ host: '10.0.0.1', port: 5432, database: 'postgres', user: 'nobody' }, pgpassPath(env)), undefined);
     assert.equal(resolvePassword(local, {}), undefined, 'no PGPASSFILE, no ~/.pgpass entry');
     await assert.rejects(whoAmI(local, 'not-the-password'), /password authentication failed/);
   });

@@ -5,7 +5,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Framer } from '../src/replication/framer.ts';
-import { parseConninfo, resolveConnOptions, redactConninfo, lookupPgpass, ReplicationError, classifyServerError, parseLsn, formatLsn } from '../src/replication/index.ts';
+import { lookupPgpass } from '../src/pgpass.ts';
+import { parseConninfo, resolveConnOptions, redactConninfo, ReplicationError, classifyServerError, parseLsn, formatLsn } from '../src/replication/index.ts';
 
 test('parseConninfo: key=value with spaces, quotes and escapes', () => {
   const o = parseConninfo(`host=db1.example port = 6543 user='repl user' password='it\\'s \\\\ secret' dbname=x application_name=pf sslmode=verify-full sslrootcert=/r.crt connect_timeout=5 replication=true keepalives=1`);
@@ -60,8 +61,9 @@ test('resolveConnOptions: defaults, environment and pgpass', () => {
     assert.equal(o.applicationName, 'pg_prefaulter');
     assert.equal(o.sslmode, 'prefer');
     assert.equal(o.connectTimeoutMs, 10000);
-    assert.equal(lookupPgpass(pass, 'zzz', 1, 'replication', 'fallback'), 'fb');
-    assert.equal(lookupPgpass(pass, '/run/pg', 6000, 'replication', 'sock'), 'unix', 'unix sockets match "localhost"');
+    assert.equal(lookupPgpass({ host: 'zzz', port: 1, database: 'replication', user: 'fallback' }, pass), 'fb');
+    assert.equal(lookupPgpass({ host: '/run/postgresql', port: 6000, database: 'replication', user: 'sock' }, pass), 'unix', 'the default socket directory matches "localhost", as in libpq');
+    assert.equal(lookupPgpass({ host: '/run/pg', port: 6000, database: 'replication', user: 'sock' }, pass), undefined, 'another socket directory does not');
     // explicit values win over the environment, environment over defaults
     const env = { PGHOST: 'envhost', PGPORT: '6000', PGUSER: 'envuser', PGPASSWORD: 'envpw', PGSSLMODE: 'require', PGAPPNAME: 'envapp', PGSSLROOTCERT: '/e.crt' };
     const e = resolveConnOptions({ user: 'me' }, env);

@@ -6,4 +6,5 @@ export { configHelp, sampleToml, effectiveConfigToml, configReferenceMarkdown } 
 export { redactedConfig, redactConninfo, REDACTED } from './redact.ts';
 export { parseListen, type ListenAddress } from './listen.ts';
 export { parseSize, parseDuration, formatSize, formatDuration } from './units.ts';
-export { readSecretFile, lookupPgpass, resolvePassword, resolveReplicationPassword, type PgpassTarget } from './secrets.ts';
+export { readSecretFile, resolvePassword, resolveReplicationPassword } from './secrets.ts';
+export { lookupPgpass, pgpassPath, type PgpassTarget } from '../pgpass.ts';

@@ -1,8 +1,8 @@
 // libpq-compatible connection strings ("key=value ..." and postgres:// URIs),
 // environment defaults and ~/.pgpass, reduced to what a replication client needs.
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { homedir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { lookupPgpass, pgpassPath } from '../pgpass.ts';
 
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 
@@ -239,8 +239,8 @@ export function resolveConnOptions(partial: Partial<ConnOptions>, env: NodeJS.Pr
   const password = pick('password');
   if (password !== undefined) opts.password = password;
   else {
-    const file = opts.passfile ?? join(env.HOME ?? homedir(), '.pgpass');
-    const found = lookupPgpass(file, host, port, opts.dbname ?? 'replication', user);
+    // libpq matches physical replication connections against database "replication".
+    const found = lookupPgpass({ host, port, database: opts.dbname ?? 'replication', user }, pgpassPath(env, opts.passfile));
     if (found !== undefined) opts.password = found;
   }
   return opts;
@@ -252,45 +252,6 @@ function safeUserName(): string {
   } catch {
     return 'postgres';
   }
-}
-
-// Splits one pgpass line on unescaped ':' and removes the escapes.
-function pgpassFields(line: string): string[] {
-  const fields: string[] = [];
-  let cur = '';
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
-    if (c === '\\' && i + 1 < line.length) cur += line[++i];
-    else if (c === ':' && fields.length < 4) {
-      fields.push(cur);
-      cur = '';
-    } else cur += c;
-  }
-  fields.push(cur);
-  return fields;
-}
-
-/** Password from a pgpass file (hostname:port:database:username:password, '*' matches anything). */
-export function lookupPgpass(file: string, host: string, port: number, dbname: string, user: string): string | undefined {
-  let text: string;
-  try {
-    const st = statSync(file);
-    // libpq ignores a pgpass file that others can read; so do we
-    if (!st.isFile() || (st.mode & 0o077) !== 0) return undefined;
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // libpq matches a unix-socket connection against "localhost"
-  const hostKey = host.startsWith('/') ? 'localhost' : host;
-  const want = [hostKey, String(port), dbname, user];
-  for (const raw of text.split(/\r?\n/)) {
-    if (!raw || raw.startsWith('#')) continue;
-    const f = pgpassFields(raw);
-    if (f.length < 5) continue;
-    if (want.every((w, i) => f[i] === '*' || f[i] === w)) return f[4];
-  }
-  return undefined;
 }
 
 /** The same text with passwords replaced by ***, safe for logs. */
