@@ -29,6 +29,8 @@ export interface TcpProxy {
   corruptNext(n: number): void;
   /** Refuse new connections (accept and reset at once) while true. */
   refuse: boolean;
+  /** Accept new connections and never answer (a dead host behind a live load balancer) while true. */
+  blackhole: boolean;
   close(): Promise<void>;
 }
 
@@ -40,6 +42,7 @@ interface Pair {
 
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<Pair>();
+  const held = new Set<Socket>();
   let connections = 0;
   let corrupted = 0;
   let walBytes = 0;
@@ -56,6 +59,12 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     connections++;
     if (proxy.refuse) {
       client.resetAndDestroy();
+      return;
+    }
+    if (proxy.blackhole) {
+      held.add(client);
+      client.on('error', () => {});
+      client.on('close', () => held.delete(client));
       return;
     }
     const upstream = connect(targetPort, targetHost);
@@ -152,11 +161,12 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
   const proxy: TcpProxy = {
     port,
     refuse: false,
+    blackhole: false,
     get connections() {
       return connections;
     },
     get active() {
-      return pairs.size;
+      return pairs.size + held.size;
     },
     get corrupted() {
       return corrupted;
@@ -175,6 +185,7 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     },
     async close() {
       for (const p of [...pairs]) reset(p);
+      for (const h of [...held]) h.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
