@@ -158,11 +158,21 @@ test(`PG ${version}: standby stopped while streaming: every handle closed within
       const after = statSync(file);
       assert.equal(after.mtimeMs, before.mtimeMs, 'the agent wrote to a relation file');
       assert.equal(after.size, before.size);
-      await sleep(1000);
-      assertAlive(agent, 'PostgreSQL down');
-      assert.deepEqual(openFiles(agent, c.standby.dataDir), [], 'a handle was opened while PostgreSQL was down');
+      // A second agent started while PostgreSQL is down waits for it rather than exiting.
+      const late = await startAgent(agentArgs(c.standby));
+      try {
+        await late.waitFor((s) => s.state === 'waiting_for_postgres', 'the late agent waiting for PostgreSQL');
+        await sleep(1000);
+        assertAlive(agent, 'PostgreSQL down');
+        assertAlive(late, 'started while PostgreSQL was down');
+        assert.deepEqual(openFiles(agent, c.standby.dataDir), [], 'a handle was opened while PostgreSQL was down');
 
-      await c.standby.start(); // replay is no longer paused after a restart
+        await c.standby.start(); // replay is no longer paused after a restart
+        await late.waitFor((s) => s.state === 'streaming', 'the late agent streaming once PostgreSQL is up');
+        await finish(late);
+      } finally {
+        await late.stop('SIGKILL');
+      }
       await c.primary.exec(`update held set v = v + 1 where id % 7 = 0`);
       const target = lsn(await c.primary.currentLsn());
       await agent.waitFor((s) => s.state === 'streaming' && lsn(s.streamLsn) >= target, 'streaming again after the restart');
