@@ -7,6 +7,12 @@ import type { PgServer } from '../test/harness/index.ts';
 
 const NOT_AVAILABLE = 'not available in this build yet';
 
+// A benchmark that dies must not leave agents behind.
+const liveAgents = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of liveAgents) p.kill('SIGKILL');
+});
+
 /** Whether this checkout's `pg-prefaulter run` exists (it is a placeholder until the agent lands). */
 export function agentAvailable(repoRoot: string): { ok: boolean; why: string } {
   const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'pg-prefaulter.js'), 'run', '--help'], { encoding: 'utf8', timeout: 60_000 });
@@ -171,9 +177,11 @@ export function startAgent(opts: AgentStart): RunningAgent {
   const out = openSync(opts.logFile, 'a');
   const proc: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', out, out], env: { ...process.env, ...opts.env } });
   closeSync(out);
+  liveAgents.add(proc);
   let exitState: string | null = null;
   const exitPromise = new Promise<string>((res) => {
     proc.once('exit', (code, signal) => {
+      liveAgents.delete(proc);
       exitState = signal ?? String(code);
       res(exitState);
     });

@@ -428,6 +428,15 @@ function gitHead(): string {
   }
 }
 
+// Ctrl-C or a kill: exit through process.exit so the harness's and the
+// agent module's exit hooks stop the servers and agents.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    process.stderr.write(`bench:replay: ${signal}, stopping servers (data dirs stay in ${tmpdir()})\n`);
+    process.exit(130);
+  });
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
