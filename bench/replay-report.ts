@@ -12,6 +12,8 @@ export interface AgentFigures {
   threads: number;
   /** Seconds from the standby's start to the agent's first prefault (null: none seen during replay). */
   firstPrefaultS: number | null;
+  /** Seconds from the timer's start until the agent had read the whole burst (pg_prefaulter_stream_lsn_bytes). */
+  readEndS: number | null;
   /** pg_prefaulter_wal_bytes_total at the end, or null if the metric was absent. */
   walBytesMetric: number | null;
   /** WAL records decoded and prefaults issued over the burst (metrics), null if absent. */
@@ -85,8 +87,8 @@ export function replayTable(summaries: VariantSummary[]): string {
 /** The sidecar's cost, per variant that ran it. */
 export function agentTable(summaries: VariantSummary[]): string {
   const lines = [
-    '| variant | WAL decoded MB (metric) | WAL MB/s over replay | CPU s during replay | CPU % of one core | CPU % per 10 MB/s WAL | CPU us per record | records | prefaults | CPU s whole life | peak RSS MB | first prefault s | threads | agent misses | exit |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| variant | WAL decoded MB (metric) | WAL MB/s over replay | CPU s during replay | CPU % of one core | CPU % per 10 MB/s WAL | CPU us per record | records | prefaults | CPU s whole life | peak RSS MB | first prefault s | burst read by s | threads | agent misses | exit |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const s of summaries) {
     for (const r of s.runs) {
@@ -97,7 +99,7 @@ export function agentTable(summaries: VariantSummary[]): string {
       const corePct = (a.cpuSeconds / r.seconds) * 100;
       const per10 = mbPerS > 0 ? corePct / (mbPerS / 10) : NaN;
       lines.push(
-        `| ${s.variant} #${r.rep} | ${a.walBytesMetric === null ? `n/a (burst ${mb(r.walBytes)})` : mb(a.walBytesMetric)} | ${f(mbPerS)} | ${f(a.cpuSeconds)} | ${f(corePct, 1)}% | ${f(per10, 1)}% | ${a.records ? f((a.cpuSeconds / a.records) * 1e6, 1) : 'n/a'} | ${a.records ?? 'n/a'} | ${a.prefaultsIssued ?? 'n/a'} | ${f(a.cpuSecondsTotal)} | ${mb(a.peakRssBytes)} | ${a.firstPrefaultS === null ? 'none' : f(a.firstPrefaultS)} | ${a.threads} | ${a.misses} | ${a.exit} |`,
+        `| ${s.variant} #${r.rep} | ${a.walBytesMetric === null ? `n/a (burst ${mb(r.walBytes)})` : mb(a.walBytesMetric)} | ${f(mbPerS)} | ${f(a.cpuSeconds)} | ${f(corePct, 1)}% | ${f(per10, 1)}% | ${a.records ? f((a.cpuSeconds / a.records) * 1e6, 1) : 'n/a'} | ${a.records ?? 'n/a'} | ${a.prefaultsIssued ?? 'n/a'} | ${f(a.cpuSecondsTotal)} | ${mb(a.peakRssBytes)} | ${a.firstPrefaultS === null ? 'none' : f(a.firstPrefaultS)} | ${a.readEndS === null ? 'n/a' : f(a.readEndS)} | ${a.threads} | ${a.misses} | ${a.exit} |`,
       );
     }
   }

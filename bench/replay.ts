@@ -68,6 +68,11 @@ interface AgentCounters {
   issued: number | null;
 }
 
+function lsnBytes(lsn: string): number {
+  const [hi = '0', lo = '0'] = lsn.split('/');
+  return parseInt(hi, 16) * 2 ** 32 + parseInt(lo, 16);
+}
+
 function agentCounters(metrics: string): AgentCounters {
   return {
     walBytes: metricSum(metrics, 'pg_prefaulter_wal_bytes_total'),
@@ -163,13 +168,28 @@ async function finish(
   variant: VariantName,
   rep: number,
   prep: Prepared,
-  timing: { seconds: number; startupSeconds: number; firstPrefaultS: number | null },
+  timing: { seconds: number; startupSeconds: number; firstPrefaultS: number | null; t0: number },
   agent: RunningAgent | null,
   before: TreeSample | null,
 ): Promise<RunResult> {
   const after = agent ? sampleProc(agent.pid) : null;
   const perThread = agent ? threadCpu(agent.pid) : undefined;
   const metrics = agent ? await agent.scrape() : null;
+  // How long the agent took to read the whole burst (it may trail a replay
+  // that needed no reads): its own WAL throughput.
+  let readEndS: number | null = null;
+  if (agent) {
+    const target = lsnBytes(prep.burst.endLsn);
+    const deadline = Date.now() + 60_000;
+    for (let m = metrics; Date.now() < deadline; m = await agent.scrape()) {
+      const at = m === null ? null : metricSum(m, 'pg_prefaulter_stream_lsn_bytes');
+      if (at !== null && at >= target) {
+        readEndS = (performance.now() - timing.t0) / 1000;
+        break;
+      }
+      await sleep(20);
+    }
+  }
   const startupPid = await flushSlowIoCounters(ctx.cluster, ctx.table.rows);
   let agentFigures: AgentFigures | null = null;
   if (agent) {
@@ -186,6 +206,7 @@ async function finish(
       processes: after?.processes ?? 0,
       threads: after?.threads ?? 0,
       firstPrefaultS: timing.firstPrefaultS,
+      readEndS,
       walBytesMetric: delta('walBytes'),
       records: delta('records'),
       prefaultsIssued: delta('issued'),
@@ -212,7 +233,7 @@ async function finish(
     `${prep.tag}: ${timing.seconds.toFixed(2)} s (standby start ${timing.startupSeconds.toFixed(2)} s, burst ${(prep.burst.walBytes / 1048576).toFixed(1)} MB WAL, ` +
       `resident ${(prep.residentFraction * 100).toFixed(1)}%, replay misses ${standbyCounters.misses}, willneed ${standbyCounters.willneed}` +
       (a
-        ? `, agent cpu ${a.cpuSeconds.toFixed(2)} s, first prefault at ${a.firstPrefaultS?.toFixed(2) ?? 'never'} s, ${a.processes} proc/${a.threads} threads, ` +
+        ? `, agent cpu ${a.cpuSeconds.toFixed(2)} s, first prefault at ${a.firstPrefaultS?.toFixed(2) ?? 'never'} s, burst read by ${a.readEndS?.toFixed(2) ?? 'never'} s, ${a.processes} proc/${a.threads} threads, ` +
           `rss ${(a.peakRssBytes / 1048576).toFixed(0)} MB, agent misses ${a.misses}, exit ${a.exit}; ` +
           `cpu by thread ${Object.entries(a.threadCpu ?? {}).filter(([, c]) => c.user + c.system >= 0.05).map(([n, c]) => `${n} ${c.user.toFixed(2)}u/${c.system.toFixed(2)}s`).join(', ')})`
         : ')'),
@@ -239,7 +260,7 @@ async function runRestart(ctx: Context, variant: VariantName, rep: number): Prom
     await cluster.standby.start();
     const startupSeconds = (performance.now() - t0) / 1000;
     const t = await timeReplay(ctx, prep.tag, burst.endLsn, t0, agent);
-    const result = await finish(ctx, variant, rep, prep, { ...t, startupSeconds }, agent, before);
+    const result = await finish(ctx, variant, rep, prep, { ...t, startupSeconds, t0 }, agent, before);
     agent = null;
     return result;
   } finally {
@@ -276,7 +297,7 @@ async function runLive(ctx: Context, variant: VariantName, rep: number): Promise
     agent?.signalTree('SIGCONT');
     await standby.resumeReplay();
     const t = await timeReplay(ctx, prep.tag, burst.endLsn, t0, agent);
-    const result = await finish(ctx, variant, rep, prep, { ...t, startupSeconds: 0 }, agent, before);
+    const result = await finish(ctx, variant, rep, prep, { ...t, startupSeconds: 0, t0 }, agent, before);
     agent = null;
     return result;
   } finally {
