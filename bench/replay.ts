@@ -149,7 +149,7 @@ async function timeReplay(ctx: Context, tag: string, endLsn: string, t0: number,
   let lastScrape = 0;
   while (!(await replayReached(standby, endLsn))) {
     if (Date.now() > deadline) throw new Error(`${tag}: replay did not reach ${endLsn} within ${ctx.opts.timeoutS} s\n${standby.logTail()}`);
-    if (agent && firstPrefaultS === null && performance.now() - lastScrape >= 100) {
+    if (agent && firstPrefaultS === null && performance.now() - lastScrape >= 25) {
       lastScrape = performance.now();
       const m = await agent.scrape();
       const issued = m === null ? null : (metricSum(m, 'pg_prefaulter_prefaults_issued_total') ?? 0);
