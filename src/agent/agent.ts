@@ -201,7 +201,7 @@ export class Agent {
       applicationName: `${cfg.applicationName}_monitor`,
     });
     this.follower = follower;
-    this.facts = await follower.facts();
+    this.facts = await answerWithin(follower.facts(), cfg.connectTimeoutMs, 'the follower facts query');
     await checkDataDirectory(cfg.pgdata || this.facts.dataDirectory, Math.floor(this.facts.serverVersionNum / 10000));
     this.followerBackoff.reset();
     this.log.info(
@@ -210,7 +210,9 @@ export class Agent {
     );
     let pipeline: Promise<void> | null = null;
     while (!signal.aborted) {
-      const status = await follower.status();
+      // A follower that stops answering (frozen connection, hung server) must end the
+      // session, closing our handles, rather than stall the state machine.
+      const status = await answerWithin(follower.status(), cfg.connectTimeoutMs, 'the follower status query');
       this.onStatus(status);
       if (!status.inRecovery) {
         if (pipeline) {
@@ -539,6 +541,16 @@ export class Agent {
   redactedUpstream(): string | null {
     return this.cfg.primaryConninfo ? redactConninfo(this.cfg.primaryConninfo) : this.snap.upstream;
   }
+}
+
+/** Resolves as work does, or rejects once ms pass without an answer (work's late outcome is ignored). */
+function answerWithin<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  work.catch(() => {}); // a late failure (the connection closed at teardown) is not unhandled
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} got no answer within ${ms} ms; reconnecting (raise connect_timeout if the follower is just slow)`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 function errInfo(e: unknown): { message: string; code?: string } {
