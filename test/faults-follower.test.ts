@@ -13,6 +13,7 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { selectedVersions, withCluster, sleep, serverUser, type Cluster, type PgServer } from './harness/index.ts';
 import { startAgent, BIN, type AgentProcess } from './helpers/agent-process.ts';
+import { startTcpProxy } from './helpers/tcp-proxy.ts';
 
 const versions = selectedVersions();
 const version = versions[versions.length - 1]!;
@@ -180,6 +181,76 @@ test(`PG ${version}: standby stopped while streaming: every handle closed within
       await finish(agent);
     } finally {
       await agent.stop('SIGKILL');
+    }
+  });
+});
+
+test(`PG ${version}: the follower connection is reset: polling resumes on a new connection, no handle leaked`, async () => {
+  await withCluster(version, { name: 'fault-follower-reset', ...CONF }, async (c) => {
+    const { file, blocks } = await pendingUpdates(c, 'held', 1600);
+    // The agent reaches its follower over TCP through the proxy (the sidecar normally uses the socket directory).
+    const proxy = await startTcpProxy('127.0.0.1', c.standby.port);
+    const agent = await startAgent(['-D', c.standby.dataDir, '-H', '127.0.0.1', '-p', String(proxy.port), '-U', 'postgres',
+      '--sslmode', 'disable', '--log-level', 'info', '--reconnect-min', '200ms', '--reconnect-max', '1s']);
+    try {
+      await agent.waitFor((s) => s.state === 'streaming' && (s.prefault?.completed ?? 0) >= blocks, 'prefaulting the pending updates');
+      assert.ok(openFiles(agent, c.standby.dataDir).some((f) => f.path === file), 'the agent holds the table open');
+      const connections = proxy.connections;
+      proxy.cutAll();
+      // Replay moves on; the agent must see it, i.e. poll its follower again.
+      await c.standby.resumeReplay();
+      const target = lsn(await c.primary.currentLsn());
+      await c.standby.waitForReplay(await c.primary.currentLsn());
+      await agent.waitFor((s) => lsn(s.replayLsn) >= target && !s.replayPaused, 'the agent polling the follower again');
+      assert.ok(proxy.connections > connections, 'the agent reconnected to the follower');
+      await c.primary.exec('update held set v = v + 1 where id % 5 = 0');
+      const next = lsn(await c.primary.currentLsn());
+      await agent.waitFor((s) => s.state === 'streaming' && lsn(s.decodedLsn) >= next - 8192n, 'decoding new WAL after the reset');
+      assertHandlesClean(agent, c.standby.dataDir, 'after the follower reset');
+      await assertCacheConsistent(agent, c.standby.dataDir, 'after the follower reset');
+      assertAlive(agent, 'follower reset');
+      await finish(agent);
+    } finally {
+      await agent.stop('SIGKILL');
+      await proxy.close();
+      await c.standby.resumeReplay().catch(() => {});
+    }
+  });
+});
+
+test(`PG ${version}: the follower stops answering (frozen connection): session ends, handles closed, resumes when it answers again`, async () => {
+  await withCluster(version, { name: 'fault-follower-freeze', ...CONF }, async (c) => {
+    const { file, blocks } = await pendingUpdates(c, 'held', 1600);
+    const proxy = await startTcpProxy('127.0.0.1', c.standby.port);
+    const agent = await startAgent(['-D', c.standby.dataDir, '-H', '127.0.0.1', '-p', String(proxy.port), '-U', 'postgres',
+      '--sslmode', 'disable', '--log-level', 'info', '--reconnect-min', '200ms', '--reconnect-max', '1s', '--connect-timeout', '2s']);
+    try {
+      await agent.waitFor((s) => s.state === 'streaming' && (s.prefault?.completed ?? 0) >= blocks, 'prefaulting the pending updates');
+      assert.ok(openFiles(agent, c.standby.dataDir).some((f) => f.path === file), 'the agent holds the table open');
+      proxy.frozen = true;
+      const t0 = Date.now();
+      await agent.waitFor((s) => s.state === 'waiting_for_postgres', 'the session ended on a silent follower', 15_000);
+      let open = openFiles(agent, c.standby.dataDir);
+      while (open.length && Date.now() - t0 < 15_000) {
+        await sleep(50);
+        open = openFiles(agent, c.standby.dataDir);
+      }
+      const ms = Date.now() - t0;
+      assert.deepEqual(open.map((f) => f.path), [], 'handles still open while the follower does not answer');
+      // connect_timeout (2 s) + one poll + closing the silent connection (2 s).
+      assert.ok(ms < 6000, `handles closed ${ms} ms after the follower went silent`);
+      assert.match(warnLines(agent.output()).join('\n'), /no answer within/, 'the silent follower is named in the log');
+      assertAlive(agent, 'follower frozen');
+
+      proxy.frozen = false;
+      await agent.waitFor((s) => s.state === 'streaming' && (s.prefault?.completed ?? 0) >= blocks, 'prefaulting again once the follower answers');
+      assertHandlesClean(agent, c.standby.dataDir, 'after the freeze');
+      await assertCacheConsistent(agent, c.standby.dataDir, 'after the freeze');
+      await finish(agent);
+    } finally {
+      await agent.stop('SIGKILL');
+      await proxy.close();
+      await c.standby.resumeReplay().catch(() => {});
     }
   });
 });
@@ -382,9 +453,16 @@ test(`PG ${version}: SIGHUP applies a changed io_concurrency live; SIGTERM under
       for (let i = 0; !/config reload failed/.test(agent.output()) && i < 40; i++) await sleep(50);
       assert.match(agent.output(), /config reload failed/);
 
-      const busy = await agent.waitFor((s) => s.state === 'streaming', 'still streaming under load');
+      // A setting that needs a new session (readahead) restarts it in place: same process, no handle leaked.
+      writeFileSync(config, 'io_concurrency = 16\nreadahead_bytes = "8MiB"\n');
+      process.kill(pid!, 'SIGHUP');
+      await agent.waitFor((s) => s.settings?.readaheadBytes === 8 * 1048576 && s.state === 'streaming', 'streaming again with readahead 8MiB', 10_000);
+      assert.equal(agent.proc.pid, pid);
+      await assertCacheConsistent(agent, c.standby.dataDir, 'after a session restart');
+
+      // The new session's counters start from zero: it prefaults again.
+      await agent.waitFor((s) => s.state === 'streaming' && (s.prefault?.completed ?? 0) > 0, 'prefaulting continued after the reloads');
       assertHandlesClean(agent, c.standby.dataDir, 'under load');
-      assert.ok(busy.prefault.completed > st0.prefault.completed, 'prefaulting continued after the reload');
       const { code, ms } = await agent.stop('SIGTERM');
       t.diagnostic(`SIGTERM under load: exit ${code} in ${ms} ms`);
       assert.equal(code, 0, agent.output().slice(-2000));

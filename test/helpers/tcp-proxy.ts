@@ -31,6 +31,8 @@ export interface TcpProxy {
   refuse: boolean;
   /** Accept new connections and never answer (a dead host behind a live load balancer) while true. */
   blackhole: boolean;
+  /** Drop every byte in both directions on open connections while true (a silent network partition). */
+  frozen: boolean;
   close(): Promise<void>;
 }
 
@@ -86,6 +88,7 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     let startupBuf: Buffer | null = Buffer.alloc(0) as Buffer;
     let singleByteReplies = 0;
     client.on('data', (chunk: Buffer) => {
+      if (proxy.frozen) return;
       if (startupBuf) {
         startupBuf = Buffer.concat([startupBuf, chunk]);
         while (startupBuf && startupBuf.length >= 8) {
@@ -106,6 +109,7 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     let buf: Buffer = Buffer.alloc(0);
     let raw = false;
     upstream.on('data', (chunk: Buffer) => {
+      if (proxy.frozen) return;
       if (raw) {
         client.write(chunk);
         return;
@@ -162,6 +166,7 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     port,
     refuse: false,
     blackhole: false,
+    frozen: false,
     get connections() {
       return connections;
     },
