@@ -301,9 +301,12 @@ test(`PG ${version}: corrupted WAL bytes: errors counted, decoder resyncs, no cr
 });
 
 test(`PG ${version}: requested WAL removed on the primary: falls back to the local pg_wal and prefaults`, async () => {
-  const conf = { primaryConf: { full_page_writes: 'off', wal_keep_size: 0, max_wal_size: '32MB', min_wal_size: '32MB' } };
+  const conf = { primaryConf: { full_page_writes: 'off', max_wal_size: '32MB', min_wal_size: '32MB' } };
   await withCluster(version, { name: 'fault-wal-removed', ...conf }, async (c) => {
     const q = await prepareQuiet(c);
+    // Only now let the primary drop old WAL (no slot, nothing kept): the paused standby already has it.
+    await c.primary.exec('alter system set wal_keep_size = 0');
+    await c.primary.exec('select pg_reload_conf()');
     const replay = await c.standby.scalar<string>('select pg_last_wal_replay_lsn()::text');
     const needed = await c.primary.scalar<string>('select pg_walfile_name($1::pg_lsn)', [replay]);
     for (let i = 0; ; i++) {
@@ -311,7 +314,10 @@ test(`PG ${version}: requested WAL removed on the primary: falls back to the loc
       if (left === '0') break;
       assert.ok(i < 20, `the primary keeps ${needed} after ${i} switches and checkpoints`);
       await load(c.primary, 2000);
-      await c.primary.exec('select pg_switch_wal(); checkpoint;');
+      await c.primary.exec('select pg_switch_wal()');
+      // The standby's own walreceiver must have everything before the primary may remove it.
+      await c.standby.waitForReceive(await c.primary.currentLsn());
+      await c.primary.exec('checkpoint');
     }
     await c.standby.waitForReceive(await c.primary.currentLsn());
     const agent = await startAgent(agentArgs(c.standby));
