@@ -2,27 +2,38 @@
 // In a source checkout (src/ present, tsx installed) run the TypeScript
 // directly, so the CLI is never a stale build; an installed package or
 // image runs the compiled dist/ (made by `npm run build`).
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-// libuv sizes its threadpool (which runs every pread) at first use, and
-// loading the CLI already uses it: size it now to the io_concurrency given by
-// flag or env (default 64). A config-file value larger than that makes `run`
-// relaunch itself once with a bigger pool.
-if (!process.env.UV_THREADPOOL_SIZE) {
+// Every pread runs on libuv's threadpool, which is sized once, from
+// UV_THREADPOOL_SIZE, when the process starts (the ES module loader already
+// uses it, so setting the variable here is too late). For the commands that
+// prefault, a process started without it runs itself again with the pool
+// sized to io_concurrency (flag or env, default 64) and passes signals on.
+const command = process.argv[2];
+if ((command === 'run' || command === 'demo') && !process.env.UV_THREADPOOL_SIZE) {
   const i = process.argv.indexOf('--io-concurrency');
   const given = Number(i > 0 ? process.argv[i + 1] : process.env.PG_PREFAULTER_IO_CONCURRENCY);
-  process.env.UV_THREADPOOL_SIZE = String(Number.isInteger(given) && given > 0 ? Math.min(1024, Math.max(4, given)) : 64);
-}
-
-const source = new URL('../src/cli/main.ts', import.meta.url);
-let useSource = existsSync(fileURLToPath(source));
-if (useSource) {
-  try {
-    const { register } = await import('tsx/esm/api');
-    register();
-  } catch {
-    useSource = false;
+  const size = Number.isInteger(given) && given > 0 ? Math.min(1024, Math.max(4, given)) : 64;
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, UV_THREADPOOL_SIZE: String(size) },
+  });
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+  child.on('exit', (code, signal) => {
+    process.exitCode = code ?? (signal === 'SIGKILL' ? 137 : 1);
+  });
+} else {
+  const source = new URL('../src/cli/main.ts', import.meta.url);
+  let useSource = existsSync(fileURLToPath(source));
+  if (useSource) {
+    try {
+      const { register } = await import('tsx/esm/api');
+      register();
+    } catch {
+      useSource = false;
+    }
   }
+  await import(useSource ? source.href : new URL('../dist/cli/main.js', import.meta.url).href);
 }
-await import(useSource ? source.href : new URL('../dist/cli/main.js', import.meta.url).href);

@@ -2,6 +2,7 @@
 // real standby, observed through its HTTP endpoint, /proc and the page cache.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { selectedVersions, withCluster, type Cluster } from './harness/index.ts';
 import { startAgent, metricValue } from './helpers/agent-process.ts';
@@ -104,6 +105,25 @@ test(`PG ${version}: agent waits for PostgreSQL, goes idle on promotion with eve
       assert.deepEqual(agent.fdsUnder(c.standby.dataDir), [], 'no file under PGDATA is open while PostgreSQL is down');
       const { code } = await agent.stop('SIGTERM');
       assert.equal(code, 0);
+    } finally {
+      await agent.stop('SIGKILL');
+    }
+  });
+});
+
+test(`PG ${version}: run started without UV_THREADPOOL_SIZE relaunches itself with a pool as large as io_concurrency`, async () => {
+  await withCluster(version, { name: 'agent-pool' }, async (c) => {
+    const agent = await startAgent(agentArgs(c, ['--io-concurrency', '48']), { UV_THREADPOOL_SIZE: '' });
+    try {
+      const st = await agent.waitFor((s) => s.state === 'streaming' && s.prefault !== null, 'streaming');
+      assert.equal(st.prefault.ioConcurrency, 48);
+      const children = readFileSync(`/proc/${agent.proc.pid}/task/${agent.proc.pid}/children`, 'utf8').trim().split(/\s+/);
+      assert.equal(children.length, 1, 'one relaunched agent process');
+      const threads = readdirSync(`/proc/${children[0]}/task`).length;
+      assert.ok(threads >= 48, `the relaunched agent has ${threads} threads; its pool should have 48`);
+      const { code, ms } = await agent.stop('SIGTERM');
+      assert.equal(code, 0, agent.output().slice(-2000));
+      assert.ok(ms < 2000, `SIGTERM through the relaunching parent took ${ms} ms`);
     } finally {
       await agent.stop('SIGKILL');
     }

@@ -75,7 +75,7 @@ export class Agent {
   constructor(cfg: Config, log: Logger) {
     this.cfg = cfg;
     this.log = log;
-    this.followerBackoff = new Backoff(cfg.reconnectMinMs, cfg.reconnectMaxMs);
+    this.followerBackoff = new Backoff(...followerRetryBounds(cfg));
     this.upstreamBackoff = new Backoff(cfg.reconnectMinMs, cfg.reconnectMaxMs);
     const now = Date.now();
     this.snap = {
@@ -125,7 +125,7 @@ export class Agent {
   reload(next: Config): void {
     const prev = this.cfg;
     this.cfg = next;
-    this.followerBackoff.setBounds(next.reconnectMinMs, next.reconnectMaxMs);
+    this.followerBackoff.setBounds(...followerRetryBounds(next));
     this.upstreamBackoff.setBounds(next.reconnectMinMs, next.reconnectMaxMs);
     if (next.ioConcurrency !== prev.ioConcurrency) this.prefaulter?.setIoConcurrency(next.ioConcurrency);
     const restartKeys: (keyof Config)[] = [
@@ -159,7 +159,7 @@ export class Agent {
       try {
         await this.session(this.sessionController.signal);
       } catch (e) {
-        if (!stop.aborted) this.log.warn({ err: errInfo(e) }, 'session ended');
+        if (!stop.aborted) this.logSessionEnd(e);
       } finally {
         stop.removeEventListener('abort', onStop);
         await this.teardownSession();
@@ -170,6 +170,20 @@ export class Agent {
       }
     }
     this.snap.state = 'stopped';
+  }
+
+  // While PostgreSQL is down every retry fails the same way: log the first
+  // failure and then once a minute, not every retry.
+  private sessionErrorLoggedAt = 0;
+  private lastSessionError = '';
+  private logSessionEnd(e: unknown): void {
+    const err = errInfo(e);
+    const now = Date.now();
+    if (err.message !== this.lastSessionError || now - this.sessionErrorLoggedAt > 60_000) {
+      this.log.warn({ err, retries: this.followerBackoff.attempts }, 'session ended; retrying');
+      this.lastSessionError = err.message;
+      this.sessionErrorLoggedAt = now;
+    }
   }
 
   private async teardownSession(): Promise<void> {
@@ -551,6 +565,13 @@ function answerWithin<T>(work: Promise<T>, ms: number, what: string): Promise<T>
     timer = setTimeout(() => reject(new Error(`${what} got no answer within ${ms} ms; reconnecting (raise connect_timeout if the follower is just slow)`)), ms);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+// The follower is local: retrying its socket is cheap, and after a restart
+// every moment without prefaulting is replay waiting on reads. So retry it
+// quickly (at most every second); backoff is for the remote upstream.
+function followerRetryBounds(cfg: Config): [number, number] {
+  return [Math.min(cfg.reconnectMinMs, 100), Math.min(cfg.reconnectMaxMs, 1000)];
 }
 
 function errInfo(e: unknown): { message: string; code?: string } {

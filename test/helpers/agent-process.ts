@@ -27,7 +27,9 @@ export async function startAgent(args: string[], env: Record<string, string> = {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const proc = spawn(process.execPath, [BIN, 'run', '--metrics-listen', `127.0.0.1:${port}`, ...args], {
-    env: { ...process.env, ...env },
+    // With the pool size given, the bin runs the agent in this very process
+    // (pid, fds); without it, it relaunches itself (see bin/pg-prefaulter.js).
+    env: { ...process.env, UV_THREADPOOL_SIZE: '64', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: '/',
   });
