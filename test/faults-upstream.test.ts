@@ -558,7 +558,7 @@ test(`PG ${version}: SIGTERM while the upstream accepts but never answers: exit 
 // waits for the connect attempt and run's 1.8 s watchdog exits the process
 // (skipping the orderly shutdown and logging an error). Needs an AbortSignal in
 // ConnOptions (src/replication), passed by the agent; see the fault-suite report.
-test(`PG ${version}: SIGTERM during a hanging connect stops in order, not by the watchdog`, { todo: 'replication connect is not abortable' }, async () => {
+test(`PG ${version}: SIGTERM during a hanging connect stops in order, not by the watchdog`, async () => {
   await withCluster(version, { name: 'fault-blackhole-clean' }, async (c) => {
     const { code, output } = await sigtermDuringConnect(c);
     assert.equal(code, 0);

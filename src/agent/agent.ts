@@ -371,6 +371,7 @@ export class Agent {
             timeline,
             slot: this.cfg.replicationSlot,
             statusIntervalMs: this.cfg.statusIntervalMs,
+            signal,
           });
           this.snap.upstreamConnected = true;
           this.upstreamBackoff.reset();

@@ -9,6 +9,8 @@ export interface StreamSourceOptions {
   timeline: number;
   slot?: string;
   statusIntervalMs: number;
+  /** Aborts a connect in progress (stop, restart). */
+  signal?: AbortSignal;
 }
 
 export class StreamSource implements WalSource {
@@ -22,7 +24,7 @@ export class StreamSource implements WalSource {
 
   /** Connects, checks the upstream, and starts streaming at startLsn (page aligned by the caller). */
   static async open(opts: StreamSourceOptions): Promise<StreamSource> {
-    const connection = await ReplicationConnection.connect(opts.conn);
+    const connection = await ReplicationConnection.connect(opts.conn, opts.signal);
     try {
       const id = await connection.identifySystem();
       // Stream on the upstream's current timeline when it is newer: its

@@ -61,20 +61,21 @@ export class ReplicationConnection implements StreamHost {
   }
 
   /** Connects with replication=true, negotiates TLS per sslmode and authenticates. */
-  static async connect(opts: ConnOptions): Promise<ReplicationConnection> {
+  static async connect(opts: ConnOptions, signal?: AbortSignal): Promise<ReplicationConnection> {
+    const attempt = (tls: TlsAttempt) => ReplicationConnection.attempt(opts, tls, deadline, signal);
     const deadline = opts.connectTimeoutMs > 0 ? Date.now() + opts.connectTimeoutMs : Infinity;
     const plan: TlsAttempt = opts.sslmode === 'disable' || opts.sslmode === 'allow' ? 'none' : opts.sslmode === 'prefer' ? 'try' : 'must';
     try {
-      return await ReplicationConnection.attempt(opts, plan, deadline);
+      return await attempt(plan);
     } catch (e) {
       // sslmode=prefer: a failed handshake falls back to a plain connection, as in libpq
-      if (plan === 'try' && e instanceof ReplicationError && e.code === 'TLS_FAILED') return ReplicationConnection.attempt(opts, 'none', deadline);
+      if (plan === 'try' && e instanceof ReplicationError && e.code === 'TLS_FAILED') return attempt('none');
       // "no pg_hba.conf entry ... no encryption": the server only accepts TLS here.
       if (plan === 'none' && e instanceof ReplicationError && e.sqlstate === '28000' && /(no pg_hba\.conf entry|pg_hba\.conf rejects).*(no encryption|SSL off)/.test(e.message)) {
         // Only a TLS attempt tells "needs TLS" from "not allowed at all".
         let viaTls: ReplicationConnection;
         try {
-          viaTls = await ReplicationConnection.attempt(opts, 'must', deadline);
+          viaTls = await attempt('must');
         } catch {
           throw e;
         }
@@ -90,7 +91,8 @@ export class ReplicationConnection implements StreamHost {
     }
   }
 
-  private static async attempt(opts: ConnOptions, tls: TlsAttempt, deadline: number): Promise<ReplicationConnection> {
+  // signal: the caller gave up (e.g. SIGTERM): the socket is destroyed at once.
+  private static async attempt(opts: ConnOptions, tls: TlsAttempt, deadline: number, signal?: AbortSignal): Promise<ReplicationConnection> {
     let conn: ReplicationConnection | null = null;
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
@@ -113,21 +115,26 @@ export class ReplicationConnection implements StreamHost {
       }
       return c;
     })();
-    if (deadline === Infinity) return work;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+    if (deadline === Infinity && !signal) return work;
+    let onAbort: (() => void) | undefined;
+    const giveUp = new Promise<never>((_, reject) => {
+      const fail = (err: ReplicationError) => {
         timedOut = true;
-        const err = timeoutError();
         (conn as ReplicationConnection | null)?.destroy(err);
         (raw as Socket | null)?.destroy();
         reject(err);
-      }, Math.max(0, deadline - Date.now()));
+      };
+      if (deadline !== Infinity) timer = setTimeout(() => fail(timeoutError()), Math.max(0, deadline - Date.now()));
+      onAbort = () => fail(new ReplicationError('CLOSED', `connecting to ${describeTarget(opts)} was cancelled`));
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
     });
     work.catch(() => {}); // the race below reports it
     try {
-      return await Promise.race([work, timeout]);
+      return await Promise.race([work, giveUp]);
     } finally {
       clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
     }
   }
 
