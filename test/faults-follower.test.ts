@@ -7,13 +7,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chownSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { selectedVersions, withCluster, sleep, serverUser, type Cluster, type PgServer } from './harness/index.ts';
-import { startAgent, BIN, type AgentProcess } from './helpers/agent-process.ts';
+import { selectedVersions, withCluster, sleep, serverUser, type Cluster } from './harness/index.ts';
+import { startAgent, BIN } from './helpers/agent-process.ts';
 import { startTcpProxy } from './helpers/tcp-proxy.ts';
+import { agentArgs, lsn, openFiles, assertHandlesClean, assertCacheConsistent, assertAlive, warnLines, finish, type OpenFile } from './helpers/fault-checks.ts';
 
 const versions = selectedVersions();
 const version = versions[versions.length - 1]!;
@@ -21,97 +22,6 @@ const version = versions[versions.length - 1]!;
 const CONF = { primaryConf: { full_page_writes: 'off' } };
 
 // ---- shared checks ----
-
-function agentArgs(server: PgServer, extra: string[] = []): string[] {
-  return ['-D', server.dataDir, '-H', server.socketDir, '-p', String(server.port), '-U', 'postgres', '--log-level', 'info',
-    '--reconnect-min', '200ms', '--reconnect-max', '1s', ...extra];
-}
-
-function lsn(text: string | null | undefined): bigint {
-  if (!text) return 0n;
-  const [hi, lo] = text.split('/');
-  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
-}
-
-interface OpenFile {
-  path: string;
-  flags: number;
-}
-
-function openFiles(agent: AgentProcess, dir: string): OpenFile[] {
-  const pid = agent.proc.pid;
-  const out: OpenFile[] = [];
-  let fds: string[] = [];
-  try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return out;
-  }
-  for (const fd of fds) {
-    try {
-      const path = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      if (!path.startsWith(dir + '/')) continue;
-      const m = /^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-      out.push({ path, flags: m ? parseInt(m[1]!, 8) : -1 });
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return out;
-}
-
-/** Every handle under PGDATA is read-only, open once, not a WAL segment, not a deleted file. */
-function assertHandlesClean(agent: AgentProcess, pgdata: string, what: string): OpenFile[] {
-  const files = openFiles(agent, pgdata);
-  for (const f of files) assert.equal(f.flags & 3, 0, `${what}: ${f.path} is open for writing (flags ${f.flags.toString(8)})`);
-  const paths = files.map((f) => f.path);
-  assert.equal(new Set(paths).size, paths.length, `${what}: a file is open more than once (leaked handle): ${paths.join(', ')}`);
-  assert.deepEqual(paths.filter((p) => p.includes('/pg_wal/')), [], `${what}: a WAL segment is held open`);
-  assert.deepEqual(paths.filter((p) => p.endsWith(' (deleted)')), [], `${what}: a dropped relation's file is held open (its space is not freed)`);
-  return files;
-}
-
-/**
- * The handle cache's own count agrees with the kernel's (pg_prefaulter once
- * panicked on a cache counter mismatch), and the agent has no child process
- * (pg_prefaulter's children held WAL files open).
- */
-async function assertCacheConsistent(agent: AgentProcess, pgdata: string, what: string): Promise<void> {
-  const st = await agent.status();
-  const open = openFiles(agent, pgdata).length;
-  assert.equal(st.prefault?.fileHandle.open ?? 0, open, `${what}: the handle cache counts ${st.prefault?.fileHandle.open}, the kernel ${open}`);
-  // Running from source, tsx may start an esbuild service process to compile a module; the built image has none.
-  const children = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((d) => {
-    try {
-      if (readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1] !== String(agent.proc.pid)) return [];
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-      return /esbuild/.test(cmd) ? [] : [`${d}: ${cmd}`];
-    } catch {
-      return [];
-    }
-  });
-  assert.deepEqual(children, [], `${what}: the agent has child processes`);
-}
-
-function assertAlive(agent: AgentProcess, what: string): void {
-  assert.equal(agent.proc.exitCode, null, `${what}: the agent exited\n${agent.output().slice(-3000)}`);
-}
-
-function warnLines(output: string): string[] {
-  return output.split('\n').filter((l) => {
-    try {
-      return (JSON.parse(l) as { level?: number }).level! >= 40;
-    } catch {
-      return false;
-    }
-  });
-}
-
-async function finish(agent: AgentProcess): Promise<void> {
-  const { code, ms } = await agent.stop('SIGTERM');
-  assert.equal(code, 0, agent.output().slice(-2000));
-  assert.ok(ms < 2000, `SIGTERM took ${ms} ms`);
-}
 
 /** Pending WAL on a paused standby that touches every page of an existing table. */
 async function pendingUpdates(c: Cluster, table: string, rows: number): Promise<{ file: string; blocks: number }> {

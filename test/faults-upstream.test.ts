@@ -7,13 +7,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { selectedVersions, withCluster, sleep, serverUser, type Cluster, type PgServer } from './harness/index.ts';
 import { startAgent, metricValue, type AgentProcess } from './helpers/agent-process.ts';
 import { startTcpProxy } from './helpers/tcp-proxy.ts';
+import { agentArgs, lsn, openFiles, assertHandlesClean, assertCacheConsistent, assertAlive, warnLines, finish } from './helpers/fault-checks.ts';
 
 const versions = selectedVersions();
 const version = versions[versions.length - 1]!;
@@ -21,77 +22,6 @@ const version = versions[versions.length - 1]!;
 const CONF = { primaryConf: { full_page_writes: 'off' } };
 
 // ---- shared checks (kept in this file: one concern, the fault cases) ----
-
-function agentArgs(server: PgServer, extra: string[] = []): string[] {
-  return ['-D', server.dataDir, '-H', server.socketDir, '-p', String(server.port), '-U', 'postgres', '--log-level', 'info',
-    '--reconnect-min', '200ms', '--reconnect-max', '1s', ...extra];
-}
-
-function lsn(text: string | null | undefined): bigint {
-  if (!text) return 0n;
-  const [hi, lo] = text.split('/');
-  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
-}
-
-interface OpenFile {
-  path: string;
-  flags: number;
-}
-
-/** The agent's open files under dir, with their open flags (from /proc/<pid>/fdinfo). */
-function openFiles(agent: AgentProcess, dir: string): OpenFile[] {
-  const pid = agent.proc.pid;
-  const out: OpenFile[] = [];
-  let fds: string[] = [];
-  try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return out;
-  }
-  for (const fd of fds) {
-    try {
-      const path = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      if (!path.startsWith(dir + '/')) continue;
-      const m = /^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-      out.push({ path, flags: m ? parseInt(m[1]!, 8) : -1 });
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return out;
-}
-
-/** Every handle under PGDATA is read-only and open once; no WAL segment is held. */
-function assertHandlesClean(agent: AgentProcess, pgdata: string, what: string): OpenFile[] {
-  const files = openFiles(agent, pgdata);
-  for (const f of files) assert.equal(f.flags & 3, 0, `${what}: ${f.path} is open for writing (flags ${f.flags.toString(8)})`);
-  const paths = files.map((f) => f.path);
-  assert.equal(new Set(paths).size, paths.length, `${what}: a file is open more than once (leaked handle): ${paths.join(', ')}`);
-  assert.deepEqual(paths.filter((p) => p.includes('/pg_wal/')), [], `${what}: a WAL segment is held open`);
-  return files;
-}
-
-/**
- * The handle cache's own count agrees with the kernel's (pg_prefaulter once
- * panicked on a cache counter mismatch), and the agent has no child process
- * (pg_prefaulter's children held WAL files open).
- */
-async function assertCacheConsistent(agent: AgentProcess, pgdata: string, what: string): Promise<void> {
-  const st = await agent.status();
-  const open = openFiles(agent, pgdata).length;
-  assert.equal(st.prefault?.fileHandle.open ?? 0, open, `${what}: the handle cache counts ${st.prefault?.fileHandle.open}, the kernel ${open}`);
-  // Running from source, tsx may start an esbuild service process to compile a module; the built image has none.
-  const children = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((d) => {
-    try {
-      if (readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1] !== String(agent.proc.pid)) return [];
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-      return /esbuild/.test(cmd) ? [] : [`${d}: ${cmd}`];
-    } catch {
-      return [];
-    }
-  });
-  assert.deepEqual(children, [], `${what}: the agent has child processes`);
-}
 
 /** Waits until the agent stops advancing (read everything it may read), so only held handles remain open. */
 async function waitIdle(agent: AgentProcess): Promise<void> {
@@ -104,21 +34,6 @@ async function waitIdle(agent: AgentProcess): Promise<void> {
     await sleep(300);
   }
   throw new Error('the agent never went idle');
-}
-
-function assertAlive(agent: AgentProcess, what: string): void {
-  assert.equal(agent.proc.exitCode, null, `${what}: the agent exited\n${agent.output().slice(-3000)}`);
-}
-
-/** Log lines at warn level or above (pino numeric levels: warn 40, error 50, fatal 60). */
-function warnLines(output: string): string[] {
-  return output.split('\n').filter((l) => {
-    try {
-      return (JSON.parse(l) as { level?: number }).level! >= 40;
-    } catch {
-      return false;
-    }
-  });
 }
 
 interface Quiet {
@@ -185,12 +100,6 @@ async function assertFollowerCatchesUp(c: Cluster): Promise<void> {
       await sleep(200);
     }
   }
-}
-
-async function finish(agent: AgentProcess): Promise<void> {
-  const { code, ms } = await agent.stop('SIGTERM');
-  assert.equal(code, 0, agent.output().slice(-2000));
-  assert.ok(ms < 2000, `SIGTERM took ${ms} ms`);
 }
 
 // ---- cases ----

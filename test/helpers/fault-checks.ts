@@ -1,0 +1,97 @@
+// Checks shared by the fault suites: what an operator would look at on a
+// node after a fault (the agent's open files, its liveness, its logs).
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import type { PgServer } from '../harness/index.ts';
+import type { AgentProcess } from './agent-process.ts';
+
+export function agentArgs(server: PgServer, extra: string[] = []): string[] {
+  return ['-D', server.dataDir, '-H', server.socketDir, '-p', String(server.port), '-U', 'postgres', '--log-level', 'info',
+    '--reconnect-min', '200ms', '--reconnect-max', '1s', ...extra];
+}
+
+export function lsn(text: string | null | undefined): bigint {
+  if (!text) return 0n;
+  const [hi, lo] = text.split('/');
+  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
+}
+
+export interface OpenFile {
+  path: string;
+  flags: number;
+}
+
+export function openFiles(agent: AgentProcess, dir: string): OpenFile[] {
+  const pid = agent.proc.pid;
+  const out: OpenFile[] = [];
+  let fds: string[] = [];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of fds) {
+    try {
+      const path = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (!path.startsWith(dir + '/')) continue;
+      const m = /^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+      out.push({ path, flags: m ? parseInt(m[1]!, 8) : -1 });
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+/** Every handle under PGDATA is read-only, open once, not a WAL segment, not a deleted file. */
+export function assertHandlesClean(agent: AgentProcess, pgdata: string, what: string): OpenFile[] {
+  const files = openFiles(agent, pgdata);
+  for (const f of files) assert.equal(f.flags & 3, 0, `${what}: ${f.path} is open for writing (flags ${f.flags.toString(8)})`);
+  const paths = files.map((f) => f.path);
+  assert.equal(new Set(paths).size, paths.length, `${what}: a file is open more than once (leaked handle): ${paths.join(', ')}`);
+  assert.deepEqual(paths.filter((p) => p.includes('/pg_wal/')), [], `${what}: a WAL segment is held open`);
+  assert.deepEqual(paths.filter((p) => p.endsWith(' (deleted)')), [], `${what}: a dropped relation's file is held open (its space is not freed)`);
+  return files;
+}
+
+/**
+ * The handle cache's own count agrees with the kernel's (pg_prefaulter once
+ * panicked on a cache counter mismatch), and the agent has no child process
+ * (pg_prefaulter's children held WAL files open).
+ */
+export async function assertCacheConsistent(agent: AgentProcess, pgdata: string, what: string): Promise<void> {
+  const st = await agent.status();
+  const open = openFiles(agent, pgdata).length;
+  assert.equal(st.prefault?.fileHandle.open ?? 0, open, `${what}: the handle cache counts ${st.prefault?.fileHandle.open}, the kernel ${open}`);
+  // Running from source, tsx may start an esbuild service process to compile a module; the built image has none.
+  const children = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((d) => {
+    try {
+      if (readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1] !== String(agent.proc.pid)) return [];
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      return /esbuild/.test(cmd) ? [] : [`${d}: ${cmd}`];
+    } catch {
+      return [];
+    }
+  });
+  assert.deepEqual(children, [], `${what}: the agent has child processes`);
+}
+
+export function assertAlive(agent: AgentProcess, what: string): void {
+  assert.equal(agent.proc.exitCode, null, `${what}: the agent exited\n${agent.output().slice(-3000)}`);
+}
+
+export function warnLines(output: string): string[] {
+  return output.split('\n').filter((l) => {
+    try {
+      return (JSON.parse(l) as { level?: number }).level! >= 40;
+    } catch {
+      return false;
+    }
+  });
+}
+
+export async function finish(agent: AgentProcess): Promise<void> {
+  const { code, ms } = await agent.stop('SIGTERM');
+  assert.equal(code, 0, agent.output().slice(-2000));
+  assert.ok(ms < 2000, `SIGTERM took ${ms} ms`);
+}
