@@ -6,14 +6,14 @@
 // primary nor the follower was hurt.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { selectedVersions, withCluster, sleep, serverUser, type Cluster, type PgServer } from './harness/index.ts';
+import { selectedVersions, withCluster, sleep, type Cluster, type PgServer } from './harness/index.ts';
 import { startAgent, metricValue, type AgentProcess } from './helpers/agent-process.ts';
 import { startTcpProxy } from './helpers/tcp-proxy.ts';
+import { makeCert } from './helpers/tls.ts';
 import { agentArgs, lsn, openFiles, assertHandlesClean, assertCacheConsistent, assertAlive, warnLines, finish } from './helpers/fault-checks.ts';
 
 const versions = selectedVersions();
@@ -369,28 +369,12 @@ test(`PG ${version}: synchronous_standby_names='*': the sidecar never acknowledg
   });
 });
 
-// A self-signed certificate for the name localhost, readable by the server user only.
-function makeCert(dir: string, name: string): string {
-  const crt = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost', '-keyout', key, '-out', crt,
-  ], { stdio: 'ignore' });
-  const u = serverUser();
-  for (const f of [crt, key]) {
-    if (u) chownSync(f, u.uid, u.gid);
-    chmodSync(f, 0o600);
-  }
-  return crt;
-}
-
 test(`PG ${version}: sslmode=verify-full: streams over TLS from a primary with a trusted certificate, refuses an untrusted one`, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fault-tls-'));
   chmodSync(dir, 0o755);
   try {
-    const cert = makeCert(dir, 'server');
-    const other = makeCert(dir, 'other');
+    const cert = makeCert(dir, 'server').crt;
+    const other = makeCert(dir, 'other').crt;
     // The agent runs as root here, but copies the CA file like a mounted secret would be: readable.
     for (const f of [cert, other]) chmodSync(f, 0o644);
     const hba = ['hostssl replication tls_user 127.0.0.1/32 scram-sha-256', 'hostnossl replication tls_user 127.0.0.1/32 reject'];

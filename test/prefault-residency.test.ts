@@ -7,8 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Prefaulter } from '../src/prefault/index.ts';
-import { WalDecoder, isDecodeError, parseLsn, readWalRange, type WalRecord } from '../src/wal/index.ts';
-import { selectedVersions, withCluster, type PgServer } from './harness/index.ts';
+import { parseLsn } from '../src/wal/index.ts';
+import { selectedVersions, withCluster } from './harness/index.ts';
+import { pendingRecords } from './helpers/pending-wal.ts';
 
 const version = selectedVersions().at(-1)!;
 const BLOCK = 8192;
@@ -57,19 +58,6 @@ function fincoreBytes(path: string): number {
 
 function fdCount(): number {
   return readdirSync('/proc/self/fd').length;
-}
-
-async function pendingRecords(standby: PgServer, from: bigint, to: bigint): Promise<WalRecord[]> {
-  const records: WalRecord[] = [];
-  const decoder = new WalDecoder({ startLsn: from });
-  for await (const chunk of readWalRange({ dir: join(standby.dataDir, 'pg_wal'), timeline: 1, start: from, end: to })) {
-    decoder.push(chunk.data);
-    for (let r = decoder.next(); r !== null; r = decoder.next()) {
-      if (isDecodeError(r)) throw new Error(`decode error at ${r.lsn}: ${r.message}`);
-      records.push(r);
-    }
-  }
-  return records;
 }
 
 test(`PG ${version}: prefaulting real pending WAL fills the page cache with exactly the blocks replay will read`, async (t) => {

@@ -9,23 +9,11 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { Prefaulter, checkDataDirectory, type PrefaultOptions } from '../src/prefault/index.ts';
-import { WalDecoder, isDecodeError, parseLsn, readWalRange, type WalRecord } from '../src/wal/index.ts';
-import { selectedVersions, withCluster, type PgServer } from './harness/index.ts';
+import { parseLsn } from '../src/wal/index.ts';
+import { selectedVersions, withCluster } from './harness/index.ts';
+import { pendingRecords } from './helpers/pending-wal.ts';
 
 const version = selectedVersions().at(-1)!;
-
-async function pendingRecords(standby: PgServer, from: bigint, to: bigint): Promise<WalRecord[]> {
-  const records: WalRecord[] = [];
-  const decoder = new WalDecoder({ startLsn: from });
-  for await (const chunk of readWalRange({ dir: join(standby.dataDir, 'pg_wal'), timeline: 1, start: from, end: to })) {
-    decoder.push(chunk.data);
-    for (let r = decoder.next(); r !== null; r = decoder.next()) {
-      if (isDecodeError(r)) throw new Error(`decode error at ${r.lsn}: ${r.message}`);
-      records.push(r);
-    }
-  }
-  return records;
-}
 
 /** Paths this process holds open, from /proc/self/fd. */
 function openPaths(): string[] {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { selectedVersions, withPrimary, serverUser, type PgServer } from './harness/index.ts';
 import { ReplicationConnection, ReplicationError, parseConninfo, resolveConnOptions, type ConnOptions } from '../src/replication/index.ts';
+import { makeCert } from './helpers/tls.ts';
 
 const versions = selectedVersions();
 const last = versions[versions.length - 1]!;
@@ -61,22 +62,6 @@ async function streamRange(server: PgServer, conninfo: string, start: bigint, en
   } finally {
     await conn.close();
   }
-}
-
-// A self-signed certificate for the name localhost (not the IP), readable by the server user only.
-function makeCert(dir: string, name: string): { crt: string; key: string } {
-  const crt = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost', '-keyout', key, '-out', crt,
-  ], { stdio: 'ignore' });
-  const u = serverUser();
-  for (const f of [crt, key]) {
-    if (u) chownSync(f, u.uid, u.gid);
-    chmodSync(f, 0o600);
-  }
-  return { crt, key };
 }
 
 test(`PG ${last}: SCRAM, md5, cleartext, trust and TLS authenticate; failures are typed and never show the password`, async () => {
