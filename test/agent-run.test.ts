@@ -8,6 +8,7 @@ import { selectedVersions, withCluster, type Cluster } from './harness/index.ts'
 import { startAgent, metricValue } from './helpers/agent-process.ts';
 import { evict, residentBytes } from './helpers/pagecache.ts';
 import { METRIC_NAMES } from '../src/metrics/registry.ts';
+import { metricNamesUsed } from './k8s-helpers.ts';
 
 const versions = selectedVersions();
 const version = versions[versions.length - 1]!;
@@ -53,6 +54,12 @@ test(`PG ${version}: run prefaults the blocks pending WAL references, exports ev
       assert.equal(st.role, 'standby');
       const scrape = await agent.scrape();
       for (const name of METRIC_NAMES) assert.match(scrape, new RegExp(`^${name}(_bucket|_sum|_count)?[ {]`, 'm'), `metric ${name} missing`);
+      // Every metric the Grafana dashboard and the alert rules use is one this running binary exports.
+      const sampleNames = new Set([...scrape.matchAll(/^([a-zA-Z_:][a-zA-Z0-9_:]*)[ {]/gm)].map((m) => m[1]!));
+      // (`up` is the one Prometheus itself records per scrape target.)
+      for (const used of metricNamesUsed()) {
+        if (used !== 'up') assert.ok(sampleNames.has(used), `${used} (dashboard/alerts) is not in a live scrape`);
+      }
       assert.ok((metricValue(scrape, 'pg_prefaulter_prefaults_completed_total') ?? 0) >= ids.length);
       assert.equal(metricValue(scrape, 'pg_prefaulter_state', { state: 'streaming' }), 1);
       assert.ok((metricValue(scrape, 'pg_prefaulter_wal_records_total', { rmgr: 'Heap' }) ?? 0) > 0);
