@@ -237,6 +237,7 @@ export class Agent {
         if (this.snap.state !== 'primary_idle') {
           await this.prefaulter?.closeAll();
           this.prefaulter = null;
+          this.snap.prefault = null;
           this.setState('primary_idle');
         }
         await sleep(Math.max(1000, cfg.pollIntervalMs), signal);
@@ -272,7 +273,7 @@ export class Agent {
     this.snap.lagSeconds =
       this.snap.lagBytes > 0 && s.replayTimestamp ? Math.max(0, (Date.now() - s.replayTimestamp.getTime()) / 1000) : 0;
     if (s.replayLsn !== null && this.prefaulter) this.prefaulter.setReplayLsn(s.replayLsn);
-    if (this.prefaulter) this.snap.prefault = this.prefaulter.stats;
+    this.snap.prefault = this.prefaulter?.stats ?? null;
     const waiters = this.replayWaiters;
     this.replayWaiters = [];
     for (const w of waiters) w();
@@ -332,6 +333,8 @@ export class Agent {
       maxOpenFiles: cfg.maxOpenFiles || undefined,
       observeReadSeconds: this.observeReadSeconds,
     });
+    // /status must show the handles it opens from its first read on.
+    this.snap.prefault = this.prefaulter.stats;
     return this.prefaulter;
   }
 
