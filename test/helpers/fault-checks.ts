@@ -60,9 +60,16 @@ export function assertHandlesClean(agent: AgentProcess, pgdata: string, what: st
  * (pg_prefaulter's children held WAL files open).
  */
 export async function assertCacheConsistent(agent: AgentProcess, pgdata: string, what: string): Promise<void> {
-  const st = await agent.status();
-  const open = openFiles(agent, pgdata).length;
-  assert.equal(st.prefault?.fileHandle.open ?? 0, open, `${what}: the handle cache counts ${st.prefault?.fileHandle.open}, the kernel ${open}`);
+  // Opens and closes in flight make the two counts differ for a moment; a
+  // leak (or a forgotten handle) makes them differ for good.
+  let counted = -1;
+  let open = -2;
+  for (let i = 0; i < 40 && counted !== open; i++) {
+    if (i) await new Promise((r) => setTimeout(r, 50));
+    counted = (await agent.status()).prefault?.fileHandle.open ?? 0;
+    open = openFiles(agent, pgdata).length;
+  }
+  assert.equal(counted, open, `${what}: the handle cache counts ${counted}, the kernel ${open}`);
   // Running from source, tsx may start an esbuild service process to compile a module; the built image has none.
   const children = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((d) => {
     try {
