@@ -224,3 +224,13 @@ export function startAgent(opts: AgentStart): RunningAgent {
 export function agentStreaming(metrics: string): boolean {
   return /^pg_prefaulter_state\{state="streaming"\} 1$/m.test(metrics) && /^pg_prefaulter_upstream_connected 1$/m.test(metrics);
 }
+
+/** CPU time and run-queue wait of one process (its main thread), seconds, from /proc/<pid>/schedstat. */
+export function schedStat(pid: number): { cpuSeconds: number; runqueueWaitSeconds: number } | null {
+  try {
+    const [cpu = '0', wait = '0'] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(/\s+/);
+    return { cpuSeconds: Number(cpu) / 1e9, runqueueWaitSeconds: Number(wait) / 1e9 };
+  } catch {
+    return null;
+  }
+}

@@ -37,6 +37,9 @@ export interface RunResult {
   standbyMisses: number;
   standbyWillneed: number;
   agent: AgentFigures | null;
+  /** Live mode: the replay (startup) process's CPU and run-queue wait over the timed replay, seconds. */
+  replayCpuS?: number;
+  replayRunqueueWaitS?: number;
 }
 
 export interface VariantSummary {
@@ -109,11 +112,11 @@ export function agentTable(summaries: VariantSummary[]): string {
 /** Every run, for the record. */
 export function runsTable(results: RunResult[]): string {
   const lines = [
-    '| variant | rep | replay s | standby start s | burst WAL MB | table resident at start | replay misses | replay WILLNEEDs |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| variant | rep | replay s | standby start s | burst WAL MB | table resident at start | replay misses | replay WILLNEEDs | replay process CPU s | replay process run-queue wait s |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of results) {
-    lines.push(`| ${r.variant} | ${r.rep} | ${f(r.seconds)} | ${f(r.startupSeconds)} | ${mb(r.walBytes)} | ${f(r.residentFraction * 100, 1)}% | ${r.standbyMisses} | ${r.standbyWillneed} |`);
+    lines.push(`| ${r.variant} | ${r.rep} | ${f(r.seconds)} | ${f(r.startupSeconds)} | ${mb(r.walBytes)} | ${f(r.residentFraction * 100, 1)}% | ${r.standbyMisses} | ${r.standbyWillneed} | ${r.replayCpuS === undefined ? 'n/a' : f(r.replayCpuS)} | ${r.replayRunqueueWaitS === undefined ? 'n/a' : f(r.replayRunqueueWaitS)} |`);
   }
   return lines.join('\n');
 }

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, sleep, type Cluster } from '../test/harness/index.ts';
 import { ALL_VARIANTS, parseBenchArgs, USAGE, type BenchMode, type BenchOptions, type VariantName } from './replay-args.ts';
-import { agentAvailable, agentStreaming, metricSum, sampleProc, startAgent, threadCpu, type RunningAgent, type TreeSample } from './replay-agent.ts';
+import { agentAvailable, agentStreaming, metricSum, sampleProc, schedStat, startAgent, threadCpu, type RunningAgent, type TreeSample } from './replay-agent.ts';
 import { evict, relationFiles, residency, warm } from './replay-cache.ts';
 import { createBenchCluster, flushSlowIoCounters, loadTable, parkStandby, replayReached, runBurst, type Burst, type LoadedTable } from './replay-cluster.ts';
 import { agentTable, replayTable, runsTable, summarize, targetsTable, type AgentFigures, type RunResult } from './replay-report.ts';
@@ -292,12 +292,22 @@ async function runLive(ctx: Context, variant: VariantName, rep: number): Promise
     await standby.waitForReceive(burst.endLsn, 600_000);
     const residentFraction = prepareCache(ctx, variant);
     const prep: Prepared = { ...names, burst, residentFraction, agentBefore };
+    // The replay process's CPU and run-queue wait: is it waiting on storage or on a CPU?
+    const startupRows = await standby.query<{ pid: number }>(`select pid from pg_stat_activity where backend_type = 'startup'`);
+    const replayPid = startupRows[0] ? Number(startupRows[0].pid) : null;
+    const schedBefore = replayPid === null ? null : schedStat(replayPid);
     const before = agent ? sampleProc(agent.pid) : null;
     const t0 = performance.now();
     agent?.signalTree('SIGCONT');
     await standby.resumeReplay();
     const t = await timeReplay(ctx, prep.tag, burst.endLsn, t0, agent);
+    const schedAfter = replayPid === null ? null : schedStat(replayPid);
     const result = await finish(ctx, variant, rep, prep, { ...t, startupSeconds: 0, t0 }, agent, before);
+    if (schedBefore && schedAfter) {
+      result.replayCpuS = schedAfter.cpuSeconds - schedBefore.cpuSeconds;
+      result.replayRunqueueWaitS = schedAfter.runqueueWaitSeconds - schedBefore.runqueueWaitSeconds;
+      log(`${prep.tag}: replay process CPU ${result.replayCpuS.toFixed(2)} s, run-queue wait ${result.replayRunqueueWaitS.toFixed(2)} s`);
+    }
     agent = null;
     return result;
   } finally {
