@@ -136,3 +136,36 @@ test(`PG ${version}: run started without UV_THREADPOOL_SIZE relaunches itself wi
     }
   });
 });
+
+test(`PG ${version}: the upstream password comes from the follower's primary_conninfo (pg_stat_wal_receiver masks it)`, async () => {
+  const password = 'Upstream-Pw-5e1b';
+  await withCluster(
+    version,
+    { name: 'agent-upstream-pw', hba: ['host replication repl 127.0.0.1/32 scram-sha-256'] },
+    async (c) => {
+      // Point the standby at a password-protected replication user, as Patroni/Spilo do.
+      await c.primary.exec(`set password_encryption = 'scram-sha-256'; create role repl replication login password '${password}'`);
+      await c.standby.query(`alter system set primary_conninfo = 'host=127.0.0.1 port=${c.primary.port} user=repl password=${password} application_name=standby'`);
+      await c.standby.query('select pg_reload_conf()');
+      await c.primary.exec(`create table pw_t as select generate_series(1, 1000) as id`);
+      await c.standby.waitForReplay(await c.primary.currentLsn());
+      let masked = '';
+      for (let i = 0; i < 200 && !/user=repl/.test(masked); i++) {
+        if (i) await new Promise((r) => setTimeout(r, 100));
+        masked = String((await c.standby.query<{ c: string }>('select conninfo as c from pg_stat_wal_receiver'))[0]?.c ?? '');
+      }
+      assert.match(masked, /user=repl/, 'the standby streams as repl');
+      assert.doesNotMatch(masked, new RegExp(password), 'pg_stat_wal_receiver shows no password');
+      const agent = await startAgent(agentArgs(c));
+      try {
+        await agent.waitFor((s) => s.state === 'streaming' && s.source === 'stream' && s.upstreamConnected, 'streaming from the upstream as repl');
+        const users = await c.primary.query<{ usename: string }>(`select usename from pg_stat_replication where application_name = 'pg_prefaulter'`);
+        assert.deepEqual(users.map((u) => u.usename), ['repl']);
+        assert.doesNotMatch(agent.output(), new RegExp(password), 'the password is never logged');
+        assert.doesNotMatch(JSON.stringify(await agent.status()), new RegExp(password));
+      } finally {
+        await agent.stop('SIGKILL');
+      }
+    },
+  );
+});

@@ -441,17 +441,27 @@ export class Agent {
     let partial: Partial<ConnOptions>;
     if (cfg.primaryConninfo) {
       partial = parseConninfo(cfg.primaryConninfo);
-    } else if (status.upstream) {
-      partial = parseConninfo(status.upstream.conninfo);
-      // PostgreSQL masks the password in pg_stat_wal_receiver.
-      delete partial.password;
-      partial.host = status.upstream.host || partial.host;
-      partial.port = status.upstream.port || partial.port;
     } else {
-      return null;
+      // The follower's own primary_conninfo has the password (pg_stat_wal_receiver
+      // masks it) and exists before its WAL receiver connects; the receiver
+      // says where it really streams from (Patroni rewrites the setting on failover).
+      const setting = await this.follower?.primaryConninfo();
+      const fromSetting = setting ? parseConninfoOrNull(setting) : null;
+      if (status.upstream) {
+        partial = parseConninfoOrNull(status.upstream.conninfo) ?? {};
+        delete partial.password;
+        partial.host = status.upstream.host || partial.host;
+        partial.port = status.upstream.port || partial.port;
+        if (fromSetting?.password && (fromSetting.user ?? partial.user) === partial.user) partial.password = fromSetting.password;
+      } else if (fromSetting?.host) {
+        partial = fromSetting;
+      } else {
+        return null;
+      }
     }
     if (cfg.replicationUser) partial.user = cfg.replicationUser;
-    if (!partial.password) {
+    // A configured replication password wins; else the conninfo's; else ~/.pgpass.
+    if (cfg.replicationPassword || cfg.replicationPasswordFile || !partial.password) {
       const password = resolveReplicationPassword(
         cfg,
         { host: partial.host ?? '', port: partial.port ?? 5432, user: partial.user ?? cfg.username },
@@ -576,6 +586,14 @@ function answerWithin<T>(work: Promise<T>, ms: number, what: string): Promise<T>
 // quickly (at most every second); backoff is for the remote upstream.
 function followerRetryBounds(cfg: Config): [number, number] {
   return [Math.min(cfg.reconnectMinMs, 100), Math.min(cfg.reconnectMaxMs, 1000)];
+}
+
+function parseConninfoOrNull(text: string): Partial<ConnOptions> | null {
+  try {
+    return parseConninfo(text);
+  } catch {
+    return null;
+  }
 }
 
 function errInfo(e: unknown): { message: string; code?: string } {

@@ -162,6 +162,21 @@ export class Follower {
     };
   }
 
+  /**
+   * The follower's primary_conninfo setting, or null (unset, or this role may
+   * not read it: it needs pg_read_all_settings, part of pg_monitor). Unlike
+   * pg_stat_wal_receiver it keeps the password and is there before the WAL
+   * receiver has connected. Never log it.
+   */
+  async primaryConninfo(): Promise<string | null> {
+    try {
+      const rows = await this.sql.unsafe<{ v: string | null }[]>(`select current_setting('primary_conninfo', true) as v`);
+      return rows[0]?.v || null;
+    } catch {
+      return null;
+    }
+  }
+
   async close(): Promise<void> {
     await this.sql.end({ timeout: 2 });
   }
