@@ -87,7 +87,7 @@ export const KEYS: readonly KeyDef[] = [
   def({ key: 'password_file', field: 'passwordFile', type: 'string', default: '',
     description: 'File holding the follower password, e.g. a mounted secret (trailing newline stripped)' }),
   def({ key: 'primary_conninfo', field: 'primaryConninfo', type: 'string', default: '', secret: true,
-    description: "libpq conninfo of the upstream; \"\" = discovered from the follower's pg_stat_wal_receiver" }),
+    description: "libpq conninfo of the upstream; \"\" = the follower's own primary_conninfo and pg_stat_wal_receiver" }),
   def({ key: 'replication_user', field: 'replicationUser', type: 'string', default: '',
     description: 'User for the replication connection; "" = the user in the upstream conninfo' }),
   def({ key: 'replication_password', field: 'replicationPassword', type: 'string', default: '', secret: true,
