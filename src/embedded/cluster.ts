@@ -251,34 +251,30 @@ async function destroy(base: string, servers: PgServer[], keepLogs: boolean): Pr
  * logs are kept and their tails printed, so CI output shows what happened.
  */
 export async function withCluster<T>(version: number, opts: ClusterOptions, fn: (c: Cluster) => Promise<T>): Promise<T> {
-  const cluster = await createCluster(version, opts);
-  let failed = false;
-  try {
-    return await fn(cluster);
-  } catch (e) {
-    failed = true;
-    process.stderr.write(`\n${cluster.primary.logTail()}\n${cluster.standby.logTail()}\nlogs kept in ${join(cluster.base, 'logs')}\n`);
-    throw e;
-  } finally {
-    await cluster.destroy(failed);
-  }
+  return using(await createCluster(version, opts), [(c) => c.primary, (c) => c.standby], fn);
 }
 
 /** Same as withCluster for a lone primary. */
 export async function withPrimary<T>(version: number, opts: ClusterOptions, fn: (c: PrimaryOnly) => Promise<T>): Promise<T> {
-  const c = await createPrimary(version, opts);
+  return using(await createPrimary(version, opts), [(c) => c.primary], fn);
+}
+
+async function using<C extends { base: string; destroy(keepLogs?: boolean): Promise<void> }, T>(
+  c: C,
+  servers: ((c: C) => PgServer)[],
+  fn: (c: C) => Promise<T>,
+): Promise<T> {
   let failed = false;
   try {
     return await fn(c);
   } catch (e) {
     failed = true;
-    process.stderr.write(`\n${c.primary.logTail()}\nlogs kept in ${join(c.base, 'logs')}\n`);
+    process.stderr.write(`\n${servers.map((s) => s(c).logTail()).join('\n')}\nlogs kept in ${join(c.base, 'logs')}\n`);
     throw e;
   } finally {
     await c.destroy(failed);
   }
 }
-
 /** Append lines to a server's pg_hba.conf at the end (used after creation; reload to apply). */
 export function appendHba(server: PgServer, lines: string[]): void {
   appendFileSync(join(server.dataDir, 'pg_hba.conf'), `\n${lines.join('\n')}\n`);
