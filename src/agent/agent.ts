@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { Follower, type FollowerFacts, type FollowerStatus } from '../follower/index.ts';
 import { Prefaulter, checkDataDirectory, type PrefaultStats } from '../prefault/index.ts';
-import { parseConninfo, resolveConnOptions, redactConninfo, type ConnOptions } from '../replication/conninfo.ts';
+import { parseConninfo, resolveConnOptions, type ConnOptions } from '../replication/conninfo.ts';
 import { ReplicationError } from '../replication/errors.ts';
 import { WalDecoder } from '../wal/decoder.ts';
 import { formatLsn } from '../lsn.ts';
@@ -566,9 +566,6 @@ export class Agent {
     return Date.now() - this.snap.lastTick < 30_000 + this.cfg.reconnectMaxMs;
   }
 
-  redactedUpstream(): string | null {
-    return this.cfg.primaryConninfo ? redactConninfo(this.cfg.primaryConninfo) : this.snap.upstream;
-  }
 }
 
 /** Resolves as work does, or rejects once ms pass without an answer (work's late outcome is ignored). */

@@ -1,17 +1,12 @@
 // Secret scrubbing for anything printed or logged.
 
+import { redactConninfo } from '../replication/conninfo.ts';
 import { KEYS, type Config } from './schema.ts';
 
 export const REDACTED = '***';
 
-/** Replaces the password in a libpq conninfo (key=value or URI form). */
-export function redactConninfo(conninfo: string): string {
-  return conninfo
-    // key=value: password=secret, password = 'se cret'
-    .replace(/(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)/gi, `$1${REDACTED}`)
-    // URI userinfo: postgresql://user:secret@host
-    .replace(/(\bpostgres(?:ql)?:\/\/[^:@/?\s]*:)([^@/?\s]*)@/gi, `$1${REDACTED}@`);
-}
+// One conninfo redaction for logs, config dumps and the replication client.
+export { redactConninfo };
 
 /** The config with secrets replaced by "***" (empty secrets stay "", so "unset" remains visible). */
 export function redactedConfig(c: Config): Record<string, unknown> {
