@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { selectedVersions, withCluster, sleep, serverUser, type Cluster } from './harness/index.ts';
 import { startAgent, BIN } from './helpers/agent-process.ts';
 import { startTcpProxy } from './helpers/tcp-proxy.ts';
-import { agentArgs, lsn, openFiles, assertHandlesClean, assertCacheConsistent, assertAlive, warnLines, finish, type OpenFile } from './helpers/fault-checks.ts';
+import { agentArgs, lsn, openFiles, assertHandlesClean, assertCacheConsistent, assertAlive, warnLines, finish, waitNoHandles, type OpenFile } from './helpers/fault-checks.ts';
 
 const versions = selectedVersions();
 const version = versions[versions.length - 1]!;
@@ -56,13 +56,7 @@ test(`PG ${version}: standby stopped while streaming: every handle closed within
       assertHandlesClean(agent, c.standby.dataDir, 'streaming');
       await assertCacheConsistent(agent, c.standby.dataDir, 'streaming');
       await c.standby.stop('fast');
-      const t0 = Date.now();
-      let open = openFiles(agent, c.standby.dataDir);
-      while (open.length && Date.now() - t0 < 5000) {
-        await sleep(50);
-        open = openFiles(agent, c.standby.dataDir);
-      }
-      const ms = Date.now() - t0;
+      const { open, ms } = await waitNoHandles(agent, c.standby.dataDir, 5000);
       assert.deepEqual(open.map((f) => f.path), [], 'handles still open after PostgreSQL stopped');
       assert.ok(ms <= 2000, `handles closed ${ms} ms after PostgreSQL stopped (limit 2000)`);
       await agent.waitFor((s) => s.state === 'waiting_for_postgres', 'waiting_for_postgres');
@@ -140,11 +134,8 @@ test(`PG ${version}: the follower stops answering (frozen connection): session e
       proxy.frozen = true;
       const t0 = Date.now();
       await agent.waitFor((s) => s.state === 'waiting_for_postgres', 'the session ended on a silent follower', 15_000);
-      let open = openFiles(agent, c.standby.dataDir);
-      while (open.length && Date.now() - t0 < 15_000) {
-        await sleep(50);
-        open = openFiles(agent, c.standby.dataDir);
-      }
+      const waited = await waitNoHandles(agent, c.standby.dataDir, 15_000 - (Date.now() - t0));
+      const open = waited.open;
       const ms = Date.now() - t0;
       assert.deepEqual(open.map((f) => f.path), [], 'handles still open while the follower does not answer');
       // connect_timeout (2 s) + one poll + closing the silent connection (2 s).

@@ -19,7 +19,6 @@ import { TimelineEnded, type WalSource } from './wal-source.ts';
 import { resolvePassword, resolveReplicationPassword } from '../config/secrets.ts';
 
 export type AgentState = 'waiting_for_postgres' | 'primary_idle' | 'following' | 'streaming' | 'stopped';
-export const AGENT_STATES: AgentState[] = ['waiting_for_postgres', 'primary_idle', 'following', 'streaming'];
 
 export interface RmgrCounts {
   records: number;
@@ -48,9 +47,6 @@ export interface AgentSnapshot {
   lastTick: number;
   startedAt: number;
 }
-
-// Raised inside a pipeline to make the session start a new one.
-class Restart extends Error {}
 
 export class Agent {
   private cfg: Config;
@@ -386,7 +382,7 @@ export class Agent {
       if (signal.aborted) return;
       await this.pump(source, startLsn, facts, signal);
     } catch (e) {
-      if (signal.aborted || e instanceof Restart) return;
+      if (signal.aborted) return;
       await this.onPipelineError(e, sessionSignal);
     } finally {
       sessionSignal.removeEventListener('abort', onSession);

@@ -102,3 +102,14 @@ export async function finish(agent: AgentProcess): Promise<void> {
   assert.equal(code, 0, agent.output().slice(-2000));
   assert.ok(ms < 2000, `SIGTERM took ${ms} ms`);
 }
+
+/** Polls until the agent holds nothing under dir (or timeoutMs passes); returns what is still open and how long it took. */
+export async function waitNoHandles(agent: AgentProcess, dir: string, timeoutMs: number): Promise<{ open: OpenFile[]; ms: number }> {
+  const t0 = Date.now();
+  let open = openFiles(agent, dir);
+  while (open.length && Date.now() - t0 < timeoutMs) {
+    await new Promise((r) => setTimeout(r, 50));
+    open = openFiles(agent, dir);
+  }
+  return { open, ms: Date.now() - t0 };
+}
