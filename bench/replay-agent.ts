@@ -72,8 +72,24 @@ export function processTree(pid: number): number[] {
 }
 
 /** CPU seconds per thread name (comm) over the tree, split user/system: where the agent's CPU goes. */
-export function threadCpu(pid: number): Record<string, { user: number; system: number }> {
-  const out: Record<string, { user: number; system: number }> = {};
+/** CPU seconds per thread group since `since` (a threadCpu() taken earlier); groups that started later count from 0. */
+export function threadCpuSince(pid: number, since: Record<string, number> | undefined): Record<string, number> {
+  const now = threadCpu(pid);
+  if (!since) return now;
+  const out: Record<string, number> = {};
+  for (const [name, c] of Object.entries(now)) out[name] = c - (since[name] ?? 0);
+  return out;
+}
+
+/**
+ * CPU seconds per thread group of the agent's tree, from each thread's
+ * schedstat (nanoseconds; /proc/.../stat counts 10 ms ticks, which rounds a
+ * pool of 64 short-lived workers to nothing). "main" is the event loop; node
+ * 20 leaves libuv's pool threads, and threads a preloaded library starts
+ * (slowio's WILLNEED pool), named "node": "pool".
+ */
+export function threadCpu(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
   for (const p of processTree(pid)) {
     let tids: string[];
     try {
@@ -83,14 +99,10 @@ export function threadCpu(pid: number): Record<string, { user: number; system: n
     }
     for (const tid of tids) {
       try {
-        const stat = readFileSync(`/proc/${p}/task/${tid}/stat`, 'utf8');
-        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+$/, '');
-        // node 20 leaves libuv's pool threads named "node" like the main thread.
-        const comm = tid === String(p) ? 'main' : name === 'node' ? 'pool' : name;
-        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        const e = (out[comm] ??= { user: 0, system: 0 });
-        e.user += Number(rest[11]) / CLOCK_TICKS;
-        e.system += Number(rest[12]) / CLOCK_TICKS;
+        const comm = readFileSync(`/proc/${p}/task/${tid}/comm`, 'utf8').trim().replace(/\d+$/, '');
+        const group = tid === String(p) ? 'main' : comm === 'node' ? 'pool' : comm;
+        const ns = Number(readFileSync(`/proc/${p}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+        out[group] = (out[group] ?? 0) + ns / 1e9;
       } catch {
         // thread exited
       }
@@ -103,6 +115,8 @@ export interface TreeSample extends ProcSample {
   processes: number;
   /** Threads of the busiest process (libuv's pool shows up here). */
   threads: number;
+  /** CPU seconds so far per thread group (threadCpu). */
+  perThread: Record<string, number>;
 }
 
 /** CPU time and peak RSS summed over the agent's process tree. */
@@ -119,7 +133,7 @@ export function sampleProc(pid: number): TreeSample | null {
     threads = Math.max(threads, s.threads);
     processes++;
   }
-  return processes ? { cpuSeconds, peakRssBytes, processes, threads } : null;
+  return processes ? { cpuSeconds, peakRssBytes, processes, threads, perThread: threadCpu(pid) } : null;
 }
 
 /** Sum of all series of a counter in Prometheus text format, or null if absent. */
@@ -144,6 +158,8 @@ export interface RunningAgent {
   logFile: string;
   metricsUrl: string;
   scrape(): Promise<string | null>;
+  /** prefault.issued from /status (JSON, far cheaper for the agent to answer than /metrics); null if unreachable. */
+  prefaultsIssued(): Promise<number | null>;
   /** SIGTERM, wait for exit; returns the exit code or signal. */
   stop(timeoutMs?: number): Promise<string>;
   exited(): string | null;
@@ -205,6 +221,16 @@ export function startAgent(opts: AgentStart): RunningAgent {
       try {
         const res = await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) });
         return res.ok ? await res.text() : null;
+      } catch {
+        return null;
+      }
+    },
+    async prefaultsIssued() {
+      try {
+        const res = await fetch(metricsUrl.replace(/\/metrics$/, '/status'), { signal: AbortSignal.timeout(5000) });
+        if (!res.ok) return null;
+        const body = (await res.json()) as { prefault?: { issued?: number } | null };
+        return body.prefault?.issued ?? 0;
       } catch {
         return null;
       }

@@ -1,8 +1,8 @@
 // Command-line flags of the replay benchmark (npm run bench:replay -- ...).
 import { parseArgs } from 'node:util';
 
-export const ALL_VARIANTS = ['cached', 'cold', 'builtin', 'builtin-tuned', 'prefaulter', 'prefaulter+builtin', 'prefaulter-pool64'] as const;
-/** Run when --variants is not given; prefaulter-pool64 is a diagnostic. */
+export const ALL_VARIANTS = ['cached', 'cold', 'builtin', 'builtin-tuned', 'prefaulter', 'prefaulter+builtin', 'prefaulter-pread'] as const;
+/** Run when --variants is not given; prefaulter-pread is a diagnostic. */
 export const DEFAULT_VARIANTS: readonly VariantName[] = ['cached', 'cold', 'builtin', 'builtin-tuned', 'prefaulter', 'prefaulter+builtin'];
 export type VariantName = (typeof ALL_VARIANTS)[number];
 
@@ -40,8 +40,9 @@ cold page cache behind a slow storage model (slowio), for each variant:
   builtin-tuned       recovery_prefetch=on, maintenance_io_concurrency=200 (PG 15+)
   prefaulter          pg-prefaulter run (default config), recovery_prefetch=off
   prefaulter+builtin  pg-prefaulter run and recovery_prefetch=on (PG 15+)
-  prefaulter-pool64   diagnostic, not run by default: prefaulter with
-                      UV_THREADPOOL_SIZE=64 in the agent's environment
+  prefaulter-pread    diagnostic, not run by default: prefaulter with
+                      io_method=pread (reads on libuv's threadpool, the
+                      method before posix_fadvise hints)
 
 Modes (--mode):
   restart   (default) the burst is written while the standby is stopped (after a
@@ -63,7 +64,7 @@ Options:
   --latency-us N        slowio miss latency in microseconds (default 1000)
   --fpw on|off          full_page_writes on the primary (default off)
   --seed N              seed of the burst's random ids (default 42)
-  --variants a,b        variants to run (default all but prefaulter-pool64)
+  --variants a,b        variants to run (default all but prefaulter-pread)
   --shared-buffers S    standby shared_buffers (default 128MB)
   --agent-arg ARG       extra argument for pg-prefaulter run (repeatable)
   --agent-node-args=S   node flags for the agent only, e.g. "--agent-node-args=--cpu-prof --cpu-prof-dir=/tmp/prof"

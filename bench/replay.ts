@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, sleep, type Cluster } from '../test/harness/index.ts';
 import { ALL_VARIANTS, parseBenchArgs, USAGE, type BenchMode, type BenchOptions, type VariantName } from './replay-args.ts';
-import { agentAvailable, agentStreaming, metricSum, sampleProc, schedStat, startAgent, threadCpu, type RunningAgent, type TreeSample } from './replay-agent.ts';
+import { agentAvailable, agentStreaming, metricSum, sampleProc, schedStat, startAgent, threadCpuSince, type RunningAgent, type TreeSample } from './replay-agent.ts';
 import { evict, relationFiles, residency, warm } from './replay-cache.ts';
 import { createBenchCluster, flushSlowIoCounters, loadTable, parkStandby, replayReached, runBurst, type Burst, type LoadedTable } from './replay-cluster.ts';
 import { agentTable, replayTable, runsTable, summarize, targetsTable, type AgentFigures, type RunResult } from './replay-report.ts';
@@ -38,7 +38,7 @@ const SPECS: Record<VariantName, VariantSpec> = {
   'builtin-tuned': { prefetch: 'on', ioConcurrency: 200, agent: false, warmCache: false, needsPrefetchGuc: true },
   prefaulter: { prefetch: 'off', ioConcurrency: 10, agent: true, warmCache: false, needsPrefetchGuc: false },
   'prefaulter+builtin': { prefetch: 'on', ioConcurrency: 10, agent: true, warmCache: false, needsPrefetchGuc: true },
-  'prefaulter-pool64': { prefetch: 'off', ioConcurrency: 10, agent: true, warmCache: false, needsPrefetchGuc: false, agentEnv: { UV_THREADPOOL_SIZE: '64' } },
+  'prefaulter-pread': { prefetch: 'off', ioConcurrency: 10, agent: true, warmCache: false, needsPrefetchGuc: false, agentEnv: { PG_PREFAULTER_IO_METHOD: 'pread' } },
 };
 
 interface Context {
@@ -151,8 +151,9 @@ async function timeReplay(ctx: Context, tag: string, endLsn: string, t0: number,
     if (Date.now() > deadline) throw new Error(`${tag}: replay did not reach ${endLsn} within ${ctx.opts.timeoutS} s\n${standby.logTail()}`);
     if (agent && firstPrefaultS === null && performance.now() - lastScrape >= 25) {
       lastScrape = performance.now();
-      const m = await agent.scrape();
-      const issued = m === null ? null : (metricSum(m, 'pg_prefaulter_prefaults_issued_total') ?? 0);
+      // /status, not /metrics: a scrape also walks /proc/self/fd, which slowio's
+      // queued WILLNEEDs (a dup'd fd each) make slow, and Prometheus scrapes every 15 s+, not every 25 ms.
+      const issued = await agent.prefaultsIssued();
       if (issued !== null) {
         if (issuedBefore === null) issuedBefore = ctx.mode === 'live' ? issued : 0;
         if (issued > issuedBefore) firstPrefaultS = (performance.now() - t0) / 1000;
@@ -173,7 +174,8 @@ async function finish(
   before: TreeSample | null,
 ): Promise<RunResult> {
   const after = agent ? sampleProc(agent.pid) : null;
-  const perThread = agent ? threadCpu(agent.pid) : undefined;
+  // Per thread group over the timed window (before: sampled when the timer started).
+  const perThread = agent ? threadCpuSince(agent.pid, before?.perThread) : undefined;
   const metrics = agent ? await agent.scrape() : null;
   // How long the agent took to read the whole burst (it may trail a replay
   // that needed no reads): its own WAL throughput.
@@ -235,7 +237,7 @@ async function finish(
       (a
         ? `, agent cpu ${a.cpuSeconds.toFixed(2)} s, first prefault at ${a.firstPrefaultS?.toFixed(2) ?? 'never'} s, burst read by ${a.readEndS?.toFixed(2) ?? 'never'} s, ${a.processes} proc/${a.threads} threads, ` +
           `rss ${(a.peakRssBytes / 1048576).toFixed(0)} MB, agent misses ${a.misses}, exit ${a.exit}; ` +
-          `cpu by thread ${Object.entries(a.threadCpu ?? {}).filter(([, c]) => c.user + c.system >= 0.05).map(([n, c]) => `${n} ${c.user.toFixed(2)}u/${c.system.toFixed(2)}s`).join(', ')})`
+          `cpu by thread during replay ${Object.entries(a.threadCpu ?? {}).filter(([, c]) => c >= 0.005).map(([n, c]) => `${n} ${c.toFixed(2)} s`).join(', ')})`
         : ')'),
   );
   return result;
@@ -298,6 +300,7 @@ async function runLive(ctx: Context, variant: VariantName, rep: number): Promise
     const schedBefore = replayPid === null ? null : schedStat(replayPid);
     const before = agent ? sampleProc(agent.pid) : null;
     const t0 = performance.now();
+    if (process.env.BENCH_TRACE) log(`${prep.tag}: t0 monotonic ${process.hrtime.bigint() / 1000n} us`);
     agent?.signalTree('SIGCONT');
     await standby.resumeReplay();
     const t = await timeReplay(ctx, prep.tag, burst.endLsn, t0, agent);
@@ -340,7 +343,7 @@ async function section(ctx: Context, version: number, results: RunResult[], note
     replayTable(summaries),
     '',
   ];
-  for (const v of ['prefaulter', 'prefaulter-pool64'] as const) {
+  for (const v of ['prefaulter', 'prefaulter-pread'] as const) {
     const t = targetsTable(summaries, v);
     if (t) parts.push(`Targets for \`${v}\` (medians):`, '', t, '');
   }

@@ -4,17 +4,20 @@
 // image runs the compiled dist/ (made by `npm run build`).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-// Every pread runs on libuv's threadpool, which is sized once, from
-// UV_THREADPOOL_SIZE, when the process starts (the ES module loader already
-// uses it, so setting the variable here is too late). For the commands that
-// prefault, a process started without it runs itself again with the pool
-// sized to io_concurrency (flag or env, default 64) and passes signals on.
+// With io_method = pread every read runs on libuv's threadpool, which is
+// sized once, from UV_THREADPOOL_SIZE, when the process starts (the ES module
+// loader already uses it, so setting the variable here is too late). For the
+// commands that prefault, a process started without it runs itself again with
+// the pool sized to io_concurrency (flag or env, default 64) and passes
+// signals on. Hints (io_method willneed, auto's choice where koffi loads)
+// need no pool, so no second process. A config file's io_method = "pread" is
+// handled later, by `run` itself (src/prefault/threadpool.ts).
 const command = process.argv[2];
-if ((command === 'run' || command === 'demo') && !process.env.UV_THREADPOOL_SIZE) {
-  const i = process.argv.indexOf('--io-concurrency');
-  const given = Number(i > 0 ? process.argv[i + 1] : process.env.PG_PREFAULTER_IO_CONCURRENCY);
+if ((command === 'run' || command === 'demo') && !process.env.UV_THREADPOOL_SIZE && preadsNeedPool()) {
+  const given = Number(flagValue('--io-concurrency') ?? process.env.PG_PREFAULTER_IO_CONCURRENCY);
   const size = Number.isInteger(given) && given > 0 ? Math.min(1024, Math.max(4, given)) : 64;
   const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
     stdio: 'inherit',
@@ -36,4 +39,27 @@ if ((command === 'run' || command === 'demo') && !process.env.UV_THREADPOOL_SIZE
     }
   }
   await import(useSource ? source.href : new URL('../dist/cli/main.js', import.meta.url).href);
+}
+
+function preadsNeedPool() {
+  const method = flagValue('--io-method') ?? (process.env.PG_PREFAULTER_IO_METHOD || 'auto');
+  if (method === 'willneed') return false;
+  if (method !== 'auto' || process.platform !== 'linux') return true;
+  try {
+    createRequire(import.meta.url)('koffi');
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** The value of `--name value` or `--name=value` (the last one wins, as in the config loader). */
+function flagValue(name) {
+  let value;
+  for (let i = 3; i < process.argv.length; i++) {
+    const a = process.argv[i];
+    if (a === name) value = process.argv[++i];
+    else if (a.startsWith(name + '=')) value = a.slice(name.length + 1);
+  }
+  return value;
 }

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { selectedVersions, withCluster, type Cluster } from './harness/index.ts';
 import { startAgent, metricValue } from './helpers/agent-process.ts';
-import { evict, residentBytes } from './helpers/pagecache.ts';
+import { evict, residentBytes, residentBytesSettled } from './helpers/pagecache.ts';
 import { METRIC_NAMES } from '../src/metrics/registry.ts';
 import { metricNamesUsed } from './k8s-helpers.ts';
 
@@ -34,8 +34,9 @@ async function makeTable(c: Cluster, pages: number): Promise<{ ids: number[]; fi
   return { ids: rows.map((r) => Number(r.id)), file: join(c.standby.dataDir, rel) };
 }
 
-test(`PG ${version}: run prefaults the blocks pending WAL references, exports every metric, stops on SIGTERM`, async () => {
-  await withCluster(version, { name: 'agent-run', primaryConf: { full_page_writes: 'off' } }, async (c) => {
+for (const method of ['willneed', 'pread'] as const) {
+test(`PG ${version}: run (io_method ${method}) prefaults the blocks pending WAL references, exports every metric, stops on SIGTERM`, async () => {
+  await withCluster(version, { name: `agent-run-${method}`, primaryConf: { full_page_writes: 'off' } }, async (c) => {
     const { ids, file } = await makeTable(c, 400);
     assert.ok(ids.length >= 150, `expected >= 150 sample blocks, got ${ids.length}`);
     await c.standby.pauseReplay();
@@ -43,15 +44,16 @@ test(`PG ${version}: run prefaults the blocks pending WAL references, exports ev
     await c.standby.waitForReceive(await c.primary.currentLsn());
     evict(file);
     assert.equal(residentBytes(file), 0, 'the table file is cold before the agent runs');
-    const agent = await startAgent(agentArgs(c));
+    const agent = await startAgent(agentArgs(c, ['--io-method', method]));
     try {
       const st = await agent.waitFor((s) => s.state === 'streaming' && (s.prefault?.completed ?? 0) >= ids.length, 'prefaults of the updated blocks');
-      const resident = residentBytes(file);
+      const resident = await residentBytesSettled(file, ids.length * 8192);
       // Every updated block was read; untouched (odd) blocks mostly were not.
       assert.ok(resident >= ids.length * 8192, `resident ${resident} < ${ids.length} blocks`);
       const size = 400 * 8192;
       assert.ok(resident < size * 0.9, `resident ${resident} of ${size}: reads were not limited to referenced blocks`);
       assert.equal(st.role, 'standby');
+      assert.equal(st.settings.ioMethod, method);
       const scrape = await agent.scrape();
       for (const name of METRIC_NAMES) assert.match(scrape, new RegExp(`^${name}(_bucket|_sum|_count)?[ {]`, 'm'), `metric ${name} missing`);
       // Every metric the Grafana dashboard and the alert rules use is one this running binary exports.
@@ -62,6 +64,9 @@ test(`PG ${version}: run prefaults the blocks pending WAL references, exports ev
       }
       assert.ok((metricValue(scrape, 'pg_prefaulter_prefaults_completed_total') ?? 0) >= ids.length);
       assert.equal(metricValue(scrape, 'pg_prefaulter_state', { state: 'streaming' }), 1);
+      assert.equal(metricValue(scrape, 'pg_prefaulter_io_method', { method }), 1);
+      // Hints never wait on the threadpool, so no pread is timed; reads are.
+      assert.equal((metricValue(scrape, 'pg_prefaulter_pread_duration_seconds_count') ?? 0) > 0, method === 'pread');
       assert.ok((metricValue(scrape, 'pg_prefaulter_wal_records_total', { rmgr: 'Heap' }) ?? 0) > 0);
       const { code, ms } = await agent.stop('SIGTERM');
       assert.equal(code, 0, agent.output().slice(-2000));
@@ -72,6 +77,7 @@ test(`PG ${version}: run prefaults the blocks pending WAL references, exports ev
     }
   });
 });
+}
 
 test(`PG ${version}: block images applied at replay are not read`, async () => {
   await withCluster(version, { name: 'agent-fpi', primaryConf: { full_page_writes: 'on' } }, async (c) => {
@@ -118,9 +124,9 @@ test(`PG ${version}: agent waits for PostgreSQL, goes idle on promotion with eve
   });
 });
 
-test(`PG ${version}: run started without UV_THREADPOOL_SIZE relaunches itself with a pool as large as io_concurrency`, async () => {
+test(`PG ${version}: run --io-method pread started without UV_THREADPOOL_SIZE relaunches itself with a pool as large as io_concurrency`, async () => {
   await withCluster(version, { name: 'agent-pool' }, async (c) => {
-    const agent = await startAgent(agentArgs(c, ['--io-concurrency', '48']), { UV_THREADPOOL_SIZE: '' });
+    const agent = await startAgent(agentArgs(c, ['--io-concurrency', '48', '--io-method=pread']), { UV_THREADPOOL_SIZE: '' });
     try {
       const st = await agent.waitFor((s) => s.state === 'streaming' && s.prefault !== null, 'streaming');
       assert.equal(st.prefault.ioConcurrency, 48);
@@ -131,6 +137,25 @@ test(`PG ${version}: run started without UV_THREADPOOL_SIZE relaunches itself wi
       const { code, ms } = await agent.stop('SIGTERM');
       assert.equal(code, 0, agent.output().slice(-2000));
       assert.ok(ms < 2000, `SIGTERM through the relaunching parent took ${ms} ms`);
+    } finally {
+      await agent.stop('SIGKILL');
+    }
+  });
+});
+
+test(`PG ${version}: run with the default io_method (willneed here) needs no threadpool and stays one process`, async () => {
+  await withCluster(version, { name: 'agent-one-process' }, async (c) => {
+    const agent = await startAgent(agentArgs(c), { UV_THREADPOOL_SIZE: '' });
+    try {
+      const st = await agent.waitFor((s) => s.state === 'streaming' && s.prefault !== null, 'streaming');
+      assert.equal(st.settings.ioMethod, 'willneed');
+      assert.equal(st.prefault.ioMethod, 'willneed');
+      const children = readFileSync(`/proc/${agent.proc.pid}/task/${agent.proc.pid}/children`, 'utf8').trim();
+      assert.equal(children, '', 'no relaunched child process');
+      const threads = readdirSync(`/proc/${agent.proc.pid}/task`).length;
+      assert.ok(threads < 48, `the agent runs ${threads} threads: libuv's pool was not sized up`);
+      const { code } = await agent.stop('SIGTERM');
+      assert.equal(code, 0, agent.output().slice(-2000));
     } finally {
       await agent.stop('SIGKILL');
     }

@@ -61,3 +61,20 @@ test('run --help lists the options and exits 0', (t) => {
   assert.match(r.stdout, /PG_PREFAULTER_METRICS_LISTEN/);
   assert.match(r.stdout, /-D, --pgdata PATH/);
 });
+
+test('run --check reports what io_method runs as; an unknown method is refused by name', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgpf-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const auto = cli(['run', '--check'], dir);
+  assert.equal(auto.code, 0, auto.stderr);
+  // On Linux with koffi installed (this project's supported platform) auto means hints.
+  assert.match(auto.stdout, /io_method runs as willneed\b/);
+  assert.match(auto.stdout, /^io_method = "auto"/m);
+  const pread = cli(['run', '--check', '--io-method=pread'], dir);
+  assert.equal(pread.code, 0, pread.stderr);
+  assert.match(pread.stdout, /io_method runs as pread\b/);
+  const bad = cli(['run', '--check'], dir, { PG_PREFAULTER_IO_METHOD: 'mmap' });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /io_method/);
+  assert.match(bad.stderr, /auto, willneed, pread|"auto"/);
+});

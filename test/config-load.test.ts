@@ -45,7 +45,7 @@ test('no sources at all gives the documented defaults', (t) => {
     pgdata: '', host: '/var/run/postgresql', port: 5432, username: 'postgres', database: 'postgres', password: '',
     passwordFile: '', primaryConninfo: '', replicationUser: '', replicationPassword: '', replicationPasswordFile: '',
     sslmode: 'prefer', sslrootcert: '', applicationName: 'pg_prefaulter', replicationSlot: '', source: 'stream',
-    readaheadBytes: 32 * 1024 * 1024, maxPagesAhead: 16384, ioConcurrency: 64, maxOpenFiles: 0, pollIntervalMs: 100,
+    readaheadBytes: 32 * 1024 * 1024, maxPagesAhead: 16384, ioConcurrency: 64, ioMethod: 'auto', maxOpenFiles: 0, pollIntervalMs: 100,
     statusIntervalMs: 10_000, connectTimeoutMs: 10_000, reconnectMinMs: 500, reconnectMaxMs: 30_000,
     metricsListen: '0.0.0.0:9441', logLevel: 'info',
   });

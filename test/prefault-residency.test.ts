@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Prefaulter } from '../src/prefault/index.ts';
+import { Prefaulter, resolveIoMethod } from '../src/prefault/index.ts';
 import { parseLsn } from '../src/wal/index.ts';
 import { selectedVersions, withCluster } from './harness/index.ts';
 import { pendingRecords } from './helpers/pending-wal.ts';
@@ -153,6 +153,35 @@ test(`PG ${version}: prefaulting real pending WAL fills the page cache with exac
       await p.closeAll();
       assert.equal(p.stats.fileHandle.open, 0);
       assert.equal(fdCount(), fdsBefore, 'fd count back to baseline');
+      assert.equal(statSync(relPath).mtimeMs, mtimeBefore, 'mtime unchanged');
+    });
+
+    await t.test('io_method willneed: posix_fadvise hints bring in exactly the same blocks, with no reads', async () => {
+      evict(relPath);
+      assert.equal(residentBlocks(relPath).filter(Boolean).length, 0, 'evicted again');
+      const fds = fdCount();
+      const readLatencies: number[] = [];
+      const h = new Prefaulter({
+        pgdata: standby.dataDir, blockSize: BLOCK, majorVersion: version, catalogVersion, readaheadBytes: 1 << 25, maxPagesAhead: 16384,
+        ioConcurrency: 8, ioMethod: resolveIoMethod('willneed'), observeReadSeconds: (s) => readLatencies.push(s),
+      });
+      assert.equal(h.stats.ioMethod, 'willneed');
+      h.setReplayLsn(replayLsn);
+      for (const r of records) h.offer(r);
+      await h.drain();
+      // The kernel reads hinted pages asynchronously: wait for them to land.
+      let after = residentBlocks(relPath);
+      for (const until = Date.now() + 10_000; reread.some((b) => !after[b]) && Date.now() < until; after = residentBlocks(relPath)) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(after.flatMap((r, b) => (r ? [b] : [])), reread, 'exactly the re-read blocks are resident');
+      assert.equal(h.stats.completed, h.stats.issued, 'the kernel accepted every hint');
+      assert.ok(h.stats.completed >= reread.length, `hints ${h.stats.completed}`);
+      assert.equal(h.stats.readErrors, 0);
+      assert.equal(readLatencies.length, 0, 'no pread was made');
+      assert.ok(h.stats.skipped.image >= imaged.length);
+      await h.closeAll();
+      assert.equal(fdCount(), fds, 'fd count back to baseline');
       assert.equal(statSync(relPath).mtimeMs, mtimeBefore, 'mtime unchanged');
     });
 

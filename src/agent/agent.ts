@@ -4,10 +4,11 @@
 // switches, upstream loss). States:
 //   waiting_for_postgres -> primary_idle | following -> streaming
 import { join } from 'node:path';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { Follower, type FollowerFacts, type FollowerStatus } from '../follower/index.ts';
-import { Prefaulter, checkDataDirectory, type PrefaultStats } from '../prefault/index.ts';
+import { Prefaulter, checkDataDirectory, resolveIoMethod, type PrefaultStats, type ResolvedIoMethod } from '../prefault/index.ts';
 import { parseConninfo, resolveConnOptions, type ConnOptions } from '../replication/conninfo.ts';
 import { ReplicationError } from '../replication/errors.ts';
 import { WalDecoder } from '../wal/decoder.ts';
@@ -17,6 +18,9 @@ import { LocalSource } from './local-source.ts';
 import { StreamSource } from './stream-source.ts';
 import { TimelineEnded, type WalSource } from './wal-source.ts';
 import { resolvePassword, resolveReplicationPassword } from '../config/secrets.ts';
+
+/** Longest stretch of decoding and prefaulting before other events get a turn. */
+const PUMP_SLICE_MS = 10;
 
 export type AgentState = 'waiting_for_postgres' | 'primary_idle' | 'following' | 'streaming' | 'stopped';
 
@@ -67,10 +71,14 @@ export class Agent {
   private runPromise: Promise<void> | null = null;
   private decodeErrorLogAt = 0;
   readonly snap: AgentSnapshot;
+  /** How pages are brought in; resolved once here so a bad io_method fails at start, not at the first page. */
+  private io: ResolvedIoMethod;
 
+  /** Throws when io_method = "willneed" is set but cannot be loaded here. */
   constructor(cfg: Config, log: Logger) {
     this.cfg = cfg;
     this.log = log;
+    this.io = resolveIoMethod(cfg.ioMethod);
     this.followerBackoff = new Backoff(...followerRetryBounds(cfg));
     this.upstreamBackoff = new Backoff(cfg.reconnectMinMs, cfg.reconnectMaxMs);
     const now = Date.now();
@@ -96,6 +104,11 @@ export class Agent {
       lastTick: now,
       startedAt: now,
     };
+  }
+
+  /** How pages are brought in now (io_method as resolved). */
+  get ioMethod(): ResolvedIoMethod {
+    return this.io;
   }
 
   get state(): AgentState {
@@ -124,6 +137,15 @@ export class Agent {
     this.followerBackoff.setBounds(...followerRetryBounds(next));
     this.upstreamBackoff.setBounds(next.reconnectMinMs, next.reconnectMaxMs);
     if (next.ioConcurrency !== prev.ioConcurrency) this.prefaulter?.setIoConcurrency(next.ioConcurrency);
+    if (next.ioMethod !== prev.ioMethod) {
+      try {
+        this.io = resolveIoMethod(next.ioMethod);
+        this.prefaulter?.setIoMethod(this.io);
+        this.log.info({ ioMethod: this.io.method, fallbackReason: this.io.fallbackReason ?? undefined }, `io_method now ${this.io.method}`);
+      } catch (e) {
+        this.log.error({ err: { message: (e as Error).message } }, `keeping io_method ${this.io.method}`);
+      }
+    }
     const restartKeys: (keyof Config)[] = [
       'pgdata', 'host', 'port', 'username', 'database', 'password', 'passwordFile', 'primaryConninfo', 'replicationUser',
       'replicationPassword', 'replicationPasswordFile', 'sslmode', 'sslrootcert', 'applicationName', 'replicationSlot',
@@ -326,6 +348,7 @@ export class Agent {
       readaheadBytes: cfg.readaheadBytes,
       maxPagesAhead: cfg.maxPagesAhead,
       ioConcurrency: cfg.ioConcurrency,
+      ioMethod: this.io,
       maxOpenFiles: cfg.maxOpenFiles || undefined,
       observeReadSeconds: this.observeReadSeconds,
     });
@@ -479,8 +502,17 @@ export class Agent {
     const prefaulter = this.ensurePrefaulter();
     if (this.status?.replayLsn != null) prefaulter.setReplayLsn(this.status.replayLsn);
     let expected = startLsn;
+    let sliceStart = performance.now();
     for await (const chunk of source) {
       if (signal.aborted) return;
+      // Buffered chunks arrive as microtasks: without a macrotask yield now and
+      // then, a burst would hold off /healthz (a liveness probe), /metrics and
+      // the replay-position polls that move the window, for its whole length.
+      if (performance.now() - sliceStart > PUMP_SLICE_MS) {
+        await yieldToEventLoop();
+        sliceStart = performance.now();
+        if (signal.aborted) return;
+      }
       if (chunk.lsn !== expected) {
         throw new Error(`WAL source jumped from ${formatLsn(expected)} to ${formatLsn(chunk.lsn)}; restarting`);
       }
@@ -548,6 +580,7 @@ export class Agent {
       reconnects: { ...s.reconnects },
       settings: {
         ioConcurrency: this.cfg.ioConcurrency,
+        ioMethod: this.io.method,
         readaheadBytes: this.cfg.readaheadBytes,
         maxPagesAhead: this.cfg.maxPagesAhead,
         source: this.cfg.source,

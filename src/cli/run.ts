@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.ts';
 import { createLogger } from '../log.ts';
 import { Agent } from '../agent/agent.ts';
 import { startAgentHttp } from '../agent/http.ts';
-import { relaunchWithThreadpool, sizeThreadpool } from '../prefault/index.ts';
+import { relaunchWithThreadpool, resolveIoMethod, sizeThreadpool, type ResolvedIoMethod } from '../prefault/index.ts';
 
 const STOP_DEADLINE_MS = 1800;
 
@@ -27,15 +27,25 @@ export default async function runCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const config = loaded.config;
+  let io: ResolvedIoMethod;
+  try {
+    io = resolveIoMethod(config.ioMethod);
+  } catch (e) {
+    process.stderr.write(`pg-prefaulter run: ${(e as Error).message}\n`);
+    return 2;
+  }
   if (loaded.check) {
-    process.stdout.write(`# configuration is valid${loaded.configPath ? ` (${loaded.configPath})` : ''}\n${effectiveConfigToml(config, loaded.sources)}`);
+    process.stdout.write(`# configuration is valid${loaded.configPath ? ` (${loaded.configPath})` : ''}; io_method runs as ${io.method}${io.fallbackReason ? ` (${io.fallbackReason})` : ''}\n${effectiveConfigToml(config, loaded.sources)}`);
     return 0;
   }
-  // A pool smaller than io_concurrency would cap concurrent reads: rerun once with it sized.
-  const pool = sizeThreadpool(config.ioConcurrency);
-  if (pool.effective < pool.requested) {
-    const code = await relaunchWithThreadpool(pool);
-    if (code !== null) return code;
+  // Each pread holds a libuv pool thread: a pool smaller than io_concurrency
+  // would cap them, so rerun once with it sized. Hints need no pool.
+  if (io.method === 'pread') {
+    const pool = sizeThreadpool(config.ioConcurrency);
+    if (pool.effective < pool.requested) {
+      const code = await relaunchWithThreadpool(pool);
+      if (code !== null) return code;
+    }
   }
   return runAgent(config, loaded.configPath, argv);
 }
@@ -51,7 +61,8 @@ export async function runAgent(config: Config, configPath: string | null, argv: 
     log.fatal({ err: { message: (e as Error).message } }, `cannot listen on metrics_listen ${config.metricsListen}`);
     return 1;
   }
-  log.info({ configPath, metrics: http?.address ?? null, pid: process.pid }, 'pg-prefaulter started');
+  log.info({ configPath, metrics: http?.address ?? null, pid: process.pid, ioMethod: agent.ioMethod.method }, 'pg-prefaulter started');
+  if (agent.ioMethod.fallbackReason) log.warn(`io_method auto runs as pread: ${agent.ioMethod.fallbackReason}`);
 
   const running = agent.start();
   let stopping: Promise<void> | null = null;

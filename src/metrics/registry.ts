@@ -14,6 +14,8 @@ export type SkipReason = (typeof SKIP_REASONS)[number];
 export const RECONNECT_TARGETS = ['follower', 'upstream'] as const;
 export const WAL_SOURCES = ['stream', 'local'] as const;
 export type WalSource = (typeof WAL_SOURCES)[number];
+export const IO_METHODS_RUN = ['willneed', 'pread'] as const;
+export type IoMethodRun = (typeof IO_METHODS_RUN)[number];
 
 /** pread latency buckets, 50 us .. 100 ms (page cache hit .. slow network disk). */
 export const PREAD_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
@@ -31,6 +33,7 @@ export const METRIC_NAMES: string[] = [
   'pg_prefaulter_stream_lsn_bytes',
   'pg_prefaulter_prefault_ahead_bytes',
   'pg_prefaulter_prefault_ahead_pages',
+  'pg_prefaulter_io_method',
   'pg_prefaulter_prefaults_issued_total',
   'pg_prefaulter_prefaults_completed_total',
   'pg_prefaulter_prefaults_skipped_total',
@@ -73,6 +76,7 @@ export class AgentMetrics {
   readonly streamLsn: Gauge;
   readonly prefaultAheadBytes: Gauge;
   readonly prefaultAheadPages: Gauge;
+  readonly ioMethod: Gauge<'method'>;
   readonly prefaultsIssued: Counter;
   readonly prefaultsCompleted: Counter;
   readonly prefaultsSkipped: Counter<'reason'>;
@@ -112,14 +116,15 @@ export class AgentMetrics {
     this.streamLsn = gauge('pg_prefaulter_stream_lsn_bytes', 'End of the WAL the agent has read, as a byte position');
     this.prefaultAheadBytes = gauge('pg_prefaulter_prefault_ahead_bytes', 'How far the prefaulter is ahead of replay, in WAL bytes');
     this.prefaultAheadPages = gauge('pg_prefaulter_prefault_ahead_pages', 'Pages prefaulted ahead of replay and not yet replayed');
-    this.prefaultsIssued = counter('pg_prefaulter_prefaults_issued_total', 'Page reads issued');
-    this.prefaultsCompleted = counter('pg_prefaulter_prefaults_completed_total', 'Page reads completed');
+    this.ioMethod = gauge('pg_prefaulter_io_method', 'How pages are prefaulted: 1 for the method in use (willneed: posix_fadvise hints; pread: reads), 0 for the other', ['method']);
+    this.prefaultsIssued = counter('pg_prefaulter_prefaults_issued_total', 'Page prefaults issued (hints given or reads started)');
+    this.prefaultsCompleted = counter('pg_prefaulter_prefaults_completed_total', 'Page prefaults done (hints the kernel accepted or reads finished)');
     this.prefaultsSkipped = counter('pg_prefaulter_prefaults_skipped_total', 'Block references not read, by reason', ['reason']);
     this.readErrors = counter('pg_prefaulter_read_errors_total', 'Page reads that failed (other than missing files)');
     this.preadDuration = new Histogram({
-      name: 'pg_prefaulter_pread_duration_seconds', help: 'Duration of one page read (pread)', buckets: PREAD_BUCKETS, registers,
+      name: 'pg_prefaulter_pread_duration_seconds', help: 'Duration of one page read (io_method pread only)', buckets: PREAD_BUCKETS, registers,
     });
-    this.readsInFlight = gauge('pg_prefaulter_reads_in_flight', 'Page reads in progress');
+    this.readsInFlight = gauge('pg_prefaulter_reads_in_flight', 'Page reads in progress (pread; hints return at once)');
     this.decodeErrors = counter('pg_prefaulter_decode_errors_total', 'WAL records that could not be decoded');
     this.walRecords = counter('pg_prefaulter_wal_records_total', 'WAL records decoded, by resource manager', ['rmgr']);
     this.walBytes = counter('pg_prefaulter_wal_bytes_total', 'WAL bytes decoded, by resource manager', ['rmgr']);
@@ -139,6 +144,7 @@ export class AgentMetrics {
     this.setState('waiting_for_postgres');
     this.setRole('unknown');
     for (const s of WAL_SOURCES) this.walSource.set({ source: s }, 0);
+    this.setIoMethod(null);
     for (const r of SKIP_REASONS) this.prefaultsSkipped.inc({ reason: r }, 0);
     for (const t of RECONNECT_TARGETS) this.reconnects.inc({ target: t }, 0);
     this.upstreamConnected.set(0);
@@ -150,6 +156,11 @@ export class AgentMetrics {
 
   setRole(role: Role): void {
     for (const r of ROLES) this.role.set({ role: r }, r === role ? 1 : 0);
+  }
+
+  /** The io method in use, or null before the agent has decided. */
+  setIoMethod(method: IoMethodRun | null): void {
+    for (const m of IO_METHODS_RUN) this.ioMethod.set({ method: m }, m === method ? 1 : 0);
   }
 
   /** The current WAL source, or null when none is active. */

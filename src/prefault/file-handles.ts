@@ -3,7 +3,7 @@
 // never creates, writes, truncates or locks anything. A file that does not
 // exist (dropped relation, segment not yet extended) is counted as missing
 // and remembered briefly, so a burst of blocks for it costs one open().
-import { close, constants, fstat, open, readFileSync } from 'node:fs';
+import { close, closeSync, constants, fstat, fstatSync, open, openSync, readFileSync } from 'node:fs';
 
 export interface OpenFile {
   readonly path: string;
@@ -134,6 +134,20 @@ export class FileHandles {
     return o.done!;
   }
 
+  /**
+   * The open fd for path, if cached, counted as a hit and made most recent,
+   * without a reference: only for a caller that uses it synchronously (a hint)
+   * and never yields before it is done.
+   */
+  cached(path: string): OpenFile | undefined {
+    const hit = this.lru.get(path);
+    if (hit === undefined) return undefined;
+    this.stats.hits++;
+    this.lru.delete(path);
+    this.lru.set(path, hit);
+    return hit;
+  }
+
   release(f: OpenFile): void {
     f.refs--;
     if (f.refs === 0 && f.closing) this.closeNow(f);
@@ -169,6 +183,45 @@ export class FileHandles {
     while (this.pendingCloses.size > 0) await Promise.all([...this.pendingCloses]);
   }
 
+  /**
+   * Open path now, on this thread (for hints, which are synchronous anyway):
+   * the fd with no reference held, null when the file does not exist, or
+   * 'opening' when an asynchronous open of it is under way (use acquire()).
+   */
+  openNow(path: string, spcOid: number, dbOid: number, relNumber: number): OpenFile | null | 'opening' {
+    if (this.opening.has(path)) return 'opening';
+    this.stats.misses++;
+    let fd: number;
+    try {
+      try {
+        fd = openSync(path, this.flags);
+      } catch (e) {
+        if (!this.noatimeRefused(e)) throw e;
+        fd = openSync(path, this.flags);
+      }
+    } catch (e) {
+      if (this.rememberMissing(path, e)) return null;
+      throw e;
+    }
+    this.stats.open++;
+    let size: number;
+    try {
+      size = fstatSync(fd).size;
+    } catch (e) {
+      closeSync(fd);
+      this.stats.open--;
+      throw e;
+    }
+    return this.publish({ path, fd, size, sizeAt: performance.now(), refs: 0, closing: false, spcOid, dbOid, relNumber });
+  }
+
+  /** refreshSize on this thread. */
+  refreshSizeNow(f: OpenFile, now: number): number {
+    f.size = fstatSync(f.fd).size;
+    f.sizeAt = now;
+    return f.size;
+  }
+
   private async openFile(path: string, spcOid: number, dbOid: number, relNumber: number, o: Opening): Promise<OpenFile | null> {
     const generation = this.generation;
     try {
@@ -176,9 +229,7 @@ export class FileHandles {
       try {
         fd = await openReadOnly(path, this.flags);
       } catch (e) {
-        // O_NOATIME needs file ownership or CAP_FOWNER; fall back to plain O_RDONLY for good.
-        if ((e as NodeJS.ErrnoException).code !== 'EPERM' || (this.flags & O_NOATIME) === 0) throw e;
-        this.flags = constants.O_RDONLY;
+        if (!this.noatimeRefused(e)) throw e;
         fd = await openReadOnly(path, this.flags);
       }
       this.stats.open++;
@@ -195,25 +246,40 @@ export class FileHandles {
       const f: OpenFile = { path, fd, size, sizeAt: performance.now(), refs: o.waiters, closing: false, spcOid, dbOid, relNumber };
       if (generation !== this.generation) {
         f.closing = true; // closeAll() ran meanwhile: close on release, keep nothing
-      } else {
-        this.lru.set(path, f);
-        let files = this.byRel.get(relNumber);
-        if (files === undefined) this.byRel.set(relNumber, (files = new Set()));
-        files.add(f);
-        this.evictOverCapacity();
+        return f;
       }
-      return f;
+      return this.publish(f);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-        this.stats.missing++;
-        this.missingUntil.set(path, performance.now() + this.missingTtlMs);
-        if (this.missingUntil.size > 100_000) this.missingUntil.clear();
-        return null;
-      }
+      if (this.rememberMissing(path, e)) return null;
       throw e;
     } finally {
       this.opening.delete(path);
     }
+  }
+
+  // O_NOATIME needs file ownership or CAP_FOWNER; on EPERM fall back to plain O_RDONLY for good (true: retry).
+  private noatimeRefused(e: unknown): boolean {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM' || (this.flags & O_NOATIME) === 0) return false;
+    this.flags = constants.O_RDONLY;
+    return true;
+  }
+
+  /** ENOENT: remember the path as missing for a while and return true. */
+  private rememberMissing(path: string, e: unknown): boolean {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+    this.stats.missing++;
+    this.missingUntil.set(path, performance.now() + this.missingTtlMs);
+    if (this.missingUntil.size > 100_000) this.missingUntil.clear();
+    return true;
+  }
+
+  private publish(f: OpenFile): OpenFile {
+    this.lru.set(f.path, f);
+    let files = this.byRel.get(f.relNumber);
+    if (files === undefined) this.byRel.set(f.relNumber, (files = new Set()));
+    files.add(f);
+    this.evictOverCapacity();
+    return f;
   }
 
   private evictOverCapacity(): void {

@@ -4,3 +4,4 @@ export { SegmentPaths, relationPath, segmentPath, blocksPerSegment, tablespaceVe
 export { FileHandles, openFileSoftLimit, defaultFileCapacity, type FileHandleStats } from './file-handles.ts';
 export type { SkipCounts, SkipReason } from './skip.ts';
 export { checkDataDirectory } from './data-directory.ts';
+export { resolveIoMethod, loadWillneed, IO_METHODS, type IoMethod, type IoMethodSetting, type ResolvedIoMethod } from './willneed.ts';

@@ -1,6 +1,7 @@
 // The prefault engine's facade: the agent offers every decoded record in LSN
-// order and reports the follower's replay LSN; we read (pread, into the page
-// cache) the blocks replay is about to need, a window ahead of it.
+// order and reports the follower's replay LSN; we bring the blocks replay is
+// about to need into the page cache, a window ahead of it: by hinting them to
+// the kernel (posix_fadvise WILLNEED) or by reading them (pread).
 // Read-only by construction: files are opened O_RDONLY, never created,
 // written, truncated or locked, and the process never chdir()s into PGDATA.
 import type { WalRecord } from '../wal/types.ts';
@@ -8,6 +9,7 @@ import { FileHandles, type FileHandleStats, type OpenFile } from './file-handles
 import { BlockReader } from './io.ts';
 import { SegmentPaths } from './paths.ts';
 import { BlockPlanner } from './planner.ts';
+import type { ResolvedIoMethod, WillneedHint } from './willneed.ts';
 import { emptySkipCounts, type SkipCounts } from './skip.ts';
 import { ReadaheadWindow } from './window.ts';
 
@@ -22,6 +24,8 @@ export interface PrefaultOptions {
   maxPagesAhead: number;
   /** Concurrent preads (agent default 64; the libuv pool must be sized to match: sizeThreadpool). */
   ioConcurrency: number;
+  /** How blocks are brought in (resolveIoMethod); default pread. */
+  ioMethod?: ResolvedIoMethod | undefined;
   /** Cap on cached fds (default: RLIMIT_NOFILE soft limit minus headroom). */
   maxOpenFiles?: number | undefined;
   observeReadSeconds?: ((s: number) => void) | undefined;
@@ -38,9 +42,9 @@ export interface PrefaultStats {
   recordsBehind: number;
   /** blocks accepted for reading (queued) */
   requested: number;
-  /** preads submitted */
+  /** preads submitted, or hints given */
   issued: number;
-  /** preads finished */
+  /** preads finished, or hints the kernel accepted */
   completed: number;
   skipped: SkipCounts;
   /** read jobs waiting for an I/O slot */
@@ -53,6 +57,7 @@ export interface PrefaultStats {
   fileHandle: FileHandleStats;
   readErrors: number;
   ioConcurrency: number;
+  ioMethod: 'willneed' | 'pread';
 }
 
 /** Files whose size was checked this recently are trusted for beyond-EOF decisions. */
@@ -66,10 +71,12 @@ export class Prefaulter {
   private readonly window: ReadaheadWindow;
   private readonly planner: BlockPlanner;
   private readonly blockSize: number;
+  private hint: WillneedHint | null;
   private readonly takeWaiting = (rec: WalRecord): void => this.planRecord(rec, performance.now());
 
   constructor(opts: PrefaultOptions) {
     this.blockSize = opts.blockSize;
+    this.hint = opts.ioMethod?.hint ?? null;
     this.paths = new SegmentPaths({
       pgdata: opts.pgdata,
       blockSize: opts.blockSize,
@@ -95,6 +102,7 @@ export class Prefaulter {
       fileHandle: this.handles.stats,
       readErrors: 0,
       ioConcurrency: opts.ioConcurrency,
+      ioMethod: this.hint !== null ? 'willneed' : 'pread',
     };
     // The reader keeps issued/completed/inFlight/readErrors live in this.stats.
     this.reader = new BlockReader(
@@ -144,6 +152,12 @@ export class Prefaulter {
     this.stats.ioConcurrency = n;
   }
 
+  /** Switch between hints and reads (SIGHUP); blocks already queued use the new one. */
+  setIoMethod(m: ResolvedIoMethod): void {
+    this.hint = m.hint;
+    this.stats.ioMethod = m.hint !== null ? 'willneed' : 'pread';
+  }
+
   /** Resolves when every queued read has finished. */
   async drain(): Promise<void> {
     await this.reader.idle();
@@ -184,6 +198,10 @@ export class Prefaulter {
     }
     const offset = this.paths.offsetOf(block);
     this.stats.requested++;
+    // Hints are synchronous end to end (open, fstat, fadvise on this thread):
+    // no job, promise or closure per block, and the first hint goes out with
+    // the first record instead of after an open() on the threadpool.
+    if (this.hint !== null && this.hintNow(path, offset, spc, db, rel)) return;
     this.reader.schedule(() => this.readOne(path, offset, spc, db, rel));
     this.stats.queued = this.reader.queued;
   }
@@ -211,7 +229,8 @@ export class Prefaulter {
         }
       }
       this.stats.queued = this.reader.queued;
-      await this.reader.readBlock(file.fd, offset);
+      if (this.hint !== null) this.hintBlock(file.fd, offset, path);
+      else await this.reader.readBlock(file.fd, offset);
     } catch (e) {
       // open/fstat failures other than ENOENT (EACCES, EMFILE, ...): count and carry on.
       this.reader.stats.readErrors++;
@@ -219,6 +238,53 @@ export class Prefaulter {
     } finally {
       if (file !== null) this.handles.release(file);
     }
+  }
+
+  /** Hint one block now; false only when an asynchronous open of its file is under way (then queue it). */
+  private hintNow(path: string, offset: number, spc: number, db: number, rel: number): boolean {
+    const skipped = this.stats.skipped;
+    let file: OpenFile | null | 'opening' | undefined = this.handles.cached(path);
+    try {
+      if (file === undefined) {
+        const now = performance.now();
+        if (this.handles.isMissing(path, now)) {
+          skipped.missing_file++;
+          return true;
+        }
+        file = this.handles.openNow(path, spc, db, rel);
+        if (file === 'opening') return false;
+        if (file === null) {
+          skipped.missing_file++;
+          return true;
+        }
+      }
+      if (offset + this.blockSize > file.size) {
+        // The file may have grown since we looked (replay extends relations).
+        const now = performance.now();
+        if (now - file.sizeAt < SIZE_FRESH_MS || offset + this.blockSize > this.handles.refreshSizeNow(file, now)) {
+          skipped.beyond_eof++;
+          return true;
+        }
+      }
+    } catch (e) {
+      // open/fstat failures other than ENOENT (EACCES, EMFILE, ...): count and carry on.
+      this.stats.readErrors++;
+      this.reader.lastError = e instanceof Error ? e : new Error(String(e));
+      return true;
+    }
+    this.hintBlock(file.fd, offset, path);
+    return true;
+  }
+
+  private hintBlock(fd: number, offset: number, path: string): void {
+    this.stats.issued++;
+    const errno = this.hint!(fd, offset, this.blockSize);
+    if (errno === 0) {
+      this.stats.completed++;
+      return;
+    }
+    this.stats.readErrors++;
+    this.reader.lastError = new Error(`posix_fadvise(WILLNEED) on ${path} at ${offset} failed with errno ${errno}`);
   }
 
   /** The last read/open error, for logs. */

@@ -35,3 +35,17 @@ export function warm(path: string): void {
     closeSync(fd);
   }
 }
+
+/**
+ * residentBytes once at least `bytes` are resident, or after `ms`: pages
+ * hinted with posix_fadvise(WILLNEED) arrive asynchronously, after the hint.
+ */
+export async function residentBytesSettled(path: string, bytes: number, ms = 10_000): Promise<number> {
+  const until = Date.now() + ms;
+  let got = residentBytes(path);
+  while (got < bytes && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 50));
+    got = residentBytes(path);
+  }
+  return got;
+}
