@@ -50,6 +50,8 @@ test(`status --json (PG ${version}) returns the documented fields from a running
       assert.equal(out.follower.upstream, `127.0.0.1:${c.primary.port}`);
       const text = await run(process.execPath, [BIN, 'status', '--url', agent.url]);
       assert.match(text.stdout, /^agent\s+streaming/m);
+      assert.equal(out.agent.settings.ioMethod, 'willneed');
+      assert.match(text.stdout, /^prefaults\s+willneed\s+issued \d+/m, 'the text view names the io method in use');
     } finally {
       await agent.stop('SIGKILL');
     }

@@ -78,3 +78,23 @@ test('run --check reports what io_method runs as; an unknown method is refused b
   assert.match(bad.stderr, /io_method/);
   assert.match(bad.stderr, /auto, willneed, pread|"auto"/);
 });
+
+test('without the FFI (koffi not loadable) auto falls back to pread and an explicit willneed is refused, naming what to set', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgpf-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // A platform without koffi's prebuilt binary, simulated: resolving 'koffi' fails.
+  const preload = join(dir, 'no-koffi.cjs');
+  writeFileSync(preload, `const M = require('module'); const orig = M._resolveFilename;
+M._resolveFilename = function (request, ...rest) {
+  if (request === 'koffi') throw Object.assign(new Error("Cannot find module 'koffi'"), { code: 'MODULE_NOT_FOUND' });
+  return orig.call(this, request, ...rest);
+};\n`);
+  const env = { NODE_OPTIONS: `--require ${preload}` };
+  const auto = cli(['run', '--check'], dir, env);
+  assert.equal(auto.code, 0, auto.stderr);
+  assert.match(auto.stdout, /io_method runs as pread \(cannot load posix_fadvise through koffi \(Cannot find module 'koffi'\)\)/);
+  const explicit = cli(['run', '--check', '--io-method', 'willneed'], dir, env);
+  assert.equal(explicit.code, 2, explicit.stdout);
+  assert.match(explicit.stderr, /io_method = "willneed" is not available: cannot load posix_fadvise through koffi/);
+  assert.match(explicit.stderr, /set io_method = "pread" or "auto"/);
+});

@@ -119,7 +119,7 @@ function render(out: Record<string, unknown>): string {
       `replay     ${a.replayLsn ?? '-'}${a.replayPaused ? ' (paused)' : ''}   receive ${a.receiveLsn ?? '-'}   stream ${a.streamLsn ?? '-'}`,
       `lag        ${mib(a.lagBytes)}   ${Number(a.lagSeconds ?? 0).toFixed(1)} s`,
       `ahead      ${mib(a.aheadBytes)}   ${a.aheadPages ?? 0} pages`,
-      `prefaults  issued ${p.issued ?? 0}   completed ${p.completed ?? 0}   in flight ${p.inFlight ?? 0}`,
+      `prefaults  ${p.ioMethod ?? '-'}   issued ${p.issued ?? 0}   completed ${p.completed ?? 0}   in flight ${p.inFlight ?? 0}`,
       `skipped    ${Object.entries(skipped).map(([k, v]) => `${k} ${v}`).join('   ') || '-'}`,
       `files      open ${fh.open ?? 0}   hits ${fh.hits ?? 0}   misses ${fh.misses ?? 0}`,
       `decoded    ${a.walRecords ?? 0} records, ${mib(a.walBytes)}, ${a.decodeErrors ?? 0} errors`,
