@@ -251,6 +251,28 @@ export function agentStreaming(metrics: string): boolean {
   return /^pg_prefaulter_state\{state="streaming"\} 1$/m.test(metrics) && /^pg_prefaulter_upstream_connected 1$/m.test(metrics);
 }
 
+/** User and system CPU seconds of one process (clock ticks of /proc/<pid>/stat). */
+export function userSystem(pid: number): { user: number; system: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(rest[11]) / CLOCK_TICKS, system: Number(rest[12]) / CLOCK_TICKS };
+  } catch {
+    return null;
+  }
+}
+
+/** Selected /proc/vmstat counters (memory-management events machine-wide), for diagnosing odd runs. */
+export function vmstat(): Record<string, number> {
+  const out: Record<string, number> = {};
+  const keep = /^(pgfault|pgmajfault|allocstall_\w+|pgscan_direct|pgsteal_direct|pgscan_kswapd|thp_fault_alloc|thp_fault_fallback|pgactivate|pgdeactivate|pgrefill|workingset_refault_file|compact_stall|numa_hint_faults|pgpromote_success|pgmigrate_success)$/;
+  for (const line of readFileSync('/proc/vmstat', 'utf8').split('\n')) {
+    const [k, v] = line.split(' ');
+    if (k && v && keep.test(k)) out[k] = Number(v);
+  }
+  return out;
+}
+
 /** CPU time and run-queue wait of one process (its main thread), seconds, from /proc/<pid>/schedstat. */
 export function schedStat(pid: number): { cpuSeconds: number; runqueueWaitSeconds: number } | null {
   try {

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, sleep, type Cluster } from '../test/harness/index.ts';
 import { ALL_VARIANTS, parseBenchArgs, USAGE, type BenchMode, type BenchOptions, type VariantName } from './replay-args.ts';
-import { agentAvailable, agentStreaming, metricSum, sampleProc, schedStat, startAgent, threadCpuSince, type RunningAgent, type TreeSample } from './replay-agent.ts';
+import { agentAvailable, agentStreaming, metricSum, sampleProc, schedStat, startAgent, threadCpuSince, userSystem, vmstat, type RunningAgent, type TreeSample } from './replay-agent.ts';
 import { evict, relationFiles, residency, warm } from './replay-cache.ts';
 import { createBenchCluster, flushSlowIoCounters, loadTable, parkStandby, replayReached, runBurst, type Burst, type LoadedTable } from './replay-cluster.ts';
 import { agentTable, replayTable, runsTable, summarize, targetsTable, type AgentFigures, type RunResult } from './replay-report.ts';
@@ -299,12 +299,20 @@ async function runLive(ctx: Context, variant: VariantName, rep: number): Promise
     const replayPid = startupRows[0] ? Number(startupRows[0].pid) : null;
     const schedBefore = replayPid === null ? null : schedStat(replayPid);
     const before = agent ? sampleProc(agent.pid) : null;
+    const traceBefore = process.env.BENCH_TRACE && replayPid !== null ? { cpu: userSystem(replayPid), vm: vmstat() } : null;
     const t0 = performance.now();
     if (process.env.BENCH_TRACE) log(`${prep.tag}: t0 monotonic ${process.hrtime.bigint() / 1000n} us`);
     agent?.signalTree('SIGCONT');
     await standby.resumeReplay();
     const t = await timeReplay(ctx, prep.tag, burst.endLsn, t0, agent);
     const schedAfter = replayPid === null ? null : schedStat(replayPid);
+    if (traceBefore && replayPid !== null) {
+      // BENCH_TRACE: where the replay process's CPU went (user/system) and what memory management did meanwhile.
+      const cpu = userSystem(replayPid);
+      const vm = vmstat();
+      const vmDelta = Object.entries(vm).map(([k, v]) => [k, v - (traceBefore.vm[k] ?? 0)] as const).filter(([, d]) => d !== 0);
+      log(`${prep.tag}: replay user ${((cpu?.user ?? 0) - (traceBefore.cpu?.user ?? 0)).toFixed(2)} s, system ${((cpu?.system ?? 0) - (traceBefore.cpu?.system ?? 0)).toFixed(2)} s; vmstat ${vmDelta.map(([k, d]) => `${k} ${d}`).join(', ')}`);
+    }
     const result = await finish(ctx, variant, rep, prep, { ...t, startupSeconds: 0, t0 }, agent, before);
     if (schedBefore && schedAfter) {
       result.replayCpuS = schedAfter.cpuSeconds - schedBefore.cpuSeconds;
