@@ -310,11 +310,11 @@ test('bad config values and unknown keys: exit code 2 naming the key, nothing st
   }
 });
 
-test(`PG ${version}: SIGHUP applies a changed io_concurrency live; SIGTERM under load exits 0 within 2 s; metrics bound to loopback only`, async (t) => {
+test(`PG ${version}: SIGHUP applies a changed io_concurrency and io_method live; SIGTERM under load exits 0 within 2 s; metrics bound to loopback only`, async (t) => {
   await withCluster(version, { name: 'fault-signals', ...CONF }, async (c) => {
     const dir = mkdtempSync(join(tmpdir(), 'fault-signals-'));
     const config = join(dir, 'pg-prefaulter.toml');
-    writeFileSync(config, 'io_concurrency = 4\n');
+    writeFileSync(config, 'io_concurrency = 4\nio_method = "pread"\n');
     await c.primary.exec('create table busy (id int primary key, v int, f text); insert into busy select g, 0, repeat(\'b\', 300) from generate_series(1, 20000) g;');
     const agent = await startAgent(agentArgs(c.standby, ['--config', config]));
     let loading = true;
@@ -325,6 +325,7 @@ test(`PG ${version}: SIGHUP applies a changed io_concurrency live; SIGTERM under
       const st0 = await agent.waitFor((s) => s.state === 'streaming' && (s.prefault?.completed ?? 0) > 0, 'prefaulting under load');
       assert.equal(st0.settings.ioConcurrency, 4);
       assert.equal(st0.prefault.ioConcurrency, 4);
+      assert.equal(st0.prefault.ioMethod, 'pread');
       const pid = agent.proc.pid;
 
       // Metrics: bound where configured (127.0.0.1), not on every address.
@@ -345,7 +346,7 @@ test(`PG ${version}: SIGHUP applies a changed io_concurrency live; SIGTERM under
         assert.equal(reached, false, `metrics reachable on ${external.address}`);
       }
 
-      writeFileSync(config, 'io_concurrency = 16\n');
+      writeFileSync(config, 'io_concurrency = 16\nio_method = "pread"\n');
       process.kill(pid!, 'SIGHUP');
       const st1 = await agent.waitFor((s) => s.settings?.ioConcurrency === 16 && s.prefault?.ioConcurrency === 16, 'io_concurrency 16 in force', 10_000);
       assert.equal(agent.proc.pid, pid);
@@ -363,8 +364,16 @@ test(`PG ${version}: SIGHUP applies a changed io_concurrency live; SIGTERM under
       for (let i = 0; !/config reload failed/.test(agent.output()) && i < 40; i++) await sleep(50);
       assert.match(agent.output(), /config reload failed/);
 
+      // Reads to hints, live: same session, and prefaulting goes on with hints.
+      writeFileSync(config, 'io_concurrency = 16\nio_method = "willneed"\n');
+      process.kill(pid!, 'SIGHUP');
+      const st2 = await agent.waitFor((s) => s.settings?.ioMethod === 'willneed' && s.prefault?.ioMethod === 'willneed', 'io_method willneed in force', 10_000);
+      assert.equal(st2.reconnects.follower, st0.reconnects.follower, 'switching io_method restarted the session');
+      await agent.waitFor((s) => (s.prefault?.completed ?? 0) > st2.prefault.completed, 'hints after the switch', 10_000);
+      assert.match(await agent.scrape(), /^pg_prefaulter_io_method\{method="willneed"\} 1$/m);
+
       // A setting that needs a new session (readahead) restarts it in place: same process, no handle leaked.
-      writeFileSync(config, 'io_concurrency = 16\nreadahead_bytes = "8MiB"\n');
+      writeFileSync(config, 'io_concurrency = 16\nio_method = "willneed"\nreadahead_bytes = "8MiB"\n');
       process.kill(pid!, 'SIGHUP');
       await agent.waitFor((s) => s.settings?.readaheadBytes === 8 * 1048576 && s.state === 'streaming', 'streaming again with readahead 8MiB', 10_000);
       assert.equal(agent.proc.pid, pid);
