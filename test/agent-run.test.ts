@@ -194,3 +194,29 @@ test(`PG ${version}: the upstream password comes from the follower's primary_con
     },
   );
 });
+
+test(`PG ${version}: the agent advises turning PostgreSQL's own recovery prefetch off, and only while it is on`, { skip: version < 15 ? 'recovery_prefetch exists on PostgreSQL 15+' : false }, async () => {
+  await withCluster(version, { name: 'agent-builtin-prefetch' }, async (c) => {
+    const advice = /recovery prefetcher is on \(recovery_prefetch = try\).*set recovery_prefetch = off/;
+    // The default is "try": on wherever posix_fadvise exists.
+    assert.equal(await c.standby.scalar<string>('show recovery_prefetch'), 'try');
+    const first = await startAgent(agentArgs(c));
+    try {
+      await first.waitFor((s) => s.state === 'streaming', 'streaming');
+      for (let i = 0; !advice.test(first.output()) && i < 40; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.match(first.output(), advice);
+      assert.equal(first.output().match(/recovery prefetcher is on/g)?.length, 1, 'said once');
+    } finally {
+      await first.stop('SIGKILL');
+    }
+    await c.standby.query(`alter system set recovery_prefetch = off`);
+    await c.standby.query('select pg_reload_conf()');
+    const second = await startAgent(agentArgs(c));
+    try {
+      await second.waitFor((s) => s.state === 'streaming', 'streaming');
+      assert.doesNotMatch(second.output(), /recovery prefetcher is on/);
+    } finally {
+      await second.stop('SIGKILL');
+    }
+  });
+});

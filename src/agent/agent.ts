@@ -240,6 +240,7 @@ export class Agent {
       { serverVersionNum: this.facts.serverVersionNum, dataDirectory: this.facts.dataDirectory, blockSize: this.facts.blockSize },
       'connected to the follower',
     );
+    await this.adviseOnBuiltinPrefetch(follower);
     let pipeline: Promise<void> | null = null;
     while (!signal.aborted) {
       // A follower that stops answering (frozen connection, hung server) must end the
@@ -273,6 +274,24 @@ export class Agent {
     }
     this.pipelineController?.abort();
     if (pipeline) await pipeline;
+  }
+
+  // Both prefetchers hint the same pages: twice the I/O requests and CPU for
+  // no gain (docs/benchmarks.md, prefaulter+builtin). Said once per setting
+  // value, not on every reconnect.
+  private builtinPrefetchAdvised = '';
+  private async adviseOnBuiltinPrefetch(follower: Follower): Promise<void> {
+    const b = await answerWithin(follower.builtinPrefetch(), this.cfg.connectTimeoutMs, 'the recovery_prefetch query');
+    const on = b !== null && (b.recoveryPrefetch === 'on' || b.recoveryPrefetch === 'try');
+    const key = b === null ? '' : b.recoveryPrefetch;
+    if (on && key !== this.builtinPrefetchAdvised) {
+      this.log.warn(
+        { recoveryPrefetch: b.recoveryPrefetch, maintenanceIoConcurrency: b.maintenanceIoConcurrency },
+        `the follower's own recovery prefetcher is on (recovery_prefetch = ${b.recoveryPrefetch}): it hints the same pages as pg-prefaulter; `
+          + 'set recovery_prefetch = off on the follower (replay was faster with it off next to pg-prefaulter, see docs/benchmarks.md)',
+      );
+    }
+    this.builtinPrefetchAdvised = key;
   }
 
   private onStatus(s: FollowerStatus): void {

@@ -113,7 +113,7 @@ export const KEYS: readonly KeyDef[] = [
     description: 'Maximum number of distinct pages prefaulted ahead of replay' }),
   def({ key: 'io_method', field: 'ioMethod', type: 'enum', default: 'auto', values: IO_METHODS,
     description: 'How pages are brought into the page cache: "willneed" asks the kernel to read them (posix_fadvise, as '
-      + 'PostgreSQL\'s recovery_prefetch does; ~1 us of CPU per page, no thread waits), "pread" reads each one on a '
+      + 'PostgreSQL\'s recovery_prefetch does: one syscall per page, no thread waits), "pread" reads each one on a '
       + 'libuv thread (io_concurrency at a time), "auto" = willneed on Linux, else pread' }),
   def({ key: 'io_concurrency', field: 'ioConcurrency', type: 'int', default: 64, min: 1, max: 1024,
     description: 'Concurrent page reads (io_method = "pread"; with "willneed", concurrent file opens)' }),

@@ -177,6 +177,24 @@ export class Follower {
     }
   }
 
+  /**
+   * PostgreSQL's own recovery prefetcher (15+): the recovery_prefetch setting
+   * ("try", the default, is on wherever posix_fadvise exists) and
+   * maintenance_io_concurrency; null before 15 or when it cannot be read.
+   */
+  async builtinPrefetch(): Promise<{ recoveryPrefetch: string; maintenanceIoConcurrency: number } | null> {
+    try {
+      const rows = await this.sql.unsafe<{ rp: string | null; mic: string | null }[]>(
+        `select current_setting('recovery_prefetch', true) as rp, current_setting('maintenance_io_concurrency', true) as mic`,
+      );
+      const r = rows[0];
+      if (!r || r.rp === null) return null;
+      return { recoveryPrefetch: r.rp, maintenanceIoConcurrency: Number(r.mic ?? 0) };
+    } catch {
+      return null;
+    }
+  }
+
   async close(): Promise<void> {
     await this.sql.end({ timeout: 2 });
   }
