@@ -55,7 +55,8 @@ Modes (--mode):
             when both resume together: a lagging follower in steady state.
 
 Options:
-  --mode restart,live   one or both, on the same data set (default restart)
+  --mode restart,live   one or both, on the same data set (default live:
+                        replay paused during the burst, then resumed)
   --pg 15,17            PostgreSQL major versions (default 17)
   --size-mb N           table size on disk (default 2048)
   --updates N           updates in the burst (default 20000)
@@ -109,7 +110,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   }
   const fpw = values.fpw ?? 'off';
   if (fpw !== 'on' && fpw !== 'off') throw new Error(`--fpw must be on or off, got "${fpw}"`);
-  const modes = (values.mode ?? 'restart').split(',').filter(Boolean);
+  const modes = (values.mode ?? 'live').split(',').filter(Boolean);
   for (const m of modes) if (m !== 'restart' && m !== 'live') throw new Error(`--mode must be restart, live or restart,live; got "${m}"`);
   const variants = (values.variants ?? DEFAULT_VARIANTS.join(',')).split(',').filter(Boolean);
   for (const v of variants) {
