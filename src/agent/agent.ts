@@ -7,18 +7,22 @@ import { join } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
-import { Follower, type FollowerFacts, type FollowerStatus } from '../follower/index.ts';
+import { Follower, FollowerConnectError, type FollowerFacts, type FollowerStatus } from '../follower/index.ts';
 import { Prefaulter, checkDataDirectory, resolveIoMethod, type PrefaultStats, type ResolvedIoMethod } from '../prefault/index.ts';
 import { parseConninfo, resolveConnOptions, type ConnOptions } from '../replication/conninfo.ts';
 import { ReplicationError } from '../replication/errors.ts';
 import { WalDecoder } from '../wal/decoder.ts';
 import { formatLsn } from '../lsn.ts';
 import { Backoff, sleep } from './backoff.ts';
+import { waitForFollower } from './follower-wait.ts';
 import { LocalSource } from './local-source.ts';
 import { StreamSource } from './stream-source.ts';
 import { TimelineEnded, type WalSource } from './wal-source.ts';
 import { resolvePassword, resolveReplicationPassword } from '../config/secrets.ts';
 
+/** Retry delay while the follower answers "the database system is starting up", for at most this many retries (1 s). */
+const STARTING_UP_RETRY_MS = 25;
+const STARTING_UP_QUICK_RETRIES = 40;
 /** Longest stretch of decoding and prefaulting before other events get a turn. */
 const PUMP_SLICE_MS = 10;
 
@@ -69,6 +73,8 @@ export class Agent {
   private replayWaiters: (() => void)[] = [];
   private localUntil = 0; // fall back to local pg_wal until this time (ms)
   private runPromise: Promise<void> | null = null;
+  /** Consecutive "starting up" refusals retried quickly. */
+  private quickRetries = 0;
   private decodeErrorLogAt = 0;
   readonly snap: AgentSnapshot;
   /** How pages are brought in; resolved once here so a bad io_method fails at start, not at the first page. */
@@ -174,9 +180,11 @@ export class Agent {
       this.sessionController = new AbortController();
       const onStop = () => this.sessionController?.abort();
       stop.addEventListener('abort', onStop, { once: true });
+      let failure: unknown = null;
       try {
         await this.session(this.sessionController.signal);
       } catch (e) {
+        failure = e;
         if (!stop.aborted) this.logSessionEnd(e);
       } finally {
         stop.removeEventListener('abort', onStop);
@@ -184,7 +192,12 @@ export class Agent {
       }
       if (!stop.aborted && !this.follower) {
         this.snap.reconnects.follower++;
-        await sleep(this.followerBackoff.next(), stop);
+        // 57P03 ("starting up"): the server is about to accept connections, ask again soon; but only
+        // for a while, since the same code also means "hot_standby = off" or "shutting down", for good.
+        const startingUp = failure instanceof FollowerConnectError && failure.startingUp;
+        this.quickRetries = startingUp ? this.quickRetries + 1 : 0;
+        const delay = startingUp && this.quickRetries <= STARTING_UP_QUICK_RETRIES ? STARTING_UP_RETRY_MS : this.followerBackoff.next();
+        await waitForFollower(this.cfg.host, this.cfg.port, delay, stop);
       }
     }
     this.snap.state = 'stopped';

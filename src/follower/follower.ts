@@ -75,6 +75,23 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/**
+ * The follower could not be reached or refused us. `code` is the SQLSTATE or
+ * the socket errno (ENOENT, ECONNREFUSED, ...) when known; `startingUp` means
+ * PostgreSQL is up but not yet accepting connections (57P03), so an early
+ * retry is cheap and useful.
+ */
+export class FollowerConnectError extends Error {
+  readonly code: string | undefined;
+  readonly startingUp: boolean;
+  constructor(msg: string, code: string | undefined) {
+    super(msg);
+    this.name = 'FollowerConnectError';
+    this.code = code;
+    this.startingUp = code === '57P03';
+  }
+}
+
 export class Follower {
   readonly serverVersionNum: number;
   private readonly sql: postgres.Sql;
@@ -109,7 +126,11 @@ export class Follower {
       return new Follower(sql, version, where);
     } catch (e) {
       await sql.end({ timeout: 1 }).catch(() => {});
-      throw new Error(`cannot connect to the follower at ${where}: ${message(e)}; check host/port/user and pg_hba.conf`);
+      const code = (e as { code?: unknown }).code;
+      throw new FollowerConnectError(
+        `cannot connect to the follower at ${where}: ${message(e)}; check host/port/user and pg_hba.conf`,
+        typeof code === 'string' ? code : undefined,
+      );
     }
   }
 

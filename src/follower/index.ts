@@ -1,3 +1,3 @@
-export { Follower } from './follower.ts';
+export { Follower, FollowerConnectError } from './follower.ts';
 export type { FollowerConnOptions, FollowerFacts, FollowerStatus, FollowerUpstream } from './types.ts';
 export { parseLsn, parseLsnOrNull, formatLsn } from '../lsn.ts';

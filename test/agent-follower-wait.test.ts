@@ -1,0 +1,50 @@
+// Waiting for the local PostgreSQL: the wait ends when its socket appears, and
+// a refused connection says why, so the agent can retry at the right pace.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitForFollower } from '../src/agent/follower-wait.ts';
+import { Follower, FollowerConnectError } from '../src/follower/index.ts';
+
+const HOUR = 3_600_000;
+
+test('the wait ends when the server socket appears, not when other files do', { timeout: 20_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgpf-wait-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  let done = false;
+  // An hour-long backoff: only the socket's creation can end it within the test's timeout.
+  const waiting = waitForFollower(dir, 5999, HOUR, new AbortController().signal).then(() => {
+    done = true;
+  });
+  await new Promise((r) => setTimeout(r, 100));
+  writeFileSync(join(dir, '.s.PGSQL.6000'), ''); // another port's socket
+  writeFileSync(join(dir, 'postmaster.log'), '');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(done, false, 'woken by a file that is not our socket');
+  writeFileSync(join(dir, '.s.PGSQL.5999'), '');
+  await waiting;
+  assert.equal(done, true);
+});
+
+test('the wait ends on abort, and falls back to the timer without a socket directory', { timeout: 20_000 }, async () => {
+  const stop = new AbortController();
+  const waiting = waitForFollower('/nonexistent/socket/dir', 5432, HOUR, stop.signal);
+  stop.abort();
+  await waiting;
+  await waitForFollower('/nonexistent/socket/dir', 5432, 10, new AbortController().signal);
+  await waitForFollower('127.0.0.1', 5432, 10, new AbortController().signal);
+});
+
+test('connecting to a socket directory without a server fails with a FollowerConnectError naming the errno', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgpf-nosrv-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  await assert.rejects(Follower.connect({ host: dir, port: 5999, user: 'postgres', database: 'postgres', connectTimeoutMs: 2000 }), (e: unknown) => {
+    assert.ok(e instanceof FollowerConnectError, String(e));
+    assert.equal(e.code, 'ENOENT');
+    assert.equal(e.startingUp, false);
+    assert.match(e.message, /cannot connect to the follower at socket .*\.s\.PGSQL\.5999/);
+    return true;
+  });
+});
