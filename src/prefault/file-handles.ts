@@ -115,11 +115,8 @@ export class FileHandles {
 
   /** An fd for path with refs incremented (call release()), or null if the file does not exist. */
   acquire(path: string, spcOid: number, dbOid: number, relNumber: number): OpenFile | Promise<OpenFile | null> {
-    const hit = this.lru.get(path);
+    const hit = this.cached(path);
     if (hit !== undefined) {
-      this.stats.hits++;
-      this.lru.delete(path);
-      this.lru.set(path, hit);
       hit.refs++;
       return hit;
     }
