@@ -386,7 +386,7 @@ export function sidecars(): SidecarSpec[] {
       }
     }
   }
-  const values = join(K8S_DIR, 'postgres-operator', 'operator-values.yaml');
+  const values = join(K8S_DIR, 'postgres-operator', 'operator-values-v1.yaml');
   for (const c of (at(readYaml(values), 'configGeneral', 'sidecars') ?? []) as Json[]) {
     if (at(c, 'name') !== SIDECAR_NAME) continue;
     const s: SidecarSpec = {

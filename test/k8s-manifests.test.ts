@@ -155,13 +155,13 @@ describe('k8s manifests: parse and validate', () => {
   });
 
   it('the Helm values enable sidecars for every cluster with a valid container', () => {
-    const values = readYaml(join(K8S_DIR, 'postgres-operator', 'operator-values.yaml'));
+    const values = readYaml(join(K8S_DIR, 'postgres-operator', 'operator-values-v1.yaml'));
     assert.equal(at(values, 'configTarget'), 'OperatorConfigurationCRD', 'sidecars only pass through the CRD config target');
     assert.equal(at(values, 'configKubernetes', 'enable_sidecars'), true);
     assert.equal(at(values, 'configKubernetes', 'share_pgsocket_with_sidecars'), true, 'the global sidecar needs the shared socket directory');
     const list = (at(values, 'configGeneral', 'sidecars') ?? []) as Json[];
     assert.ok(Array.isArray(list) && list.length === 1, 'configGeneral.sidecars is a list with the sidecar');
-    validateContainer(list[0]!, 'operator-values.yaml configGeneral.sidecars[0]');
+    validateContainer(list[0]!, 'operator-values-v1.yaml configGeneral.sidecars[0]');
   });
 
   it('image tags and the Dockerfile version label match package.json', () => {
