@@ -5,7 +5,17 @@
 # owned by postgres, so the sidecar must be that uid to read it.
 # See docs/kubernetes.md.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node.js 26 "Lithium", the Active LTS line (Active LTS since 2026-10-28,
+# end of life 2029-04-30); Node 20 reached end of life on 2026-04-30.
+# Pinned by digest, so a rebuild gets the same base until the pin is bumped.
+# CI runs the test suite on this major too (.ci/run, NODE_LTS_VERSION).
+# To bump (docs/kubernetes.md, "Bumping the base image"):
+#   docker buildx imagetools inspect node:26-bookworm-slim   # the index digest
+# then replace the digest below, set NODE_LTS_VERSION in .ci/run to the
+# `node --version` of that image, and run .ci/run.
+ARG NODE_IMAGE=node:26-bookworm-slim@sha256:cd565714d4da3e84bfd341e31448f81d47c6362198f152345297c9c1154e6341
+# Where the source lives (e.g. --build-arg SOURCE_URL="$(git remote get-url origin)").
+ARG SOURCE_URL=""
 
 # --- build: compile TypeScript to dist/ -------------------------------------
 FROM ${NODE_IMAGE} AS build
@@ -28,11 +38,14 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # --- runtime ----------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
+ARG SOURCE_URL
 LABEL org.opencontainers.image.title="pg-prefaulter" \
       org.opencontainers.image.description="Sidecar that cuts PostgreSQL replica apply lag by reading the WAL ahead of replay and prefaulting the pages it touches" \
       org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.licenses="MIT" \
-      org.opencontainers.image.documentation="docs/kubernetes.md"
+      org.opencontainers.image.documentation="docs/kubernetes.md" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.base.name="node:26-bookworm-slim"
 # HOME=/tmp: nothing is written outside /tmp, so readOnlyRootFilesystem works
 # (mount an emptyDir at /tmp). UV_THREADPOOL_SIZE matches the default
 # io_concurrency (64): every concurrent pread holds one libuv pool thread.

@@ -9,8 +9,13 @@ import {
 } from './k8s-helpers.ts';
 import { join } from 'node:path';
 
-// prom-client's default metrics (collectDefaultMetrics) and Prometheus' own `up`.
-const NON_PREFAULTER = /^(process_|nodejs_)|^up$/;
+// prom-client's default metrics (collectDefaultMetrics), Prometheus' own `up`,
+// and what kube-prometheus-stack scrapes anyway: cAdvisor (the kubelet) and kube-state-metrics.
+const NON_PREFAULTER = /^(process_|nodejs_|container_|kube_)|^up$/;
+const FOREIGN_ALLOWED = new Set([
+  'process_cpu_seconds_total', 'process_resident_memory_bytes', 'up',
+  'container_memory_cache', 'container_memory_working_set_bytes', 'kube_pod_container_resource_limits',
+]);
 
 describe('k8s monitoring: metric names', () => {
   it('extracts metric names from PromQL, not functions, labels, variables or numbers', () => {
@@ -45,7 +50,7 @@ describe('k8s monitoring: metric names', () => {
     assert.ok(used.size >= 15, `expected the dashboard and rules to use many metrics, found ${[...used].join(', ')}`);
     const unknown = [...used].filter((n) => !NON_PREFAULTER.test(n) && metricFamily(n, exported) === undefined);
     assert.deepEqual(unknown, [], `used but not in METRIC_NAMES (src/metrics): ${unknown.join(', ')}`);
-    const foreign = [...used].filter((n) => NON_PREFAULTER.test(n) && !/^(process_cpu_seconds_total|process_resident_memory_bytes|up)$/.test(n));
+    const foreign = [...used].filter((n) => NON_PREFAULTER.test(n) && !FOREIGN_ALLOWED.has(n));
     assert.deepEqual(foreign, [], 'only well-known default metrics may be used besides pg_prefaulter_*');
   });
 
@@ -56,7 +61,8 @@ describe('k8s monitoring: metric names', () => {
       'pg_prefaulter_prefaults_issued_total', 'pg_prefaulter_pread_duration_seconds_bucket',
       'pg_prefaulter_prefaults_skipped_total', 'pg_prefaulter_file_handle_cache_hits_total',
       'pg_prefaulter_file_handle_cache_misses_total', 'pg_prefaulter_state', 'pg_prefaulter_upstream_connected',
-      'pg_prefaulter_decode_errors_total',
+      'pg_prefaulter_decode_errors_total', 'pg_prefaulter_timeline', 'pg_prefaulter_io_method',
+      'pg_prefaulter_metrics_collect_errors_total', 'container_memory_cache', 'container_memory_working_set_bytes',
     ]) {
       assert.ok(used.has(family), `dashboard/rules do not use ${family}`);
     }
@@ -99,9 +105,13 @@ describe('k8s monitoring: metric names', () => {
 describe('k8s monitoring: Grafana dashboard', () => {
   const dashboard = loadDashboard();
 
-  it('has datasource, namespace, cluster and pod variables, and every panel uses the datasource variable', () => {
+  it('has datasource, Kubernetes cluster, namespace, pg_cluster and pod variables, and every panel uses the datasource variable', () => {
     const vars = ((at(dashboard, 'templating', 'list') ?? []) as Json[]).map((v) => [at(v, 'name'), at(v, 'type')]);
-    assert.deepEqual(vars, [['datasource', 'datasource'], ['namespace', 'query'], ['cluster', 'query'], ['pod', 'query']]);
+    assert.deepEqual(vars, [['datasource', 'datasource'], ['cluster', 'query'], ['namespace', 'query'], ['pg_cluster', 'query'], ['pod', 'query']]);
+    // kube-prometheus dashboards: `cluster` is the Kubernetes cluster label; "All" (.*) also matches series without it.
+    const cluster = ((at(dashboard, 'templating', 'list') ?? []) as Json[]).find((v) => at(v, 'name') === 'cluster');
+    assert.equal(at(cluster, 'allValue'), '.*');
+    assert.match(String(at(cluster, 'query', 'query')), /label_values\(pg_prefaulter_info, cluster\)/);
     const panels = ((at(dashboard, 'panels') ?? []) as Json[]).filter((p) => at(p, 'type') !== 'row');
     assert.ok(panels.length >= 10, `expected at least 10 panels, got ${panels.length}`);
     for (const p of panels) {
@@ -110,12 +120,21 @@ describe('k8s monitoring: Grafana dashboard', () => {
       assert.ok(targets.length > 0, `panel "${String(at(p, 'title'))}" has queries`);
       for (const t of targets) {
         const expr = String(at(t, 'expr'));
-        if (/pg_prefaulter_|process_/.test(expr)) {
-          for (const v of ['$namespace', '$cluster', '$pod']) {
+        const kubelet = /container_|kube_/.test(expr); // cAdvisor / kube-state-metrics series carry no pg_cluster label
+        if (/pg_prefaulter_|process_|container_|kube_/.test(expr)) {
+          for (const v of kubelet ? ['$cluster', '$namespace', '$pod'] : ['$cluster', '$namespace', '$pg_cluster', '$pod']) {
             assert.ok(expr.includes(v), `panel "${String(at(p, 'title'))}" query filters on ${v}: ${expr}`);
           }
         }
       }
+    }
+    for (const title of ['Agent state', 'Agent state history', 'Timeline', 'io_method', 'Collection and read errors', 'Page cache charged to the sidecar']) {
+      assert.ok(panels.some((p) => at(p, 'title') === title), `a "${title}" panel`);
+    }
+    // The state panels show whatever `state` values the metric has: no hard-coded list of states.
+    for (const p of panels.filter((x) => String(at(x, 'title')).startsWith('Agent state'))) {
+      assert.match(String(at(p, 'targets', 0, 'expr')), /by \(pod, state\) \(pg_prefaulter_state\{/);
+      assert.deepEqual(at(p, 'fieldConfig', 'defaults', 'mappings') ?? [], [], `"${String(at(p, 'title'))}" maps no state names`);
     }
     const ids = ((at(dashboard, 'panels') ?? []) as Json[]).map((p) => at(p, 'id'));
     assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
