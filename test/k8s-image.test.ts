@@ -143,7 +143,7 @@ describe('k8s image: ConfigMap configs', () => {
   for (const [name, files] of generatedConfigMaps()) {
     for (const [key, text] of files) {
       if (!key.endsWith('.toml')) continue;
-      it(`ConfigMap ${name} ${key} passes pg-prefaulter run --check unchanged`, (t) => {
+      it(`ConfigMap ${name} ${key} passes pg-prefaulter run --check unchanged`, () => {
         const dir = mkdtempSync(join(tmpdir(), 'pgpf-cm-'));
         try {
           writeFileSync(join(dir, key), text);
@@ -260,7 +260,7 @@ describe('k8s image: the commands run', () => {
     }
   });
 
-  it('ENTRYPOINT + CMD is the run command (checked with --check against Spilo paths from env)', (t) => {
+  it('ENTRYPOINT + CMD is the run command (checked with --check against Spilo paths from env)', () => {
     mkdirSync(join(root, 'pgdata', 'pgroot', 'data'), { recursive: true });
     const r = run([...image.entrypoint, ...image.cmd, '--check'], {
       ...image.env,
@@ -272,7 +272,7 @@ describe('k8s image: the commands run', () => {
   });
 
   for (const s of sidecars()) {
-    it(`${s.where}: command/args/env pass run --check`, (t) => {
+    it(`${s.where}: command/args/env pass run --check`, () => {
       // Files from ConfigMaps, at their (local) mount paths.
       for (const [path, text] of s.files) {
         mkdirSync(dirname(local(path)), { recursive: true });
@@ -304,7 +304,7 @@ describe('k8s image: the commands run', () => {
     });
   }
 
-  it('a config error in the mounted file fails the check with exit 2 (control)', (t) => {
+  it('a config error in the mounted file fails the check with exit 2 (control)', () => {
     const s = sidecars().find((x) => x.files.size > 0)!;
     const [path, text] = [...s.files][0]!;
     mkdirSync(dirname(local(path)), { recursive: true });
