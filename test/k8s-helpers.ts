@@ -386,6 +386,20 @@ export function sidecars(): SidecarSpec[] {
       }
     }
   }
+  // The merge patch for one existing cluster (no ConfigMap: env only).
+  const patch = join(K8S_DIR, 'postgres-operator', 'sidecar-patch.yaml');
+  for (const c of (at(readYaml(patch), 'spec', 'sidecars') ?? []) as Json[]) {
+    if (at(c, 'name') !== SIDECAR_NAME) continue;
+    const s: SidecarSpec = {
+      where: `${relative(REPO, patch)} (postgresql patch spec.sidecars)`,
+      env: [...operatorInjectedEnv('any-cluster'), ...asEnv(at(c, 'env'))],
+      files: new Map(),
+      container: c as Obj,
+    };
+    const command = strings(at(c, 'command'));
+    if (command) s.command = command;
+    out.push(s);
+  }
   const values = join(K8S_DIR, 'postgres-operator', 'operator-values-v1.yaml');
   for (const c of (at(readYaml(values), 'configGeneral', 'sidecars') ?? []) as Json[]) {
     if (at(c, 'name') !== SIDECAR_NAME) continue;

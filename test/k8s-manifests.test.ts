@@ -149,7 +149,7 @@ describe('k8s manifests: parse and validate', () => {
     const broken = structuredClone(ss);
     ((at(broken, 'spec', 'template', 'spec', 'containers', 1, 'ports') as Json[])[0] as Obj).containerPort = 'ninety';
     assert.throws(() => validateModel(broken, 'control'), /containerPort/);
-    const cr = structuredClone(loadManifests().find((d) => at(d.value, 'kind') === 'postgresql')!.value as Obj);
+    const cr = structuredClone(loadManifests().find((d) => at(d.value, 'kind') === 'postgresql' && at(d.value, 'spec', 'sidecars') !== undefined)!.value as Obj);
     ((at(cr, 'spec', 'sidecars') as Json[])[0] as Obj).args = ['run'];
     assert.throws(() => checkPostgresqlCr(cr, 'control'), /args/);
   });
@@ -166,7 +166,7 @@ describe('k8s manifests: parse and validate', () => {
 
   it('image tags and the Dockerfile version label match package.json', () => {
     const images = sidecars().map((s) => String(at(s.container, 'image')));
-    assert.ok(images.length >= 3, 'sidecar found in the StatefulSet, the postgresql CR and the Helm values');
+    assert.ok(images.length >= 4, 'sidecar found in the StatefulSet, the postgresql CR, its patch and the Helm values');
     for (const img of images) assert.equal(img, `pg-prefaulter:${PKG.version}`);
     const docker = readFileSync(join(REPO, 'Dockerfile'), 'utf8');
     assert.match(docker, new RegExp(`org\\.opencontainers\\.image\\.version="${PKG.version.replace(/\./g, '\\.')}"`));
@@ -178,7 +178,7 @@ describe('k8s manifests: the sidecar', () => {
 
   it('is found in the StatefulSet, the postgresql CR and the Helm values', () => {
     assert.deepEqual(all.map((s) => s.where.replace(/^.*\(/, '(')).sort(), [
-      '(Helm configGeneral.sidecars)', '(StatefulSet)', '(postgresql acid-demo spec.sidecars)',
+      '(Helm configGeneral.sidecars)', '(StatefulSet)', '(postgresql acid-demo spec.sidecars)', '(postgresql patch spec.sidecars)',
     ]);
   });
 
@@ -236,7 +236,7 @@ describe('k8s manifests: the sidecar', () => {
   });
 
   it('streaming sidecars take replication credentials from the cluster\'s standby secret', () => {
-    for (const s of all.filter((x) => !x.where.includes('Helm'))) {
+    for (const s of all.filter((x) => !x.where.includes('Helm') && !x.where.includes('patch'))) {
       const cluster = s.where.includes('acid-demo') ? 'acid-demo' : 'spilo-demo';
       for (const [name, key] of [['PG_PREFAULTER_REPLICATION_USER', 'username'], ['PG_PREFAULTER_REPLICATION_PASSWORD', 'password']] as const) {
         const e = s.env.find((x) => x.name === name);

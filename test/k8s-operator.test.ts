@@ -109,6 +109,17 @@ function pairProblems(userValues: Obj, cluster: Obj): string[] {
   return problems;
 }
 
+/** RFC 7386 JSON merge patch, as `kubectl patch --type merge` applies it. */
+function mergePatch(target: Json, patch: Json): Json {
+  if (!isObj(patch)) return patch;
+  const out: Obj = isObj(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k] ?? null, v);
+  }
+  return out;
+}
+
 describe('k8s postgres-operator: examples against the released CRDs', () => {
   for (const pair of PAIRS) {
     it(`operator ${pair.version}: ${pair.values} renders an OperatorConfiguration its CRD accepts`, () => {
@@ -132,6 +143,16 @@ describe('k8s postgres-operator: examples against the released CRDs', () => {
     for (const v of VERSIONS) {
       for (const cr of crs) assert.deepEqual(validateCustomResource(cr.value, release(v).postgresql), [], `${cr.file} on ${v}`);
     }
+  });
+
+  it('sidecar-patch.yaml turns an existing cluster into one with the sidecar on every supported version', () => {
+    const patch = readYaml(join(OPERATOR_DIR, 'sidecar-patch.yaml'));
+    const patched = mergePatch(readYaml(join(OPERATOR_DIR, 'cluster-global.yaml')), patch) as Obj;
+    assert.equal(at(patched, 'spec', 'sidecars', 0, 'name'), SIDECAR_NAME);
+    assert.equal(at(patched, 'spec', 'teamId'), 'acid', 'the rest of the cluster is kept');
+    for (const v of VERSIONS) assert.deepEqual(validateCustomResource(patched, release(v).postgresql), [], `patched cluster on ${v}`);
+    assert.deepEqual(pairProblems(values('operator-values-v2.yaml'), patched), [], 'with the 2.x values (no shared socket)');
+    assert.deepEqual(mergePatch({ a: { b: 1, c: 2 }, l: [1] }, { a: { b: null }, l: [2] }), { a: { c: 2 }, l: [2] }, 'control: merge patch semantics');
   });
 
   it('Helm values use only top-level keys the chart has (Helm ignores the others silently)', () => {
