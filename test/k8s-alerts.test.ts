@@ -109,6 +109,14 @@ describe('k8s alerts: runbooks and selection', () => {
     assert.ok(!anchors.has('nonexistent-section'), 'control');
   });
 
+  it('every #anchor link in docs/kubernetes.md points to a heading there', () => {
+    const text = readFileSync(DOCS, 'utf8');
+    const anchors = githubAnchors(text);
+    const links = [...text.matchAll(/\]\(#([^)]+)\)/g)].map((m) => m[1]!);
+    assert.ok(links.length >= 5, `found ${links.length} links`);
+    for (const l of links) assert.ok(anchors.has(l), `docs/kubernetes.md links #${l}, which is no heading`);
+  });
+
   it('PodMonitor and PrometheusRule carry the release label the kustomization sets', () => {
     const k = readYaml(join(MONITORING_DIR, 'kustomization.yaml'));
     const release = at(k, 'labels', 0, 'pairs', 'release');
