@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # pg-prefaulter sidecar image.
-#   docker build -t pg-prefaulter:0.1.0 .
+#   docker build --build-arg SOURCE_URL="$(git remote get-url origin)" -t pg-prefaulter:0.1.0 .
 # Runs as uid 101 / gid 103 (Spilo's postgres user): PGDATA is mode 0700 and
 # owned by postgres, so the sidecar must be that uid to read it.
 # See docs/kubernetes.md.
@@ -13,6 +13,9 @@
 #   docker buildx imagetools inspect node:26-bookworm-slim   # the index digest
 # then replace the digest below, set NODE_LTS_VERSION in .ci/run to the
 # `node --version` of that image, and run .ci/run.
+# This digest was taken from public Dockerfiles that pin node:26-bookworm-slim
+# (no registry was reachable where it was written): verify it with the
+# command above before publishing an image.
 ARG NODE_IMAGE=node:26-bookworm-slim@sha256:cd565714d4da3e84bfd341e31448f81d47c6362198f152345297c9c1154e6341
 # Where the source lives (e.g. --build-arg SOURCE_URL="$(git remote get-url origin)").
 ARG SOURCE_URL=""
