@@ -258,6 +258,8 @@ function nodeConfig(node: PatroniNode, etcdPort: number, binDir: string): string
       data_dir: node.dataDir,
       bin_dir: binDir,
       pgpass: node.pgpass,
+      // Without it pg_basebackup waits for a spread checkpoint: minutes after a write load.
+      basebackup: [{ checkpoint: 'fast' }],
       authentication: {
         superuser: { username: 'postgres', password: SUPERUSER_PASSWORD },
         replication: { username: REPLICATION_USER, password: REPLICATION_PASSWORD },
