@@ -43,6 +43,8 @@ async function expectAgentsFollowLeader(what: string, timeoutMs = 30_000): Promi
       const s = await agent.waitFor((x) => x.state === 'primary_idle', `${what}: ${n.name}'s agent (leader) primary_idle`, timeoutMs);
       assert.equal(s.role, 'primary', `${what}: ${n.name}'s agent role`);
       assert.equal(s.upstream, null, `${what}: ${n.name} is the leader, yet its agent's /status still shows an upstream (#16 defect 3)`);
+      const { open } = await waitNoHandles(agent, n.dataDir, 5000);
+      assert.deepEqual(open.map((f) => f.path), [], `${what}: the leader's agent still holds files under PGDATA`);
     } else {
       const s = await agent.waitFor((x) => x.upstream === leader.address && x.timeline === timeline && x.upstreamConnected === true,
         `${what}: ${n.name}'s agent connected to the leader ${leader.name} (${leader.address}) on timeline ${timeline}`, timeoutMs);
