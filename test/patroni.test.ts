@@ -11,7 +11,7 @@ import { asServerUser, serverUser } from '../src/embedded/user.ts';
 import { startAgent, type AgentProcess } from './helpers/agent-process.ts';
 import { assertAlive, assertHandlesClean, openFiles, waitNoHandles } from './helpers/fault-checks.ts';
 import {
-  PatroniCluster, patroniMissing, pgMajor, REPLICATION_PASSWORD, REPLICATION_USER, SCOPE, SUPERUSER_PASSWORD, type PatroniNode,
+  PatroniCluster, patroniMissing, pgMajor, REPLICATION_PASSWORD, REPLICATION_USER, SCOPE, SUPERUSER_PASSWORD, track, type PatroniNode,
 } from './helpers/patroni.ts';
 
 const missing = patroniMissing();
@@ -31,7 +31,9 @@ function agentOf(node: PatroniNode): AgentProcess {
 async function startNodeAgent(node: PatroniNode): Promise<AgentProcess> {
   const args = ['-D', node.dataDir, '-H', node.socketDir, '-p', String(node.pgPort), '-U', 'postgres', '--log-level', 'info'];
   // Nothing about the upstream: it comes from Patroni's primary_conninfo and pgpass file.
-  return startAgent(args, { PGPASSWORD: SUPERUSER_PASSWORD, HOME: node.dir }, asServerUser());
+  const agent = await startAgent(args, { PGPASSWORD: SUPERUSER_PASSWORD, HOME: node.dir }, asServerUser());
+  track(agent.proc);
+  return agent;
 }
 
 /** The leader's agent idle with no upstream, every replica's streaming from the leader on its timeline. */
@@ -61,6 +63,18 @@ async function expectAgentsFollowLeader(what: string, timeoutMs = 30_000): Promi
 async function writeLoad(leader: PatroniNode): Promise<void> {
   await leader.sql('update pf_load set v = v + 1');
   await leader.sql('update pf_load set v = v + 1');
+}
+
+/** Waits until replica has replayed everything leader has written so far. */
+async function waitReplayed(replica: PatroniNode, leader: PatroniNode, timeoutMs = 20_000): Promise<void> {
+  const target = (await leader.sql<{ l: string }>('select pg_current_wal_lsn()::text as l'))[0]!.l;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [row] = await replica.sql<{ ok: boolean }>(`select pg_last_wal_replay_lsn() >= '${target}'::pg_lsn as ok`);
+    if (row!.ok) return;
+    if (Date.now() > deadline) throw new Error(`${replica.name} did not replay up to ${target} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 function run(cmd: string, args: string[], asServer: boolean): Promise<string> {
@@ -135,10 +149,11 @@ describe(`Patroni cluster (3 nodes, etcd, PostgreSQL ${missing ? '?' : pgMajor()
     const t0 = Date.now();
     await cluster.patronictl(['switchover', SCOPE, '--leader', old.name, '--candidate', candidate.name, '--force']);
     const m = await cluster.waitHealthy(60_000, `${candidate.name} leading after the switchover, ${old.name} streaming from it`);
+    const healthyMs = Date.now() - t0;
     assert.equal(m.find((x) => x.role === 'leader')!.name, candidate.name);
     const now = await expectAgentsFollowLeader('after switchover');
     assert.ok(now.timeline > timeline, `timeline moved on (${timeline} -> ${now.timeline})`);
-    process.stderr.write(`# switchover ${old.name} -> ${candidate.name}: agents followed ${Date.now() - t0} ms after the command\n`);
+    process.stderr.write(`# switchover ${old.name} -> ${candidate.name}: Patroni healthy after ${healthyMs} ms, every agent following at ${Date.now() - t0} ms\n`);
     await writeLoad(now.leader);
   });
 
@@ -150,10 +165,11 @@ describe(`Patroni cluster (3 nodes, etcd, PostgreSQL ${missing ? '?' : pgMajor()
     process.kill(pid!, 'SIGKILL');
     await cluster.waitFor((m) => m.some((x) => x.role === 'leader' && x.name !== old.name && x.state === 'running'), 'a new leader after the crash', 60_000);
     const m = await cluster.waitHealthy(90_000, `${old.name} back as a replica of the new leader`);
+    const healthyMs = Date.now() - t0;
     assert.notEqual(m.find((x) => x.role === 'leader')!.name, old.name);
     const now = await expectAgentsFollowLeader('after crash failover', 45_000);
     assert.ok(now.timeline > timeline, `timeline moved on (${timeline} -> ${now.timeline})`);
-    process.stderr.write(`# crash failover away from ${old.name} to ${now.leader.name}: agents followed ${Date.now() - t0} ms after the SIGKILL\n`);
+    process.stderr.write(`# crash failover away from ${old.name} to ${now.leader.name}: Patroni healthy after ${healthyMs} ms, every agent following at ${Date.now() - t0} ms\n`);
     await writeLoad(now.leader);
   });
 
@@ -161,19 +177,30 @@ describe(`Patroni cluster (3 nodes, etcd, PostgreSQL ${missing ? '?' : pgMajor()
     const { node: leader } = await cluster.leader();
     const replica = cluster.nodes.find((n) => n !== leader)!;
     const agent = agentOf(replica);
-    // Hold replay so the agent is ahead of it with the table open.
-    await replica.sql('select pg_wal_replay_pause()');
-    await writeLoad(leader);
-    const deadline = Date.now() + 20_000;
-    while (!openFiles(agent, replica.dataDir).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    assert.ok(openFiles(agent, replica.dataDir).length > 0, `${replica.name}'s agent holds relation files before the reinit (else this case proves nothing): ${JSON.stringify(await agent.status())}`);
+    // A table no agent has read yet (nothing skipped as read recently), on the replica before replay is held.
+    await leader.sql(`create table pf_reinit (id int primary key, v int not null, filler text) with (fillfactor = 100);
+      insert into pf_reinit select g, 0, repeat('r', 400) from generate_series(1, 3000) g; checkpoint`);
+    await waitReplayed(replica, leader);
+    // Patroni resumes a paused replay on its next loop unless it is paused itself.
+    await cluster.patronictl(['pause', SCOPE, '--wait']);
+    try {
+      await replica.sql('select pg_wal_replay_pause()');
+      await leader.sql('update pf_reinit set v = v + 1');
+      await leader.sql('update pf_reinit set v = v + 1');
+      const deadline = Date.now() + 20_000;
+      while (!openFiles(agent, replica.dataDir).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(openFiles(agent, replica.dataDir).length > 0, `${replica.name}'s agent holds relation files before the reinit (else this case proves nothing): ${JSON.stringify(await agent.status())}`);
+    } finally {
+      await cluster.patronictl(['resume', SCOPE, '--wait']);
+    }
     const t0 = Date.now();
     await cluster.patronictl(['reinit', SCOPE, replica.name, '--force', '--wait'], 110_000);
     await cluster.waitHealthy(60_000, `${replica.name} streaming after the reinit`);
+    const healthyMs = Date.now() - t0;
     await writeLoad(leader);
     await expectAgentsFollowLeader('after reinit');
     assertHandlesClean(agent, replica.dataDir, 'after reinit');
-    process.stderr.write(`# reinit of ${replica.name}: its agent streaming again ${Date.now() - t0} ms after the command\n`);
+    process.stderr.write(`# reinit of ${replica.name}: Patroni healthy after ${healthyMs} ms, its agent streaming at ${Date.now() - t0} ms\n`);
   });
 
   step('synchronous_mode: an agent is never sync nor potential, and commits never wait on it', 90_000, async () => {
@@ -218,9 +245,10 @@ describe(`Patroni cluster (3 nodes, etcd, PostgreSQL ${missing ? '?' : pgMajor()
     const t0 = Date.now();
     await cluster.patronictl(['resume', SCOPE, '--wait']);
     await cluster.waitHealthy(60_000, `${replica.name} started again after resume`);
+    const healthyMs = Date.now() - t0;
     await writeLoad(leader);
     await expectAgentsFollowLeader('after resume');
-    process.stderr.write(`# pause/resume: ${replica.name}'s agent streaming again ${Date.now() - t0} ms after resume\n`);
+    process.stderr.write(`# pause/resume: ${replica.name}'s Patroni healthy after ${healthyMs} ms, its agent streaming at ${Date.now() - t0} ms\n`);
   });
 
   step('patronictl restart of a replica: its agent streams again', 60_000, async () => {
@@ -231,9 +259,10 @@ describe(`Patroni cluster (3 nodes, etcd, PostgreSQL ${missing ? '?' : pgMajor()
     await cluster.patronictl(['restart', SCOPE, replica.name, '--force']);
     await agentOf(replica).waitFor((s) => s.reconnects.follower > before, `${replica.name}'s agent reconnected to the restarted PostgreSQL`, 30_000);
     await cluster.waitHealthy(30_000);
+    const healthyMs = Date.now() - t0;
     await writeLoad(leader);
     await expectAgentsFollowLeader('after restart');
-    process.stderr.write(`# restart of ${replica.name}: its agent streaming again ${Date.now() - t0} ms after the command\n`);
+    process.stderr.write(`# restart of ${replica.name}: Patroni healthy after ${healthyMs} ms, its agent streaming at ${Date.now() - t0} ms\n`);
   });
 
   step('SIGTERM: every agent exits 0, promptly', 30_000, async () => {

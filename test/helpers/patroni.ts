@@ -52,17 +52,53 @@ export function pgMajor(): number {
   return Number(/postgresql\/(\d+)\//.exec(pgBinDir() + '/')![1]);
 }
 
-// Every pid started here (or read from a postmaster.pid), killed on exit whatever happens.
+// Every pid started here (or handed to track()), every data directory whose
+// postmaster Patroni detached (setsid) and every temp dir: killed and removed
+// when this process exits, also on a signal, so a failed or interrupted run
+// leaves nothing behind.
 const tracked = new Set<number>();
-process.once('exit', () => {
+const dataDirs = new Set<string>();
+const baseDirs = new Set<string>();
+
+/** Kills proc too if it is still running when this process exits (e.g. an agent started next to a node). */
+export function track(proc: ChildProcess): void {
+  if (!proc.pid || proc.exitCode !== null) return;
+  tracked.add(proc.pid);
+  proc.once('exit', () => tracked.delete(proc.pid!));
+}
+
+/** The pid in dataDir's postmaster.pid if that process is a postmaster of this very directory (pids get reused). */
+function postmasterOf(dataDir: string): number | null {
+  try {
+    const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    if (!(pid > 0)) return null;
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dataDir) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+function killEverything(): void {
+  for (const dir of dataDirs) {
+    const pm = postmasterOf(dir);
+    if (pm) tracked.add(pm);
+  }
   for (const pid of tracked) {
     try {
-      process.kill(pid, 'SIGKILL');
+      if (pid > 0) process.kill(pid, 'SIGKILL');
     } catch {
       // gone already
     }
   }
-});
+  for (const dir of baseDirs) rmSync(dir, { recursive: true, force: true });
+}
+process.once('exit', killEverything);
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  process.once(signal, () => {
+    killEverything();
+    process.exit(code);
+  });
+}
 
 function alive(pid: number): boolean {
   try {
@@ -164,12 +200,7 @@ export class PatroniNode {
 
   /** The postmaster's pid from postmaster.pid, or null when PostgreSQL is down. */
   postmasterPid(): number | null {
-    try {
-      const pid = Number(readFileSync(join(this.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-      return pid > 0 && alive(pid) ? pid : null;
-    } catch {
-      return null;
-    }
+    return postmasterOf(this.dataDir);
   }
 
   /** Stops Patroni (which stops PostgreSQL); kills what is left after timeoutMs. */
@@ -291,6 +322,7 @@ export class PatroniCluster {
   static async start(size = 3, timeoutMs = 120_000): Promise<PatroniCluster> {
     const base = mkdtempSync(join(tmpdir(), 'pg-prefaulter-patroni-'));
     ownedDir(base, 0o755);
+    baseDirs.add(base);
     const c = new PatroniCluster(base, await freePort());
     try {
       await c.startEtcd();
@@ -298,6 +330,7 @@ export class PatroniCluster {
         const dir = ownedDir(join(base, `node${i}`));
         const node = new PatroniNode(`node${i}`, dir, await freePort(), await freePort());
         ownedDir(node.socketDir);
+        dataDirs.add(node.dataDir);
         writeFileSync(node.config, nodeConfig(node, c.etcdPort, c.binDir), { mode: 0o600 });
         const u = serverUser();
         if (u) chownSync(node.config, u.uid, u.gid);
@@ -434,6 +467,8 @@ export class PatroniCluster {
         await waitGone([pid], 5000);
       }
     }
+    for (const n of this.nodes) dataDirs.delete(n.dataDir);
     rmSync(this.base, { recursive: true, force: true });
+    baseDirs.delete(this.base);
   }
 }
