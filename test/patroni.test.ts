@@ -65,15 +65,14 @@ async function writeLoad(leader: PatroniNode): Promise<void> {
   await leader.sql('update pf_load set v = v + 1');
 }
 
-/** Waits until replica has replayed everything leader has written so far. */
-async function waitReplayed(replica: PatroniNode, leader: PatroniNode, timeoutMs = 20_000): Promise<void> {
-  const target = (await leader.sql<{ l: string }>('select pg_current_wal_lsn()::text as l'))[0]!.l;
+/** Waits until Patroni has applied a DCS parameter change on node. */
+async function waitSetting(node: PatroniNode, name: string, value: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const [row] = await replica.sql<{ ok: boolean }>(`select pg_last_wal_replay_lsn() >= '${target}'::pg_lsn as ok`);
-    if (row!.ok) return;
-    if (Date.now() > deadline) throw new Error(`${replica.name} did not replay up to ${target} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
+    const [row] = await node.sql<{ v: string }>(`select current_setting('${name}') as v`);
+    if (row!.v === value) return;
+    if (Date.now() > deadline) throw new Error(`${name} on ${node.name} is ${row!.v}, not ${value}, ${timeoutMs} ms after the change`);
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 
@@ -92,7 +91,9 @@ describe(`Patroni cluster (3 nodes, etcd, PostgreSQL ${missing ? '?' : pgMajor()
     cluster = await PatroniCluster.start(3);
     const { node: leader } = await cluster.leader();
     await leader.sql(`create table pf_load (id int primary key, v int not null, filler text) with (fillfactor = 100);
-      insert into pf_load select g, 0, repeat('p', 400) from generate_series(1, 4000) g; checkpoint`);
+      insert into pf_load select g, 0, repeat('p', 400) from generate_series(1, 4000) g;
+      create table pf_reinit (id int primary key, v int not null, filler text) with (fillfactor = 100);
+      insert into pf_reinit select g, 0, repeat('r', 400) from generate_series(1, 3000) g; checkpoint`);
     await cluster.waitHealthy(60_000, 'replicas caught up with the load table');
     for (const n of cluster.nodes) agents.set(n.name, await startNodeAgent(n));
     process.stderr.write(`# Patroni cluster up with agents in ${Date.now() - t0} ms (leader ${leader.name}, user ${serverUser()?.name ?? 'self'})\n`);
@@ -177,24 +178,31 @@ describe(`Patroni cluster (3 nodes, etcd, PostgreSQL ${missing ? '?' : pgMajor()
     const { node: leader } = await cluster.leader();
     const replica = cluster.nodes.find((n) => n !== leader)!;
     const agent = agentOf(replica);
-    // A table no agent has read yet (nothing skipped as read recently), on the replica before replay is held.
-    await leader.sql(`create table pf_reinit (id int primary key, v int not null, filler text) with (fillfactor = 100);
-      insert into pf_reinit select g, 0, repeat('r', 400) from generate_series(1, 3000) g; checkpoint`);
-    await waitReplayed(replica, leader);
-    // Patroni resumes a paused replay on its next loop unless it is paused itself.
-    await cluster.patronictl(['pause', SCOPE, '--wait']);
+    // Without full-page images (pf_reinit was last written in before(), so no
+    // block of it counts as read recently), each update makes replay read its
+    // page, and the agent opens the file ahead of replay.
+    await cluster.patchConfig({ postgresql: { parameters: { full_page_writes: 'off' } } });
+    let t0 = 0;
     try {
-      await replica.sql('select pg_wal_replay_pause()');
-      await leader.sql('update pf_reinit set v = v + 1');
-      await leader.sql('update pf_reinit set v = v + 1');
-      const deadline = Date.now() + 20_000;
-      while (!openFiles(agent, replica.dataDir).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      assert.ok(openFiles(agent, replica.dataDir).length > 0, `${replica.name}'s agent holds relation files before the reinit (else this case proves nothing): ${JSON.stringify(await agent.status())}`);
+      await waitSetting(leader, 'full_page_writes', 'off');
+      // Patroni resumes a paused replay on its next loop unless it is paused itself.
+      await cluster.patronictl(['pause', SCOPE, '--wait']);
+      try {
+        await replica.sql('select pg_wal_replay_pause()');
+        await leader.sql('update pf_reinit set v = v + 1');
+        const deadline = Date.now() + 20_000;
+        while (!openFiles(agent, replica.dataDir).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        assert.ok(openFiles(agent, replica.dataDir).length > 0, `${replica.name}'s agent holds relation files before the reinit (else this case proves nothing): ${JSON.stringify(await agent.status())}`);
+        t0 = Date.now();
+        // Still paused: PGDATA goes while the agent holds files in it.
+        await cluster.patronictl(['reinit', SCOPE, replica.name, '--force', '--wait'], 100_000);
+      } finally {
+        await cluster.patronictl(['resume', SCOPE, '--wait']);
+      }
     } finally {
-      await cluster.patronictl(['resume', SCOPE, '--wait']);
+      await cluster.patchConfig({ postgresql: { parameters: { full_page_writes: null } } });
     }
-    const t0 = Date.now();
-    await cluster.patronictl(['reinit', SCOPE, replica.name, '--force', '--wait'], 110_000);
+    await waitSetting(leader, 'full_page_writes', 'on');
     await cluster.waitHealthy(60_000, `${replica.name} streaming after the reinit`);
     const healthyMs = Date.now() - t0;
     await writeLoad(leader);
