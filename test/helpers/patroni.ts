@@ -1,153 +1,19 @@
 // A real Patroni cluster on loopback for the integration suite: one etcd and
-// N Patroni nodes (Debian's patroni and etcd-server packages) managing
-// Debian's PostgreSQL server (its bin_dir has pg_basebackup and pg_rewind,
-// which Patroni needs and the npm server packages lack). Patroni and
-// PostgreSQL run as the unprivileged server user when we are root. Every
-// process started here is killed, and the temp dir removed, by destroy() and
-// also on process exit, so a failing test leaves nothing behind.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// N Patroni nodes managing Debian's PostgreSQL, run as the unprivileged server
+// user when we are root. destroy() stops everything and removes the temp dir;
+// test/helpers/reaper.ts does the same at exit if a test fails or is cut short.
+import { execFile, type ChildProcess } from 'node:child_process';
+import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { freePort, sleep } from '../harness/index.ts';
-import { asServerUser, serverUser } from '../../src/embedded/user.ts';
+import { serverUser } from '../../src/embedded/user.ts';
+import { baseDirs, dataDirs, forgetPid, launch, ownedDir, postmasterOf, trackPid, waitGone, alive, type Logged } from './reaper.ts';
+import { nodeConfig, pgBinDir, SUPERUSER_PASSWORD } from './patroni-setup.ts';
 
-export const SCOPE = 'pgpf';
-export const SUPERUSER_PASSWORD = 'super-secret-pw';
-export const REPLICATION_USER = 'replicator';
-export const REPLICATION_PASSWORD = 'repl-secret-pw';
-
-/** Debian's PostgreSQL server bin dirs, newest first (those with pg_basebackup). */
-function debianBinDirs(): string[] {
-  const root = '/usr/lib/postgresql';
-  if (!existsSync(root)) return [];
-  return readdirSync(root)
-    .filter((v) => /^\d+$/.test(v) && existsSync(join(root, v, 'bin', 'pg_basebackup')) && existsSync(join(root, v, 'bin', 'postgres')))
-    .sort((a, b) => Number(b) - Number(a))
-    .map((v) => join(root, v, 'bin'));
-}
-
-function onPath(cmd: string): boolean {
-  return (process.env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, cmd)));
-}
-
-/** Why a Patroni cluster cannot run here (the Debian package to install), or null when it can. */
-export function patroniMissing(): string | null {
-  const missing: string[] = [];
-  if (!onPath('patroni') || !onPath('patronictl')) missing.push('patroni');
-  if (!onPath('etcd')) missing.push('etcd-server');
-  if (!debianBinDirs().length) missing.push('postgresql-15 (or the PostgreSQL server package of this Debian release)');
-  if (process.platform !== 'linux') return 'Linux only';
-  return missing.length ? `missing Debian package(s): ${missing.join(', ')} (apt-get install -y ${missing.map((m) => m.split(' ')[0]).join(' ')})` : null;
-}
-
-export function pgBinDir(): string {
-  const dir = debianBinDirs()[0];
-  if (!dir) throw new Error('no Debian PostgreSQL server install under /usr/lib/postgresql: apt-get install -y postgresql-15');
-  return dir;
-}
-
-export function pgMajor(): number {
-  return Number(/postgresql\/(\d+)\//.exec(pgBinDir() + '/')![1]);
-}
-
-// Every pid started here (or handed to track()), every data directory whose
-// postmaster Patroni detached (setsid) and every temp dir: killed and removed
-// when this process exits, also on a signal, so a failed or interrupted run
-// leaves nothing behind.
-const tracked = new Set<number>();
-const dataDirs = new Set<string>();
-const baseDirs = new Set<string>();
-
-/** Kills proc too if it is still running when this process exits (e.g. an agent started next to a node). */
-export function track(proc: ChildProcess): void {
-  if (!proc.pid || proc.exitCode !== null) return;
-  tracked.add(proc.pid);
-  proc.once('exit', () => tracked.delete(proc.pid!));
-}
-
-/** The pid in dataDir's postmaster.pid if that process is a postmaster of this very directory (pids get reused). */
-function postmasterOf(dataDir: string): number | null {
-  try {
-    const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    if (!(pid > 0)) return null;
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dataDir) ? pid : null;
-  } catch {
-    return null;
-  }
-}
-
-function killEverything(): void {
-  for (const dir of dataDirs) {
-    const pm = postmasterOf(dir);
-    if (pm) tracked.add(pm);
-  }
-  for (const pid of tracked) {
-    try {
-      if (pid > 0) process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone already
-    }
-  }
-  for (const dir of baseDirs) rmSync(dir, { recursive: true, force: true });
-}
-process.once('exit', killEverything);
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
-  process.once(signal, () => {
-    killEverything();
-    process.exit(code);
-  });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitGone(pids: number[], ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (pids.some(alive)) {
-    if (Date.now() > deadline) return false;
-    await sleep(50);
-  }
-  return true;
-}
-
-function ownedDir(path: string, mode = 0o700): string {
-  mkdirSync(path, { recursive: true, mode });
-  const u = serverUser();
-  if (u) chownSync(path, u.uid, u.gid);
-  return path;
-}
-
-interface Logged {
-  proc: ChildProcess;
-  log: () => string;
-}
-
-function launch(cmd: string, args: string[], asServer: boolean, env: Record<string, string> = {}): Logged {
-  const proc = spawn(cmd, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-    cwd: '/',
-    ...(asServer ? asServerUser() : {}),
-  });
-  tracked.add(proc.pid!);
-  proc.once('exit', () => tracked.delete(proc.pid!));
-  let out = '';
-  const keep = (d: Buffer) => {
-    out += d;
-    if (out.length > 400_000) out = out.slice(-200_000);
-  };
-  proc.stdout!.on('data', keep);
-  proc.stderr!.on('data', keep);
-  return { proc, log: () => out };
-}
+export { patroniMissing, pgMajor, REPLICATION_PASSWORD, REPLICATION_USER, SCOPE, SUPERUSER_PASSWORD } from './patroni-setup.ts';
+export { track } from './reaper.ts';
 
 export interface ClusterMember {
   name: string;
@@ -206,7 +72,7 @@ export class PatroniNode {
   /** Stops Patroni (which stops PostgreSQL); kills what is left after timeoutMs. */
   async stop(timeoutMs = 15_000): Promise<void> {
     const pm = this.postmasterPid();
-    if (pm) tracked.add(pm);
+    if (pm) trackPid(pm);
     const pids = [this.proc?.pid, pm].filter((p): p is number => !!p && alive(p));
     if (this.proc && this.proc.exitCode === null) this.proc.kill('SIGTERM');
     if (!(await waitGone(pids, timeoutMs))) {
@@ -219,7 +85,7 @@ export class PatroniNode {
       }
       await waitGone(pids, 5000);
     }
-    if (pm) tracked.delete(pm);
+    if (pm) forgetPid(pm);
     this.earlier += this.logFn();
     this.logFn = () => '';
   }
@@ -244,69 +110,6 @@ export class PatroniNode {
       await db.end({ timeout: 1 });
     }
   }
-}
-
-function nodeConfig(node: PatroniNode, etcdPort: number, binDir: string): string {
-  // JSON is YAML: no YAML writer needed.
-  const cfg = {
-    scope: SCOPE,
-    name: node.name,
-    log: { level: 'INFO' },
-    restapi: { listen: `127.0.0.1:${node.apiPort}`, connect_address: `127.0.0.1:${node.apiPort}` },
-    etcd3: { hosts: [`127.0.0.1:${etcdPort}`] },
-    bootstrap: {
-      dcs: {
-        ttl: 10,
-        loop_wait: 1,
-        retry_timeout: 5,
-        maximum_lag_on_failover: 1 << 30,
-        // A crashed primary fails over instead of being restarted in place.
-        primary_start_timeout: 0,
-        postgresql: {
-          use_pg_rewind: true,
-          use_slots: true,
-          parameters: {
-            wal_level: 'replica',
-            hot_standby: 'on',
-            wal_log_hints: 'on',
-            // One walsender per replica for Patroni's streaming and one for its agent.
-            max_wal_senders: 10,
-            max_replication_slots: 10,
-            wal_keep_size: '128MB',
-            // The agent prefaults; PostgreSQL's own prefetcher would do the same work twice.
-            recovery_prefetch: 'off',
-            shared_buffers: '32MB',
-            max_connections: 40,
-            fsync: 'off',
-          },
-        },
-      },
-      initdb: [{ encoding: 'UTF8' }, { 'auth-local': 'trust' }],
-    },
-    postgresql: {
-      listen: `127.0.0.1:${node.pgPort}`,
-      connect_address: `127.0.0.1:${node.pgPort}`,
-      data_dir: node.dataDir,
-      bin_dir: binDir,
-      pgpass: node.pgpass,
-      // Without it pg_basebackup waits for a spread checkpoint: minutes after a write load.
-      basebackup: [{ checkpoint: 'fast' }],
-      authentication: {
-        superuser: { username: 'postgres', password: SUPERUSER_PASSWORD },
-        replication: { username: REPLICATION_USER, password: REPLICATION_PASSWORD },
-      },
-      parameters: { unix_socket_directories: node.socketDir, password_encryption: 'scram-sha-256' },
-      // The local socket needs the password too: the agent gets it from
-      // PGPASSWORD (the #16 setup) and must not send it upstream.
-      pg_hba: [
-        'local all all scram-sha-256',
-        `host replication ${REPLICATION_USER} 127.0.0.1/32 scram-sha-256`,
-        'host all all 127.0.0.1/32 scram-sha-256',
-      ],
-    },
-    tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },
-  };
-  return JSON.stringify(cfg, null, 2) + '\n';
 }
 
 export class PatroniCluster {
