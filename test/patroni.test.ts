@@ -4,6 +4,8 @@
 // PGPASSWORD and no other configuration (the way a pod or the systemd unit in
 // deploy/systemd runs it). One cluster serves every case, in sequence; each
 // case is bounded in time and leaves the cluster healthy for the next.
+// PostgreSQL is Debian's server package whatever PG_VERSIONS says: Patroni
+// needs its pg_basebackup and pg_rewind.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
