@@ -23,7 +23,8 @@ export interface AgentProcess {
   exited: Promise<number | null>;
 }
 
-export async function startAgent(args: string[], env: Record<string, string> = {}): Promise<AgentProcess> {
+/** runAs: uid/gid to run the agent as (root only), e.g. the OS user of the node it sits next to. */
+export async function startAgent(args: string[], env: Record<string, string> = {}, runAs: { uid?: number; gid?: number } = {}): Promise<AgentProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const proc = spawn(process.execPath, [BIN, 'run', '--metrics-listen', `127.0.0.1:${port}`, ...args], {
@@ -32,6 +33,7 @@ export async function startAgent(args: string[], env: Record<string, string> = {
     env: { ...process.env, UV_THREADPOOL_SIZE: '64', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: '/',
+    ...runAs,
   });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
