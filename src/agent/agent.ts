@@ -13,7 +13,8 @@ import { parseConninfo, resolveConnOptions, type ConnOptions } from '../replicat
 import { ReplicationError } from '../replication/errors.ts';
 import { WalDecoder } from '../wal/decoder.ts';
 import { formatLsn } from '../lsn.ts';
-import { Backoff, sleep } from './backoff.ts';
+import { Backoff } from './backoff.ts';
+import { sleep } from '../sleep.ts';
 import { waitForFollower } from './follower-wait.ts';
 import { LocalSource } from './local-source.ts';
 import { StreamSource } from './stream-source.ts';

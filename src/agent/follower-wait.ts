@@ -3,7 +3,7 @@
 // sidecar is connected misses: so the wait (the follower backoff) is cut short
 // the moment the server's unix socket appears in the socket directory.
 import { watch, type FSWatcher } from 'node:fs';
-import { sleep } from './backoff.ts';
+import { sleep } from '../sleep.ts';
 
 /** Resolves after ms, when signal aborts, or when `.s.PGSQL.<port>` is created in the socket directory `host`. */
 export function waitForFollower(host: string, port: number, ms: number, signal: AbortSignal): Promise<void> {
