@@ -1,116 +1,86 @@
-// The agent: ties follower tracking, a WAL source, the decoder and the
-// prefaulter together, and keeps doing so through everything a Patroni /
-// operator pod goes through (PostgreSQL down, promotion, failover, timeline
-// switches, upstream loss). States:
-//   waiting_for_postgres -> primary_idle | following -> streaming
-import { join } from 'node:path';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+// The agent's state machine: ties follower tracking, a WAL source, the decode
+// loop and the prefaulter together, and keeps doing so through everything a
+// Patroni / operator pod goes through (PostgreSQL down, promotion, failover,
+// timeline switches, upstream loss). States and their meaning: states.ts and
+// README "How it works". The work is done by named collaborators:
+//   SourceChoice (source-choice.ts)  which WAL source, opened how (upstream.ts: where and as whom)
+//   DecodeLoop (decode-loop.ts)      source -> decoder -> prefaulter, per-rmgr counts
+//   statusView (status-view.ts)      the /status JSON
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.ts';
+import { SESSION_FIELDS, type Config } from '../config/schema.ts';
+import { followerPassword } from '../credentials.ts';
 import { Follower, FollowerConnectError, type FollowerFacts, type FollowerStatus } from '../follower/index.ts';
-import { Prefaulter, checkDataDirectory, resolveIoMethod, type PrefaultStats, type ResolvedIoMethod } from '../prefault/index.ts';
-import { parseConninfo, resolveConnOptions, type ConnOptions } from '../replication/conninfo.ts';
+import { Prefaulter, checkDataDirectory, resolveIoMethod, type ResolvedIoMethod } from '../prefault/index.ts';
 import { ReplicationError } from '../replication/errors.ts';
-import { WalDecoder } from '../wal/decoder.ts';
+import { TimelineEnded, type WalSource } from '../wal-source/source.ts';
 import { formatLsn } from '../lsn.ts';
-import { Backoff } from './backoff.ts';
 import { sleep } from '../sleep.ts';
+import { Backoff } from './backoff.ts';
+import { DecodeLoop } from './decode-loop.ts';
 import { waitForFollower } from './follower-wait.ts';
-import { LocalSource } from './local-source.ts';
-import { StreamSource } from './stream-source.ts';
-import { TimelineEnded, type WalSource } from './wal-source.ts';
-import { resolvePassword, resolveReplicationPassword } from '../config/secrets.ts';
+import { LogThrottle } from './log-throttle.ts';
+import { pipelineStartLsn, replayOvertook } from './readahead.ts';
+import { SourceChoice } from './source-choice.ts';
+import { clearUpstream, initialSnapshot, type AgentSnapshot, type AgentState } from './states.ts';
+import { statusView } from './status-view.ts';
+import { followerUpstream } from './upstream.ts';
+
+export type { AgentSnapshot, AgentState, RmgrCounts } from './states.ts';
 
 /** Retry delay while the follower answers "the database system is starting up", for at most this many retries (1 s). */
 const STARTING_UP_RETRY_MS = 25;
 const STARTING_UP_QUICK_RETRIES = 40;
-/** Longest stretch of decoding and prefaulting before other events get a turn. */
-const PUMP_SLICE_MS = 10;
+/** WAL page size the pipeline aligns its start to (wal_block_size; PostgreSQL's default, the embedded servers'). */
+const WAL_PAGE_SIZE = 8192;
 
-export type AgentState = 'waiting_for_postgres' | 'primary_idle' | 'following' | 'streaming' | 'stopped';
-
-export interface RmgrCounts {
-  records: number;
-  bytes: number;
-}
-
-export interface AgentSnapshot {
-  state: AgentState;
-  role: 'primary' | 'standby' | 'unknown';
-  timeline: number | null;
-  upstream: string | null;
-  source: 'stream' | 'local' | null;
-  upstreamConnected: boolean;
-  replayLsn: bigint | null;
-  receiveLsn: bigint | null;
-  streamLsn: bigint | null;
-  decodedLsn: bigint | null;
-  replayTimestamp: Date | null;
-  replayPaused: boolean;
-  lagBytes: number;
-  lagSeconds: number;
-  decodeErrors: number;
-  walByRmgr: Map<string, RmgrCounts>;
-  reconnects: { follower: number; upstream: number };
-  prefault: PrefaultStats | null;
-  lastTick: number;
-  startedAt: number;
+export interface AgentOptions {
+  /** Feeds the pread latency histogram (io_method pread). */
+  observeReadSeconds?: ((seconds: number) => void) | undefined;
 }
 
 export class Agent {
+  readonly snap: AgentSnapshot = initialSnapshot();
   private cfg: Config;
   private readonly log: Logger;
+  private readonly observeReadSeconds: ((seconds: number) => void) | undefined;
+  /** How pages are brought in; resolved once here so a bad io_method fails at start, not at the first page. */
+  private io: ResolvedIoMethod;
+  private readonly followerBackoff: Backoff;
+  private readonly upstreamBackoff: Backoff;
+  private readonly sources: SourceChoice;
+
   private readonly stopController = new AbortController();
   private sessionController: AbortController | null = null;
   private pipelineController: AbortController | null = null;
+  private runPromise: Promise<void> | null = null;
+
+  // The current session (one follower connection) and pipeline (one WAL source).
   private follower: Follower | null = null;
   private facts: FollowerFacts | null = null;
   private status: FollowerStatus | null = null;
   private prefaulter: Prefaulter | null = null;
   private source: WalSource | null = null;
-  private decoder: WalDecoder | null = null;
-  private readonly followerBackoff: Backoff;
-  private readonly upstreamBackoff: Backoff;
+  private decodeLoop: DecodeLoop | null = null;
+  private pipelineTimeline: number | null = null;
+  private pipelineUpstream: string | null = null;
   private replayWaiters: (() => void)[] = [];
-  private localUntil = 0; // fall back to local pg_wal until this time (ms)
-  private runPromise: Promise<void> | null = null;
+
   /** Consecutive "starting up" refusals retried quickly. */
   private quickRetries = 0;
-  private decodeErrorLogAt = 0;
-  readonly snap: AgentSnapshot;
-  /** How pages are brought in; resolved once here so a bad io_method fails at start, not at the first page. */
-  private io: ResolvedIoMethod;
+  // While PostgreSQL is down every retry fails the same way: logged once a minute, not every retry.
+  private readonly sessionEndLog = new LogThrottle(60_000);
+  /** recovery_prefetch value last advised about (said once per value, not on every reconnect). */
+  private builtinPrefetchAdvised = '';
 
   /** Throws when io_method = "willneed" is set but cannot be loaded here. */
-  constructor(cfg: Config, log: Logger) {
+  constructor(cfg: Config, log: Logger, opts: AgentOptions = {}) {
     this.cfg = cfg;
     this.log = log;
+    this.observeReadSeconds = opts.observeReadSeconds;
     this.io = resolveIoMethod(cfg.ioMethod);
     this.followerBackoff = new Backoff(...followerRetryBounds(cfg));
     this.upstreamBackoff = new Backoff(cfg.reconnectMinMs, cfg.reconnectMaxMs);
-    const now = Date.now();
-    this.snap = {
-      state: 'waiting_for_postgres',
-      role: 'unknown',
-      timeline: null,
-      upstream: null,
-      source: null,
-      upstreamConnected: false,
-      replayLsn: null,
-      receiveLsn: null,
-      streamLsn: null,
-      decodedLsn: null,
-      replayTimestamp: null,
-      replayPaused: false,
-      lagBytes: 0,
-      lagSeconds: 0,
-      decodeErrors: 0,
-      walByRmgr: new Map(),
-      reconnects: { follower: 0, upstream: 0 },
-      prefault: null,
-      lastTick: now,
-      startedAt: now,
-    };
+    this.sources = new SourceChoice(log);
   }
 
   /** How pages are brought in now (io_method as resolved). */
@@ -137,7 +107,7 @@ export class Agent {
     await this.runPromise;
   }
 
-  /** Applies a reloaded config: live where possible, else restarts the session. */
+  /** Applies a reloaded config: live where possible, else (keys marked restartsSession in config/schema.ts) restarts the session. */
   reload(next: Config): void {
     const prev = this.cfg;
     this.cfg = next;
@@ -153,18 +123,23 @@ export class Agent {
         this.log.error({ err: { message: (e as Error).message } }, `keeping io_method ${this.io.method}`);
       }
     }
-    const restartKeys: (keyof Config)[] = [
-      'pgdata', 'host', 'port', 'username', 'database', 'password', 'passwordFile', 'primaryConninfo', 'replicationUser',
-      'replicationPassword', 'replicationPasswordFile', 'sslmode', 'sslrootcert', 'applicationName', 'replicationSlot',
-      'source', 'readaheadBytes', 'maxPagesAhead', 'maxOpenFiles', 'statusIntervalMs', 'connectTimeoutMs',
-    ];
-    const changed = restartKeys.filter((k) => prev[k] !== next[k]);
+    const changed = SESSION_FIELDS.filter((k) => prev[k] !== next[k]);
     if (changed.length) {
       this.log.info({ changed }, 'configuration changed; restarting the session');
       this.sessionController?.abort();
     } else {
       this.log.info('configuration reloaded');
     }
+  }
+
+  /** A plain JSON view for /status and the status command. */
+  statusJson(): Record<string, unknown> {
+    return statusView(this.snap, this.cfg, this.io.method);
+  }
+
+  /** Liveness: the main loop ticked recently (or is legitimately waiting on backoff). */
+  healthy(): boolean {
+    return Date.now() - this.snap.lastTick < 30_000 + this.cfg.reconnectMaxMs;
   }
 
   private setState(state: AgentState): void {
@@ -204,45 +179,39 @@ export class Agent {
     this.snap.state = 'stopped';
   }
 
-  // While PostgreSQL is down every retry fails the same way: log the first
-  // failure and then once a minute, not every retry.
-  private sessionErrorLoggedAt = 0;
-  private lastSessionError = '';
   private logSessionEnd(e: unknown): void {
     const err = errInfo(e);
-    const now = Date.now();
-    if (err.message !== this.lastSessionError || now - this.sessionErrorLoggedAt > 60_000) {
-      this.log.warn({ err, retries: this.followerBackoff.attempts }, 'session ended; retrying');
-      this.lastSessionError = err.message;
-      this.sessionErrorLoggedAt = now;
-    }
+    if (this.sessionEndLog.due(err.message)) this.log.warn({ err, retries: this.followerBackoff.attempts }, 'session ended; retrying');
   }
 
   private async teardownSession(): Promise<void> {
     await this.source?.close().catch(() => {});
     this.source = null;
-    this.snap.upstreamConnected = false;
-    await this.prefaulter?.closeAll().catch(() => {});
-    this.prefaulter = null;
+    clearUpstream(this.snap);
+    await this.closePrefaulter();
     await this.follower?.close().catch(() => {});
     this.follower = null;
     this.facts = null;
     this.snap.role = 'unknown';
-    this.snap.prefault = null;
     if (!this.stopController.signal.aborted) this.setState('waiting_for_postgres');
+  }
+
+  private async closePrefaulter(): Promise<void> {
+    await this.prefaulter?.closeAll().catch(() => {});
+    this.prefaulter = null;
+    this.snap.prefault = null;
   }
 
   // One connection to the follower: poll it, and run WAL pipelines while it is a standby.
   private async session(signal: AbortSignal): Promise<void> {
     this.setState('waiting_for_postgres');
     const cfg = this.cfg;
-    const password = resolvePassword(cfg, process.env);
     const follower = await Follower.connect({
       host: cfg.host,
       port: cfg.port,
       user: cfg.username,
       database: cfg.database,
-      password,
+      password: followerPassword(cfg, process.env),
       connectTimeoutMs: cfg.connectTimeoutMs,
       applicationName: `${cfg.applicationName}_monitor`,
     });
@@ -268,9 +237,8 @@ export class Agent {
           pipeline = null;
         }
         if (this.snap.state !== 'primary_idle') {
-          await this.prefaulter?.closeAll();
-          this.prefaulter = null;
-          this.snap.prefault = null;
+          await this.closePrefaulter();
+          clearUpstream(this.snap); // a primary streams from nobody
           this.setState('primary_idle');
         }
         await sleep(Math.max(1000, cfg.pollIntervalMs), signal);
@@ -284,6 +252,8 @@ export class Agent {
       } else if (this.shouldRestartPipeline(status)) {
         this.pipelineController?.abort();
       }
+      // `streaming` = WAL can flow (the replication stream is up, or the local reader runs), not "WAL arrived".
+      if (this.source?.started && this.snap.state === 'following') this.setState('streaming');
       await sleep(this.cfg.pollIntervalMs, signal);
     }
     this.pipelineController?.abort();
@@ -291,9 +261,7 @@ export class Agent {
   }
 
   // Both prefetchers hint the same pages: twice the I/O requests and CPU for
-  // no gain (docs/benchmarks.md, prefaulter+builtin). Said once per setting
-  // value, not on every reconnect.
-  private builtinPrefetchAdvised = '';
+  // no gain (docs/benchmarks.md, prefaulter+builtin).
   private async adviseOnBuiltinPrefetch(follower: Follower): Promise<void> {
     const b = await answerWithin(follower.builtinPrefetch(), this.cfg.connectTimeoutMs, 'the recovery_prefetch query');
     const on = b !== null && (b.recoveryPrefetch === 'on' || b.recoveryPrefetch === 'try');
@@ -310,21 +278,21 @@ export class Agent {
 
   private onStatus(s: FollowerStatus): void {
     this.status = s;
-    this.snap.lastTick = Date.now();
-    this.snap.role = s.inRecovery ? 'standby' : 'primary';
-    this.snap.timeline = s.timeline;
-    this.snap.replayLsn = s.replayLsn;
-    this.snap.receiveLsn = s.receiveLsn;
-    this.snap.replayTimestamp = s.replayTimestamp;
-    this.snap.replayPaused = s.replayPaused;
+    const snap = this.snap;
+    snap.lastTick = Date.now();
+    snap.role = s.inRecovery ? 'standby' : 'primary';
+    snap.timeline = s.timeline;
+    snap.replayLsn = s.replayLsn;
+    snap.receiveLsn = s.receiveLsn;
+    snap.replayTimestamp = s.replayTimestamp;
+    snap.replayPaused = s.replayPaused;
     const upstreamEnd = this.source?.upstreamEnd() ?? null;
     let head = s.receiveLsn ?? 0n;
     if (upstreamEnd !== null && upstreamEnd > head) head = upstreamEnd;
-    this.snap.lagBytes = s.replayLsn !== null && head > s.replayLsn ? Number(head - s.replayLsn) : 0;
-    this.snap.lagSeconds =
-      this.snap.lagBytes > 0 && s.replayTimestamp ? Math.max(0, (Date.now() - s.replayTimestamp.getTime()) / 1000) : 0;
+    snap.lagBytes = s.replayLsn !== null && head > s.replayLsn ? Number(head - s.replayLsn) : 0;
+    snap.lagSeconds = snap.lagBytes > 0 && s.replayTimestamp ? Math.max(0, (Date.now() - s.replayTimestamp.getTime()) / 1000) : 0;
     if (s.replayLsn !== null && this.prefaulter) this.prefaulter.setReplayLsn(s.replayLsn);
-    this.snap.prefault = this.prefaulter?.stats ?? null;
+    snap.prefault = this.prefaulter?.stats ?? null;
     const waiters = this.replayWaiters;
     this.replayWaiters = [];
     for (const w of waiters) w();
@@ -332,21 +300,19 @@ export class Agent {
 
   // Restart when replay overtook us (our records are useless) or the follower
   // moved to another timeline or upstream.
-  private pipelineTimeline: number | null = null;
-  private pipelineUpstream: string | null = null;
   private shouldRestartPipeline(s: FollowerStatus): boolean {
-    const decoded = this.decoder?.nextRecordLsn ?? null;
-    if (s.replayLsn !== null && decoded !== null && s.replayLsn - decoded > BigInt(this.cfg.readaheadBytes) * 2n) {
-      this.log.info({ replayLsn: formatLsn(s.replayLsn), decodedLsn: formatLsn(decoded) }, 'replay overtook the prefaulter; skipping ahead');
+    const decoded = this.decodeLoop?.decoder.nextRecordLsn ?? null;
+    if (replayOvertook(s.replayLsn, decoded, this.cfg.readaheadBytes)) {
+      this.log.info({ replayLsn: formatLsn(s.replayLsn!), decodedLsn: formatLsn(decoded!) }, 'replay overtook the prefaulter; skipping ahead');
       return true;
     }
     if (s.timeline !== null && this.pipelineTimeline !== null && s.timeline !== this.pipelineTimeline && this.source?.kind === 'local') {
       return true;
     }
-    const up = s.upstream ? `${s.upstream.host}:${s.upstream.port}` : null;
+    const up = followerUpstream(s);
     // Reading the local pg_wal only because no upstream was known (its walreceiver
     // was down, e.g. the primary restarted): stream again once it is back.
-    if (up && this.pipelineUpstream === null && this.source?.kind === 'local' && this.cfg.source === 'stream' && Date.now() >= this.localUntil) {
+    if (up && this.pipelineUpstream === null && this.source?.kind === 'local' && this.sources.streamAllowed(this.cfg)) {
       this.log.info({ upstream: up }, 'the follower has an upstream again; streaming from it');
       return true;
     }
@@ -357,7 +323,8 @@ export class Agent {
     return false;
   }
 
-  private waitForTick(signal: AbortSignal): Promise<void> {
+  /** Resolves at the next follower status (replay position) update, or when signal aborts. */
+  private nextReplayUpdate(signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       if (signal.aborted) return resolve();
       const done = () => {
@@ -369,9 +336,8 @@ export class Agent {
     });
   }
 
-  private ensurePrefaulter(): Prefaulter {
+  private ensurePrefaulter(facts: FollowerFacts): Prefaulter {
     if (this.prefaulter) return this.prefaulter;
-    const facts = this.facts!;
     const cfg = this.cfg;
     this.prefaulter = new Prefaulter({
       pgdata: cfg.pgdata || facts.dataDirectory,
@@ -387,11 +353,9 @@ export class Agent {
     });
     // /status must show the handles it opens from its first read on.
     this.snap.prefault = this.prefaulter.stats;
+    if (this.status?.replayLsn != null) this.prefaulter.setReplayLsn(this.status.replayLsn);
     return this.prefaulter;
   }
-
-  /** Set by the CLI to feed the pread latency histogram. */
-  observeReadSeconds: ((s: number) => void) | undefined;
 
   // Decode WAL from one source and feed the prefaulter, until the source
   // ends, fails, or the session asks for a restart.
@@ -402,41 +366,40 @@ export class Agent {
     sessionSignal.addEventListener('abort', onSession, { once: true });
     const signal = controller.signal;
     const facts = this.facts!;
-    const replay = status.replayLsn ?? status.receiveLsn ?? 0n;
-    const page = BigInt(8192);
-    const startLsn = replay - (replay % page);
+    const startLsn = pipelineStartLsn(status, WAL_PAGE_SIZE);
     const timeline = status.timeline ?? 1;
     this.pipelineTimeline = timeline;
-    this.pipelineUpstream = status.upstream ? `${status.upstream.host}:${status.upstream.port}` : null;
+    this.pipelineUpstream = followerUpstream(status);
     try {
-      const useLocal = this.cfg.source === 'local' || Date.now() < this.localUntil;
-      let source: WalSource;
-      if (useLocal) {
-        source = this.openLocal(startLsn, timeline, facts, signal);
-      } else {
-        const conn = await this.upstreamConnOptions(status);
-        if (!conn) {
-          this.log.warn('no upstream known (pg_stat_wal_receiver is empty and primary_conninfo unset); reading the local pg_wal');
-          source = this.openLocal(startLsn, timeline, facts, signal);
-        } else {
-          this.snap.upstream = `${conn.host}:${conn.port}`;
-          source = await StreamSource.open({
-            conn,
-            startLsn,
-            timeline,
-            slot: this.cfg.replicationSlot,
-            statusIntervalMs: this.cfg.statusIntervalMs,
-            signal,
-          });
-          this.snap.upstreamConnected = true;
-          this.upstreamBackoff.reset();
-          this.log.info({ upstream: this.snap.upstream, startLsn: formatLsn(startLsn), timeline }, 'streaming WAL from the upstream');
-        }
-      }
+      const { source, upstream } = await this.sources.open({
+        cfg: this.cfg,
+        facts,
+        status,
+        follower: this.follower,
+        latestStatus: () => this.status,
+        startLsn,
+        timeline,
+        signal,
+        onUpstream: (u) => (this.snap.upstream = u),
+      });
       this.source = source;
       this.snap.source = source.kind;
+      if (upstream !== null) {
+        this.snap.upstreamConnected = true;
+        this.upstreamBackoff.reset();
+      }
       if (signal.aborted) return;
-      await this.pump(source, startLsn, facts, signal);
+      this.decodeLoop = new DecodeLoop({
+        source,
+        startLsn,
+        segmentSize: facts.segmentSize,
+        prefaulter: this.ensurePrefaulter(facts),
+        snap: this.snap,
+        log: this.log,
+        nextReplayUpdate: (s) => this.nextReplayUpdate(s),
+        signal,
+      });
+      await this.decodeLoop.run();
     } catch (e) {
       if (signal.aborted) return;
       await this.onPipelineError(e, sessionSignal);
@@ -444,25 +407,11 @@ export class Agent {
       sessionSignal.removeEventListener('abort', onSession);
       await this.source?.close().catch(() => {});
       this.source = null;
-      this.decoder = null;
+      this.decodeLoop = null;
       this.snap.upstreamConnected = false;
       if (this.pipelineController === controller) this.pipelineController = null;
       if (this.snap.state === 'streaming') this.setState('following');
     }
-  }
-
-  private openLocal(startLsn: bigint, timeline: number, facts: FollowerFacts, signal: AbortSignal): LocalSource {
-    this.snap.upstream = null;
-    this.log.info({ startLsn: formatLsn(startLsn), timeline }, 'reading WAL from the local pg_wal');
-    return new LocalSource({
-      pgWalDir: join(this.cfg.pgdata || facts.dataDirectory, 'pg_wal'),
-      startLsn,
-      timeline,
-      segmentSize: facts.segmentSize,
-      pollIntervalMs: this.cfg.pollIntervalMs,
-      limit: () => this.status?.receiveLsn ?? (this.status?.replayLsn != null ? this.status.replayLsn + BigInt(this.cfg.readaheadBytes) : null),
-      signal,
-    });
   }
 
   private async onPipelineError(e: unknown, signal: AbortSignal): Promise<void> {
@@ -470,164 +419,17 @@ export class Agent {
       this.log.info({ nextTimeline: e.nextTimeline, at: formatLsn(e.nextTimelineStart) }, 'upstream switched timeline; following');
       return;
     }
-    if (e instanceof ReplicationError) {
-      this.snap.reconnects.upstream++;
-      if (e.code === 'WAL_REMOVED') {
-        this.localUntil = Date.now() + 60_000;
-        this.log.warn({ err: errInfo(e) }, 'the upstream no longer has the WAL we need; reading the local pg_wal for a while');
-        return;
-      }
-      const delay = this.upstreamBackoff.next();
-      this.log.warn({ err: errInfo(e), code: e.code, retryInMs: delay }, 'replication connection failed');
-      await sleep(delay, signal);
+    this.snap.reconnects.upstream++;
+    if (e instanceof ReplicationError && e.code === 'WAL_REMOVED') {
+      this.sources.upstreamLacksWal();
+      this.log.warn({ err: errInfo(e) }, 'the upstream no longer has the WAL we need; reading the local pg_wal for a while');
       return;
     }
     const delay = this.upstreamBackoff.next();
-    this.snap.reconnects.upstream++;
-    this.log.warn({ err: errInfo(e), retryInMs: delay }, 'WAL pipeline failed');
+    if (e instanceof ReplicationError) this.log.warn({ err: errInfo(e), code: e.code, retryInMs: delay }, 'replication connection failed');
+    else this.log.warn({ err: errInfo(e), retryInMs: delay }, 'WAL pipeline failed');
     await sleep(delay, signal);
   }
-
-  private async upstreamConnOptions(status: FollowerStatus): Promise<ConnOptions | null> {
-    const cfg = this.cfg;
-    let partial: Partial<ConnOptions>;
-    if (cfg.primaryConninfo) {
-      partial = parseConninfo(cfg.primaryConninfo);
-    } else {
-      // The follower's own primary_conninfo has the password (pg_stat_wal_receiver
-      // masks it) and exists before its WAL receiver connects; the receiver
-      // says where it really streams from (Patroni rewrites the setting on failover).
-      const setting = await this.follower?.primaryConninfo();
-      const fromSetting = setting ? parseConninfoOrNull(setting) : null;
-      if (status.upstream) {
-        partial = parseConninfoOrNull(status.upstream.conninfo) ?? {};
-        delete partial.password;
-        partial.host = status.upstream.host || partial.host;
-        partial.port = status.upstream.port || partial.port;
-        if (fromSetting?.password && (fromSetting.user ?? partial.user) === partial.user) partial.password = fromSetting.password;
-      } else if (fromSetting?.host) {
-        partial = fromSetting;
-      } else {
-        return null;
-      }
-    }
-    if (cfg.replicationUser) partial.user = cfg.replicationUser;
-    // A configured replication password wins; else the conninfo's; else ~/.pgpass.
-    if (cfg.replicationPassword || cfg.replicationPasswordFile || !partial.password) {
-      const password = resolveReplicationPassword(
-        cfg,
-        { host: partial.host ?? '', port: partial.port ?? 5432, user: partial.user ?? cfg.username },
-        process.env,
-      );
-      if (password) partial.password = password;
-    }
-    if (cfg.sslrootcert) partial.sslrootcert = cfg.sslrootcert;
-    if (cfg.sslmode && !cfg.primaryConninfo) partial.sslmode = cfg.sslmode as ConnOptions['sslmode'];
-    partial.applicationName = cfg.applicationName;
-    partial.connectTimeoutMs = cfg.connectTimeoutMs;
-    delete partial.dbname;
-    return resolveConnOptions(partial);
-  }
-
-  private async pump(source: WalSource, startLsn: bigint, facts: FollowerFacts, signal: AbortSignal): Promise<void> {
-    const decoder = new WalDecoder({ startLsn, segmentSize: facts.segmentSize });
-    this.decoder = decoder;
-    const prefaulter = this.ensurePrefaulter();
-    if (this.status?.replayLsn != null) prefaulter.setReplayLsn(this.status.replayLsn);
-    let expected = startLsn;
-    let sliceStart = performance.now();
-    for await (const chunk of source) {
-      if (signal.aborted) return;
-      // Buffered chunks arrive as microtasks: without a macrotask yield now and
-      // then, a burst would hold off /healthz (a liveness probe), /metrics and
-      // the replay-position polls that move the window, for its whole length.
-      if (performance.now() - sliceStart > PUMP_SLICE_MS) {
-        await yieldToEventLoop();
-        sliceStart = performance.now();
-        if (signal.aborted) return;
-      }
-      if (chunk.lsn !== expected) {
-        throw new Error(`WAL source jumped from ${formatLsn(expected)} to ${formatLsn(chunk.lsn)}; restarting`);
-      }
-      expected += BigInt(chunk.data.length);
-      this.snap.streamLsn = expected;
-      if (this.snap.state !== 'streaming') this.setState('streaming');
-      decoder.push(chunk.data);
-      for (;;) {
-        const item = decoder.next();
-        if (item === null) break;
-        if ('kind' in item) {
-          this.onDecodeError(item.lsn, item.message);
-          continue;
-        }
-        let c = this.snap.walByRmgr.get(item.rmgrName);
-        if (!c) this.snap.walByRmgr.set(item.rmgrName, (c = { records: 0, bytes: 0 }));
-        c.records++;
-        c.bytes += item.totalLength;
-        this.snap.decodedLsn = item.endLsn;
-        prefaulter.offer(item);
-        while (!prefaulter.wantsMore()) {
-          await this.waitForTick(signal);
-          if (signal.aborted) return;
-        }
-      }
-    }
-  }
-
-  private onDecodeError(lsn: bigint, message: string): void {
-    this.snap.decodeErrors++;
-    const now = Date.now();
-    // One line per 10 s at most: a corrupt stretch must not flood the logs.
-    if (now - this.decodeErrorLogAt > 10_000) {
-      this.decodeErrorLogAt = now;
-      this.log.warn({ lsn: formatLsn(lsn), decodeErrors: this.snap.decodeErrors }, `WAL decode error: ${message}`);
-    }
-  }
-
-  /** A plain JSON view for /status and the status command. */
-  statusJson(): Record<string, unknown> {
-    const s = this.snap;
-    const lsn = (v: bigint | null) => (v === null ? null : formatLsn(v));
-    const p = s.prefault;
-    return {
-      state: s.state,
-      role: s.role,
-      timeline: s.timeline,
-      upstream: s.upstream,
-      source: s.source,
-      upstreamConnected: s.upstreamConnected,
-      replayLsn: lsn(s.replayLsn),
-      receiveLsn: lsn(s.receiveLsn),
-      streamLsn: lsn(s.streamLsn),
-      decodedLsn: lsn(s.decodedLsn),
-      replayPaused: s.replayPaused,
-      replayTimestamp: s.replayTimestamp?.toISOString() ?? null,
-      lagBytes: s.lagBytes,
-      lagSeconds: s.lagSeconds,
-      aheadBytes: p?.aheadBytes ?? 0,
-      aheadPages: p?.aheadPages ?? 0,
-      decodeErrors: s.decodeErrors,
-      walRecords: [...s.walByRmgr.values()].reduce((a, c) => a + c.records, 0),
-      walBytes: [...s.walByRmgr.values()].reduce((a, c) => a + c.bytes, 0),
-      prefault: p ? { ...p } : null,
-      reconnects: { ...s.reconnects },
-      settings: {
-        ioConcurrency: this.cfg.ioConcurrency,
-        ioMethod: this.io.method,
-        readaheadBytes: this.cfg.readaheadBytes,
-        maxPagesAhead: this.cfg.maxPagesAhead,
-        source: this.cfg.source,
-        logLevel: this.cfg.logLevel,
-      },
-      uptimeSeconds: (Date.now() - s.startedAt) / 1000,
-    };
-  }
-
-  /** Liveness: the main loop ticked recently (or is legitimately waiting on backoff). */
-  healthy(): boolean {
-    return Date.now() - this.snap.lastTick < 30_000 + this.cfg.reconnectMaxMs;
-  }
-
 }
 
 /** Resolves as work does, or rejects once ms pass without an answer (work's late outcome is ignored). */
@@ -645,14 +447,6 @@ function answerWithin<T>(work: Promise<T>, ms: number, what: string): Promise<T>
 // quickly (at most every second); backoff is for the remote upstream.
 function followerRetryBounds(cfg: Config): [number, number] {
   return [Math.min(cfg.reconnectMinMs, 100), Math.min(cfg.reconnectMaxMs, 1000)];
-}
-
-function parseConninfoOrNull(text: string): Partial<ConnOptions> | null {
-  try {
-    return parseConninfo(text);
-  } catch {
-    return null;
-  }
 }
 
 function errInfo(e: unknown): { message: string; code?: string } {

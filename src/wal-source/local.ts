@@ -23,6 +23,7 @@ export interface LocalSourceOptions {
 
 export class LocalSource implements WalSource {
   readonly kind = 'local' as const;
+  readonly started = true;
   private closed = false;
   private timeline: number;
 

@@ -43,6 +43,10 @@ export class StreamSource implements WalSource {
     }
   }
 
+  get started(): boolean {
+    return this.stream.copying;
+  }
+
   upstreamEnd(): bigint | null {
     const end = this.stream.serverWalEnd;
     return end > 0n ? end : null;
