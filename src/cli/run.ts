@@ -1,5 +1,6 @@
 // `pg-prefaulter run`: the sidecar. Loads config, starts the HTTP endpoint and
-// the agent; SIGHUP reloads the config, SIGTERM/SIGINT stop within 2 s.
+// the agent; SIGHUP reloads the config (metrics_listen rebinds), SIGTERM/SIGINT
+// stop it and the process exits at once.
 import { ConfigError } from '../config/errors.ts';
 import { configHelp, effectiveConfigToml } from '../config/help.ts';
 import { loadConfig } from '../config/load.ts';
@@ -47,7 +48,11 @@ export default async function runCommand(argv: string[]): Promise<number> {
       if (code !== null) return code;
     }
   }
-  return runAgent(config, loaded.configPath, argv);
+  const code = await runAgent(config, loaded.configPath, argv);
+  // Everything is closed and the log flushed. Whatever else still holds the
+  // event loop (a socket the peer has not closed yet, a library's timer) must
+  // not keep Kubernetes or systemd waiting: exit now.
+  process.exit(code);
 }
 
 /** Runs the agent until SIGTERM/SIGINT; exported for the demo. */
@@ -106,7 +111,8 @@ export async function runAgent(config: Config, configPath: string | null, argv: 
   process.on('SIGHUP', onHup);
   await running;
   if (stopping) await stopping;
-  log.info('stopped');
+  // What would still keep the process alive, for whoever wonders why exiting needed process.exit().
+  log.info({ activeResources: process.getActiveResourcesInfo() }, 'stopped');
   await new Promise<void>((resolve) => log.flush(() => resolve()));
   return 0;
 }
