@@ -11,17 +11,18 @@ import { SESSION_FIELDS, type Config } from '../config/schema.ts';
 import { followerPassword } from '../credentials.ts';
 import { Follower, FollowerConnectError, type FollowerFacts, type FollowerStatus } from '../follower/index.ts';
 import { Prefaulter, checkDataDirectory, resolveIoMethod, type ResolvedIoMethod } from '../prefault/index.ts';
-import { ReplicationError } from '../replication/errors.ts';
-import { TimelineEnded, type WalSource } from '../wal-source/source.ts';
-import { formatLsn } from '../lsn.ts';
+import type { WalSource } from '../wal-source/source.ts';
 import { sleep } from '../sleep.ts';
 import { Backoff } from './backoff.ts';
-import { DecodeLoop } from './decode-loop.ts';
+import { DecodeLoop, ReplayTicks } from './decode-loop.ts';
 import { waitForFollower } from './follower-wait.ts';
 import { LogThrottle } from './log-throttle.ts';
-import { pipelineStartLsn, replayOvertook } from './readahead.ts';
-import { SourceChoice } from './source-choice.ts';
-import { clearUpstream, initialSnapshot, type AgentSnapshot, type AgentState } from './states.ts';
+import { pipelineStartLsn } from './readahead.ts';
+import { pipelineRestartReason } from './pipeline-restart.ts';
+import { SourceChoice, afterPipelineError } from './source-choice.ts';
+import { BuiltinPrefetchAdvice } from './builtin-prefetch.ts';
+import { answerWithin, errInfo, followerRetryBounds } from './session-helpers.ts';
+import { applyFollowerStatus, clearUpstream, initialSnapshot, type AgentSnapshot, type AgentState } from './states.ts';
 import { statusView } from './status-view.ts';
 import { followerUpstream } from './upstream.ts';
 
@@ -48,6 +49,7 @@ export class Agent {
   private readonly followerBackoff: Backoff;
   private readonly upstreamBackoff: Backoff;
   private readonly sources: SourceChoice;
+  private readonly prefetchAdvice: BuiltinPrefetchAdvice;
 
   private readonly stopController = new AbortController();
   private sessionController: AbortController | null = null;
@@ -63,14 +65,12 @@ export class Agent {
   private decodeLoop: DecodeLoop | null = null;
   private pipelineTimeline: number | null = null;
   private pipelineUpstream: string | null = null;
-  private replayWaiters: (() => void)[] = [];
+  private readonly replayTicks = new ReplayTicks();
 
   /** Consecutive "starting up" refusals retried quickly. */
   private quickRetries = 0;
   // While PostgreSQL is down every retry fails the same way: logged once a minute, not every retry.
   private readonly sessionEndLog = new LogThrottle(60_000);
-  /** recovery_prefetch value last advised about (said once per value, not on every reconnect). */
-  private builtinPrefetchAdvised = '';
 
   /** Throws when io_method = "willneed" is set but cannot be loaded here. */
   constructor(cfg: Config, log: Logger, opts: AgentOptions = {}) {
@@ -81,6 +81,7 @@ export class Agent {
     this.followerBackoff = new Backoff(...followerRetryBounds(cfg));
     this.upstreamBackoff = new Backoff(cfg.reconnectMinMs, cfg.reconnectMaxMs);
     this.sources = new SourceChoice(log);
+    this.prefetchAdvice = new BuiltinPrefetchAdvice(log);
   }
 
   /** How pages are brought in now (io_method as resolved). */
@@ -223,7 +224,7 @@ export class Agent {
       { serverVersionNum: this.facts.serverVersionNum, dataDirectory: this.facts.dataDirectory, blockSize: this.facts.blockSize },
       'connected to the follower',
     );
-    await this.adviseOnBuiltinPrefetch(follower);
+    await this.prefetchAdvice.check(follower, cfg.connectTimeoutMs);
     let pipeline: Promise<void> | null = null;
     while (!signal.aborted) {
       // A follower that stops answering (frozen connection, hung server) must end the
@@ -260,80 +261,26 @@ export class Agent {
     if (pipeline) await pipeline;
   }
 
-  // Both prefetchers hint the same pages: twice the I/O requests and CPU for
-  // no gain (docs/benchmarks.md, prefaulter+builtin).
-  private async adviseOnBuiltinPrefetch(follower: Follower): Promise<void> {
-    const b = await answerWithin(follower.builtinPrefetch(), this.cfg.connectTimeoutMs, 'the recovery_prefetch query');
-    const on = b !== null && (b.recoveryPrefetch === 'on' || b.recoveryPrefetch === 'try');
-    const key = b === null ? '' : b.recoveryPrefetch;
-    if (on && key !== this.builtinPrefetchAdvised) {
-      this.log.warn(
-        { recoveryPrefetch: b.recoveryPrefetch, maintenanceIoConcurrency: b.maintenanceIoConcurrency },
-        `the follower's own recovery prefetcher is on (recovery_prefetch = ${b.recoveryPrefetch}): it hints the same pages as pg-prefaulter; `
-          + 'set recovery_prefetch = off on the follower (replay was faster with it off next to pg-prefaulter, see docs/benchmarks.md)',
-      );
-    }
-    this.builtinPrefetchAdvised = key;
-  }
-
   private onStatus(s: FollowerStatus): void {
     this.status = s;
-    const snap = this.snap;
-    snap.lastTick = Date.now();
-    snap.role = s.inRecovery ? 'standby' : 'primary';
-    snap.timeline = s.timeline;
-    snap.replayLsn = s.replayLsn;
-    snap.receiveLsn = s.receiveLsn;
-    snap.replayTimestamp = s.replayTimestamp;
-    snap.replayPaused = s.replayPaused;
-    const upstreamEnd = this.source?.upstreamEnd() ?? null;
-    let head = s.receiveLsn ?? 0n;
-    if (upstreamEnd !== null && upstreamEnd > head) head = upstreamEnd;
-    snap.lagBytes = s.replayLsn !== null && head > s.replayLsn ? Number(head - s.replayLsn) : 0;
-    snap.lagSeconds = snap.lagBytes > 0 && s.replayTimestamp ? Math.max(0, (Date.now() - s.replayTimestamp.getTime()) / 1000) : 0;
+    applyFollowerStatus(this.snap, s, this.source?.upstreamEnd() ?? null);
     if (s.replayLsn !== null && this.prefaulter) this.prefaulter.setReplayLsn(s.replayLsn);
-    snap.prefault = this.prefaulter?.stats ?? null;
-    const waiters = this.replayWaiters;
-    this.replayWaiters = [];
-    for (const w of waiters) w();
+    this.snap.prefault = this.prefaulter?.stats ?? null;
+    this.replayTicks.tick();
   }
 
-  // Restart when replay overtook us (our records are useless) or the follower
-  // moved to another timeline or upstream.
   private shouldRestartPipeline(s: FollowerStatus): boolean {
-    const decoded = this.decodeLoop?.decoder.nextRecordLsn ?? null;
-    if (replayOvertook(s.replayLsn, decoded, this.cfg.readaheadBytes)) {
-      this.log.info({ replayLsn: formatLsn(s.replayLsn!), decodedLsn: formatLsn(decoded!) }, 'replay overtook the prefaulter; skipping ahead');
-      return true;
-    }
-    if (s.timeline !== null && this.pipelineTimeline !== null && s.timeline !== this.pipelineTimeline && this.source?.kind === 'local') {
-      return true;
-    }
-    const up = followerUpstream(s);
-    // Reading the local pg_wal only because no upstream was known (its walreceiver
-    // was down, e.g. the primary restarted): stream again once it is back.
-    if (up && this.pipelineUpstream === null && this.source?.kind === 'local' && this.sources.streamAllowed(this.cfg)) {
-      this.log.info({ upstream: up }, 'the follower has an upstream again; streaming from it');
-      return true;
-    }
-    if (!this.cfg.primaryConninfo && up && this.pipelineUpstream && up !== this.pipelineUpstream) {
-      this.log.info({ from: this.pipelineUpstream, to: up }, 'the follower changed upstream; following');
-      return true;
-    }
-    return false;
-  }
-
-  /** Resolves at the next follower status (replay position) update, or when signal aborts. */
-  private nextReplayUpdate(signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      if (signal.aborted) return resolve();
-      const done = () => {
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      this.replayWaiters.push(done);
-      signal.addEventListener('abort', done, { once: true });
+    const reason = pipelineRestartReason(s, {
+      decodedLsn: this.decodeLoop?.decoder.nextRecordLsn ?? null,
+      timeline: this.pipelineTimeline,
+      upstream: this.pipelineUpstream,
+      sourceKind: this.source?.kind ?? null,
+      streamAllowed: this.sources.streamAllowed(this.cfg),
+      upstreamConfigured: this.cfg.primaryConninfo !== '',
+      readaheadBytes: this.cfg.readaheadBytes,
     });
+    if (reason?.message) this.log.info(reason.fields, reason.message);
+    return reason !== null;
   }
 
   private ensurePrefaulter(facts: FollowerFacts): Prefaulter {
@@ -396,13 +343,13 @@ export class Agent {
         prefaulter: this.ensurePrefaulter(facts),
         snap: this.snap,
         log: this.log,
-        nextReplayUpdate: (s) => this.nextReplayUpdate(s),
+        nextReplayUpdate: (s) => this.replayTicks.next(s),
         signal,
       });
       await this.decodeLoop.run();
     } catch (e) {
       if (signal.aborted) return;
-      await this.onPipelineError(e, sessionSignal);
+      await afterPipelineError(e, { log: this.log, snap: this.snap, sources: this.sources, upstreamBackoff: this.upstreamBackoff, signal: sessionSignal });
     } finally {
       sessionSignal.removeEventListener('abort', onSession);
       await this.source?.close().catch(() => {});
@@ -414,42 +361,4 @@ export class Agent {
     }
   }
 
-  private async onPipelineError(e: unknown, signal: AbortSignal): Promise<void> {
-    if (e instanceof TimelineEnded) {
-      this.log.info({ nextTimeline: e.nextTimeline, at: formatLsn(e.nextTimelineStart) }, 'upstream switched timeline; following');
-      return;
-    }
-    this.snap.reconnects.upstream++;
-    if (e instanceof ReplicationError && e.code === 'WAL_REMOVED') {
-      this.sources.upstreamLacksWal();
-      this.log.warn({ err: errInfo(e) }, 'the upstream no longer has the WAL we need; reading the local pg_wal for a while');
-      return;
-    }
-    const delay = this.upstreamBackoff.next();
-    if (e instanceof ReplicationError) this.log.warn({ err: errInfo(e), code: e.code, retryInMs: delay }, 'replication connection failed');
-    else this.log.warn({ err: errInfo(e), retryInMs: delay }, 'WAL pipeline failed');
-    await sleep(delay, signal);
-  }
-}
-
-/** Resolves as work does, or rejects once ms pass without an answer (work's late outcome is ignored). */
-function answerWithin<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  work.catch(() => {}); // a late failure (the connection closed at teardown) is not unhandled
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} got no answer within ${ms} ms; reconnecting (raise connect_timeout if the follower is just slow)`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
-
-// The follower is local: retrying its socket is cheap, and after a restart
-// every moment without prefaulting is replay waiting on reads. So retry it
-// quickly (at most every second); backoff is for the remote upstream.
-function followerRetryBounds(cfg: Config): [number, number] {
-  return [Math.min(cfg.reconnectMinMs, 100), Math.min(cfg.reconnectMaxMs, 1000)];
-}
-
-function errInfo(e: unknown): { message: string; code?: string } {
-  if (e instanceof Error) return { message: e.message, code: (e as { code?: string }).code };
-  return { message: String(e) };
 }

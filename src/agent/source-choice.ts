@@ -8,7 +8,13 @@ import type { Follower, FollowerFacts, FollowerStatus } from '../follower/index.
 import { LocalSource } from '../wal-source/local.ts';
 import { StreamSource } from '../wal-source/stream.ts';
 import type { WalSource } from '../wal-source/source.ts';
+import { ReplicationError } from '../replication/errors.ts';
+import { TimelineEnded } from '../wal-source/source.ts';
 import { formatLsn } from '../lsn.ts';
+import { sleep } from '../sleep.ts';
+import type { Backoff } from './backoff.ts';
+import { errInfo } from './session-helpers.ts';
+import type { AgentSnapshot } from './states.ts';
 import { localReadLimit } from './readahead.ts';
 import { upstreamConnOptions } from './upstream.ts';
 
@@ -82,4 +88,31 @@ export class SourceChoice {
     });
     return { source, upstream: null };
   }
+}
+
+export interface PipelineErrorContext {
+  log: Logger;
+  snap: AgentSnapshot;
+  sources: SourceChoice;
+  upstreamBackoff: Backoff;
+  /** The session's: a stop or restart cuts the backoff short. */
+  signal: AbortSignal;
+}
+
+/** After a pipeline failed: follow a timeline switch at once, read pg_wal if the upstream lacks the WAL, else back off. */
+export async function afterPipelineError(e: unknown, c: PipelineErrorContext): Promise<void> {
+  if (e instanceof TimelineEnded) {
+    c.log.info({ nextTimeline: e.nextTimeline, at: formatLsn(e.nextTimelineStart) }, 'upstream switched timeline; following');
+    return;
+  }
+  c.snap.reconnects.upstream++;
+  if (e instanceof ReplicationError && e.code === 'WAL_REMOVED') {
+    c.sources.upstreamLacksWal();
+    c.log.warn({ err: errInfo(e) }, 'the upstream no longer has the WAL we need; reading the local pg_wal for a while');
+    return;
+  }
+  const delay = c.upstreamBackoff.next();
+  if (e instanceof ReplicationError) c.log.warn({ err: errInfo(e), code: e.code, retryInMs: delay }, 'replication connection failed');
+  else c.log.warn({ err: errInfo(e), retryInMs: delay }, 'WAL pipeline failed');
+  await sleep(delay, c.signal);
 }

@@ -1,6 +1,7 @@
 // The agent's states and the snapshot every view (/status, /metrics, the
 // status command) reads. Adding a state is one line in AGENT_STATES (plus its
 // line in README "How it works"); metrics/registry.ts derives its labels from it.
+import type { FollowerStatus } from '../follower/index.ts';
 import type { PrefaultStats } from '../prefault/index.ts';
 
 /** In order of a normal start; `stopped` is the end, after SIGTERM. */
@@ -70,4 +71,19 @@ export function clearUpstream(s: AgentSnapshot): void {
   s.upstream = null;
   s.upstreamConnected = false;
   s.source = null;
+}
+
+/** Copies a follower status into the snapshot, with the lag against the furthest WAL end known (follower's or upstream's). */
+export function applyFollowerStatus(snap: AgentSnapshot, s: FollowerStatus, upstreamEnd: bigint | null): void {
+  snap.lastTick = Date.now();
+  snap.role = s.inRecovery ? 'standby' : 'primary';
+  snap.timeline = s.timeline;
+  snap.replayLsn = s.replayLsn;
+  snap.receiveLsn = s.receiveLsn;
+  snap.replayTimestamp = s.replayTimestamp;
+  snap.replayPaused = s.replayPaused;
+  let head = s.receiveLsn ?? 0n;
+  if (upstreamEnd !== null && upstreamEnd > head) head = upstreamEnd;
+  snap.lagBytes = s.replayLsn !== null && head > s.replayLsn ? Number(head - s.replayLsn) : 0;
+  snap.lagSeconds = snap.lagBytes > 0 && s.replayTimestamp ? Math.max(0, (Date.now() - s.replayTimestamp.getTime()) / 1000) : 0;
 }
