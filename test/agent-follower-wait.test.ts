@@ -2,7 +2,7 @@
 // a refused connection says why, so the agent can retry at the right pace.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitForFollower } from '../src/agent/follower-wait.ts';
@@ -47,4 +47,26 @@ test('connecting to a socket directory without a server fails with a FollowerCon
     assert.match(e.message, /cannot connect to the follower at socket .*\.s\.PGSQL\.5999/);
     return true;
   });
+});
+
+test('the wait also ends when the socket directory was removed and is made again with the socket in it', { timeout: 20_000 }, async (t) => {
+  const base = mkdtempSync(join(tmpdir(), 'pgpf-wait-gone-'));
+  t.after(() => rmSync(base, { recursive: true, force: true }));
+  const dir = join(base, 'run', 'postgresql');
+  mkdirSync(dir, { recursive: true });
+  for (const recreate of ['removed while waiting', 'missing from the start']) {
+    let done = false;
+    const waiting = waitForFollower(dir, 5999, HOUR, new AbortController().signal).then(() => {
+      done = true;
+    });
+    if (recreate === 'removed while waiting') rmSync(join(base, 'run'), { recursive: true });
+    // The directory (and a parent) come back, and then the socket; nothing else may end the wait.
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'postmaster.log'), '');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(done, false, `${recreate}: woken before the socket appeared`);
+    writeFileSync(join(dir, '.s.PGSQL.5999'), '');
+    await waiting;
+    rmSync(join(base, 'run'), { recursive: true });
+  }
 });

@@ -1,29 +1,60 @@
 // The agent's HTTP face: Prometheus metrics copied from the agent's plain
 // stats at scrape time (nothing on the hot path touches prom-client), plus
-// /healthz, /readyz and /status.
+// /healthz, /readyz and /status; rebinds when metrics_listen changes on SIGHUP.
 import { AgentMetrics, SKIP_REASONS } from '../metrics/registry.ts';
-import { startHttp } from '../metrics/http.ts';
-import type { Agent } from './agent.ts';
+import { startHttp, type HttpEndpoint } from '../metrics/http.ts';
+import type { Agent, AgentOptions } from './agent.ts';
 
-export interface AgentHttp {
-  address: string;
-  metrics: AgentMetrics;
-  close(): Promise<void>;
+/** The agent's instruments, and the hook the agent feeds pread latencies through (AgentOptions). */
+export function agentMetrics(): { metrics: AgentMetrics; options: AgentOptions } {
+  const metrics = new AgentMetrics();
+  return { metrics, options: { observeReadSeconds: (s) => metrics.preadDuration.observe(s) } };
 }
 
-/** Starts the endpoint on listen ("host:port"); "" disables it (returns null). */
-export async function startAgentHttp(agent: Agent, listen: string): Promise<AgentHttp | null> {
-  const metrics = new AgentMetrics();
-  agent.observeReadSeconds = (s) => metrics.preadDuration.observe(s);
-  metrics.onCollect(() => copyStats(agent, metrics));
-  if (!listen) return null;
-  const server = await startHttp({
-    listen,
-    metrics,
-    status: () => agent.statusJson(),
-    health: () => agent.healthy(),
-  });
-  return { address: server.address, metrics, close: () => server.close() };
+export class AgentHttp {
+  private endpoint: HttpEndpoint | null = null;
+  private listening = '';
+
+  private constructor(
+    private readonly agent: Agent,
+    readonly metrics: AgentMetrics,
+  ) {
+    metrics.onCollect(() => copyStats(agent, metrics));
+  }
+
+  /** Starts the endpoint on listen ("host:port"; "" = none). Throws when it cannot listen. */
+  static async start(agent: Agent, metrics: AgentMetrics, listen: string): Promise<AgentHttp> {
+    const http = new AgentHttp(agent, metrics);
+    await http.listen(listen);
+    return http;
+  }
+
+  /** Bound address ("host:port"), or null when disabled. */
+  get address(): string | null {
+    return this.endpoint?.address ?? null;
+  }
+
+  /**
+   * Moves the endpoint to listen ("" closes it). The new address is bound
+   * before the old one closes, so a failure (port taken) keeps the old one
+   * serving and throws.
+   */
+  async listen(listen: string): Promise<void> {
+    if (listen === this.listening && (this.endpoint !== null || listen === '')) return;
+    const next = listen
+      ? await startHttp({ listen, metrics: this.metrics, status: () => this.agent.statusJson(), health: () => this.agent.healthy() })
+      : null;
+    const prev = this.endpoint;
+    this.endpoint = next;
+    this.listening = listen;
+    await prev?.close();
+  }
+
+  async close(): Promise<void> {
+    const prev = this.endpoint;
+    this.endpoint = null;
+    await prev?.close();
+  }
 }
 
 function copyStats(agent: Agent, m: AgentMetrics): void {

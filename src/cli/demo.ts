@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import postgres from 'postgres';
 import { Agent } from '../agent/agent.ts';
-import { startAgentHttp } from '../agent/http.ts';
+import { AgentHttp, agentMetrics } from '../agent/http.ts';
 import { loadConfig } from '../config/load.ts';
 import { createCluster, installedVersions, type Cluster } from '../embedded/index.ts';
 import { renderDemoView, type DemoFrame } from './demo-view.ts';
@@ -82,7 +82,7 @@ export default async function demoCommand(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   if (duration !== null) setTimeout(onSignal, duration * 1000).unref();
   let agent: Agent | null = null;
-  let http: Awaited<ReturnType<typeof startAgentHttp>> | null = null;
+  let http: AgentHttp | null = null;
   let reachedStreaming = false;
   try {
     await loadData(cluster, rows, headless, say, () => stopRequested);
@@ -99,10 +99,11 @@ export default async function demoCommand(argv: string[]): Promise<number> {
     });
     const logFile = join(cluster.base, 'logs', 'agent.log');
     const log = pino({ level: config.logLevel, name: 'pg-prefaulter' }, createWriteStream(logFile));
-    agent = new Agent(config, log);
-    http = await startAgentHttp(agent, config.metricsListen);
+    const { metrics, options } = agentMetrics();
+    agent = new Agent(config, log, options);
+    http = await AgentHttp.start(agent, metrics, config.metricsListen);
     void agent.start();
-    if (http) say(`agent metrics: http://${http.address}/metrics   status: http://${http.address}/status`);
+    if (http.address) say(`agent metrics: http://${http.address}/metrics   status: http://${http.address}/status`);
     say(`agent log: ${logFile}`);
     say(`write load: ${clients} clients updating random rows on the primary${duration !== null ? ` for ${duration} s` : '; Ctrl-C to stop'}`);
     const load = writeLoad(cluster, rows, clients, () => stopRequested);

@@ -1,12 +1,13 @@
 // `pg-prefaulter run`: the sidecar. Loads config, starts the HTTP endpoint and
-// the agent; SIGHUP reloads the config, SIGTERM/SIGINT stop within 2 s.
+// the agent; SIGHUP reloads the config (metrics_listen rebinds), SIGTERM/SIGINT
+// stop it and the process exits at once.
 import { ConfigError } from '../config/errors.ts';
 import { configHelp, effectiveConfigToml } from '../config/help.ts';
 import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger } from '../log.ts';
 import { Agent } from '../agent/agent.ts';
-import { startAgentHttp } from '../agent/http.ts';
+import { AgentHttp, agentMetrics } from '../agent/http.ts';
 import { relaunchWithThreadpool, resolveIoMethod, sizeThreadpool, type ResolvedIoMethod } from '../prefault/index.ts';
 
 const STOP_DEADLINE_MS = 1800;
@@ -47,21 +48,26 @@ export default async function runCommand(argv: string[]): Promise<number> {
       if (code !== null) return code;
     }
   }
-  return runAgent(config, loaded.configPath, argv);
+  const code = await runAgent(config, loaded.configPath, argv);
+  // Everything is closed and the log flushed. Whatever else still holds the
+  // event loop (a socket the peer has not closed yet, a library's timer) must
+  // not keep Kubernetes or systemd waiting: exit now.
+  process.exit(code);
 }
 
 /** Runs the agent until SIGTERM/SIGINT; exported for the demo. */
 export async function runAgent(config: Config, configPath: string | null, argv: string[]): Promise<number> {
   const log = createLogger(config.logLevel);
-  const agent = new Agent(config, log);
-  let http: Awaited<ReturnType<typeof startAgentHttp>> | null = null;
+  const { metrics, options } = agentMetrics();
+  const agent = new Agent(config, log, options);
+  let http: AgentHttp;
   try {
-    http = await startAgentHttp(agent, config.metricsListen);
+    http = await AgentHttp.start(agent, metrics, config.metricsListen);
   } catch (e) {
     log.fatal({ err: { message: (e as Error).message } }, `cannot listen on metrics_listen ${config.metricsListen}`);
     return 1;
   }
-  log.info({ configPath, metrics: http?.address ?? null, pid: process.pid, ioMethod: agent.ioMethod.method }, 'pg-prefaulter started');
+  log.info({ configPath, metrics: http.address, pid: process.pid, ioMethod: agent.ioMethod.method }, 'pg-prefaulter started');
   if (agent.ioMethod.fallbackReason) log.warn(`io_method auto runs as pread: ${agent.ioMethod.fallbackReason}`);
 
   const running = agent.start();
@@ -76,7 +82,7 @@ export async function runAgent(config: Config, configPath: string | null, argv: 
     deadline.unref();
     stopping = (async () => {
       await agent.stop();
-      await http?.close();
+      await http.close();
       clearTimeout(deadline);
     })();
   };
@@ -85,16 +91,28 @@ export async function runAgent(config: Config, configPath: string | null, argv: 
       const next = loadConfig({ argv, env: process.env }).config;
       log.level = next.logLevel;
       agent.reload(next);
+      if (next.metricsListen !== metricsListen) rebind(next.metricsListen);
     } catch (e) {
       log.error({ err: { message: (e as Error).message } }, 'config reload failed; keeping the running configuration');
     }
+  };
+  let metricsListen = config.metricsListen;
+  const rebind = (listen: string) => {
+    http.listen(listen).then(
+      () => {
+        metricsListen = listen;
+        log.info({ metrics: http.address }, listen ? `metrics_listen now ${http.address}` : 'metrics_listen "": the HTTP endpoint is closed');
+      },
+      (e: unknown) => log.error({ err: { message: (e as Error).message } }, `metrics_listen ${listen}: cannot listen; still serving on ${http.address ?? '(none)'}`),
+    );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', onHup);
   await running;
   if (stopping) await stopping;
-  log.info('stopped');
+  // What would still keep the process alive, for whoever wonders why exiting needed process.exit().
+  log.info({ activeResources: process.getActiveResourcesInfo() }, 'stopped');
   await new Promise<void>((resolve) => log.flush(() => resolve()));
   return 0;
 }

@@ -58,6 +58,8 @@ export interface KeyDef {
   max?: number;
   /** Never printed or logged in clear. */
   secret?: boolean;
+  /** A change on SIGHUP ends the session (connections, pipeline) and starts a new one; other keys apply live. */
+  restartsSession?: boolean;
   description: string;
 }
 
@@ -74,42 +76,42 @@ function def(d: Def): KeyDef {
 }
 
 export const KEYS: readonly KeyDef[] = [
-  def({ key: 'pgdata', field: 'pgdata', type: 'string', default: '', short: '-D',
+  def({ key: 'pgdata', restartsSession: true, field: 'pgdata', type: 'string', default: '', short: '-D',
     description: "Follower data directory as mounted for the sidecar; \"\" = the follower's data_directory" }),
-  def({ key: 'host', field: 'host', type: 'string', default: '/var/run/postgresql', short: '-H', libpqEnv: 'PGHOST',
+  def({ key: 'host', restartsSession: true, field: 'host', type: 'string', default: '/var/run/postgresql', short: '-H', libpqEnv: 'PGHOST',
     description: 'Follower socket directory or host name' }),
-  def({ key: 'port', field: 'port', type: 'int', default: 5432, short: '-p', libpqEnv: 'PGPORT', min: 1, max: 65535,
+  def({ key: 'port', restartsSession: true, field: 'port', type: 'int', default: 5432, short: '-p', libpqEnv: 'PGPORT', min: 1, max: 65535,
     description: 'Follower port' }),
-  def({ key: 'username', field: 'username', type: 'string', default: 'postgres', short: '-U', libpqEnv: 'PGUSER',
+  def({ key: 'username', restartsSession: true, field: 'username', type: 'string', default: 'postgres', short: '-U', libpqEnv: 'PGUSER',
     description: 'User for the follower connection' }),
-  def({ key: 'database', field: 'database', type: 'string', default: 'postgres', short: '-d', libpqEnv: 'PGDATABASE',
+  def({ key: 'database', restartsSession: true, field: 'database', type: 'string', default: 'postgres', short: '-d', libpqEnv: 'PGDATABASE',
     description: 'Database for the follower connection' }),
-  def({ key: 'password', field: 'password', type: 'string', default: '', libpqEnv: 'PGPASSWORD', secret: true,
+  def({ key: 'password', restartsSession: true, field: 'password', type: 'string', default: '', libpqEnv: 'PGPASSWORD', secret: true,
     description: 'Password for the follower connection (PGPASSFILE / ~/.pgpass are consulted when empty)' }),
-  def({ key: 'password_file', field: 'passwordFile', type: 'string', default: '',
+  def({ key: 'password_file', restartsSession: true, field: 'passwordFile', type: 'string', default: '',
     description: 'File holding the follower password, e.g. a mounted secret (trailing newline stripped)' }),
-  def({ key: 'primary_conninfo', field: 'primaryConninfo', type: 'string', default: '', secret: true,
+  def({ key: 'primary_conninfo', restartsSession: true, field: 'primaryConninfo', type: 'string', default: '', secret: true,
     description: "libpq conninfo of the upstream; \"\" = the follower's own primary_conninfo and pg_stat_wal_receiver" }),
-  def({ key: 'replication_user', field: 'replicationUser', type: 'string', default: '',
+  def({ key: 'replication_user', restartsSession: true, field: 'replicationUser', type: 'string', default: '',
     description: 'User for the replication connection; "" = the user in the upstream conninfo' }),
-  def({ key: 'replication_password', field: 'replicationPassword', type: 'string', default: '', secret: true,
+  def({ key: 'replication_password', restartsSession: true, field: 'replicationPassword', type: 'string', default: '', secret: true,
     description: 'Password for the replication connection' }),
-  def({ key: 'replication_password_file', field: 'replicationPasswordFile', type: 'string', default: '',
+  def({ key: 'replication_password_file', restartsSession: true, field: 'replicationPasswordFile', type: 'string', default: '',
     description: 'File holding the replication password (trailing newline stripped)' }),
-  def({ key: 'sslmode', field: 'sslmode', type: 'enum', default: 'prefer', values: SSL_MODES, libpqEnv: 'PGSSLMODE',
+  def({ key: 'sslmode', restartsSession: true, field: 'sslmode', type: 'enum', default: 'prefer', values: SSL_MODES, libpqEnv: 'PGSSLMODE',
     description: 'SSL mode for connections' }),
-  def({ key: 'sslrootcert', field: 'sslrootcert', type: 'string', default: '', libpqEnv: 'PGSSLROOTCERT',
+  def({ key: 'sslrootcert', restartsSession: true, field: 'sslrootcert', type: 'string', default: '', libpqEnv: 'PGSSLROOTCERT',
     description: 'CA certificate file for verify-ca / verify-full' }),
-  def({ key: 'application_name', field: 'applicationName', type: 'string', default: 'pg_prefaulter',
+  def({ key: 'application_name', restartsSession: true, field: 'applicationName', type: 'string', default: 'pg_prefaulter',
     description: 'application_name reported to PostgreSQL' }),
-  def({ key: 'replication_slot', field: 'replicationSlot', type: 'string', default: '',
+  def({ key: 'replication_slot', restartsSession: true, field: 'replicationSlot', type: 'string', default: '',
     description: 'Physical replication slot to stream from; "" = none' }),
-  def({ key: 'source', field: 'source', type: 'enum', default: 'stream', values: SOURCES,
+  def({ key: 'source', restartsSession: true, field: 'source', type: 'enum', default: 'stream', values: SOURCES,
     description: 'Where WAL comes from: "stream" (own walsender connection, falls back to the local pg_wal when the '
       + 'upstream no longer has the WAL) or "local" (the follower\'s pg_wal only; needs no walsender)' }),
-  def({ key: 'readahead_bytes', field: 'readaheadBytes', type: 'size', default: '32MiB', min: 8192,
+  def({ key: 'readahead_bytes', restartsSession: true, field: 'readaheadBytes', type: 'size', default: '32MiB', min: 8192,
     description: 'How far ahead of replay to read WAL' }),
-  def({ key: 'max_pages_ahead', field: 'maxPagesAhead', type: 'int', default: 16384, min: 1,
+  def({ key: 'max_pages_ahead', restartsSession: true, field: 'maxPagesAhead', type: 'int', default: 16384, min: 1,
     description: 'Maximum number of distinct pages prefaulted ahead of replay' }),
   def({ key: 'io_method', field: 'ioMethod', type: 'enum', default: 'auto', values: IO_METHODS,
     description: 'How pages are brought into the page cache: "willneed" asks the kernel to read them (posix_fadvise, as '
@@ -117,13 +119,13 @@ export const KEYS: readonly KeyDef[] = [
       + 'libuv thread (io_concurrency at a time), "auto" = willneed on Linux, else pread' }),
   def({ key: 'io_concurrency', field: 'ioConcurrency', type: 'int', default: 64, min: 1, max: 1024,
     description: 'Concurrent page reads (io_method = "pread"; with "willneed", concurrent file opens)' }),
-  def({ key: 'max_open_files', field: 'maxOpenFiles', type: 'int', default: 0, min: 0,
+  def({ key: 'max_open_files', restartsSession: true, field: 'maxOpenFiles', type: 'int', default: 0, min: 0,
     description: 'Relation file handles kept open; 0 = derived from RLIMIT_NOFILE' }),
   def({ key: 'poll_interval', field: 'pollIntervalMs', type: 'duration', default: '100ms', min: 1,
     description: 'How often to poll the follower replay LSN' }),
-  def({ key: 'status_interval', field: 'statusIntervalMs', type: 'duration', default: '10s', min: 1,
+  def({ key: 'status_interval', restartsSession: true, field: 'statusIntervalMs', type: 'duration', default: '10s', min: 1,
     description: 'How often to send standby status updates to the upstream' }),
-  def({ key: 'connect_timeout', field: 'connectTimeoutMs', type: 'duration', default: '10s', min: 1,
+  def({ key: 'connect_timeout', restartsSession: true, field: 'connectTimeoutMs', type: 'duration', default: '10s', min: 1,
     description: 'Timeout for establishing a connection' }),
   def({ key: 'reconnect_min', field: 'reconnectMinMs', type: 'duration', default: '500ms', min: 1,
     description: 'First reconnect delay (doubles on each failure)' }),
@@ -134,6 +136,9 @@ export const KEYS: readonly KeyDef[] = [
   def({ key: 'log_level', field: 'logLevel', type: 'enum', default: 'info', values: LOG_LEVELS,
     description: 'Log level' }),
 ];
+
+/** Config fields whose change on reload restarts the agent's session. */
+export const SESSION_FIELDS: readonly (keyof Config)[] = KEYS.filter((k) => k.restartsSession).map((k) => k.field);
 
 export const KEYS_BY_NAME: ReadonlyMap<string, KeyDef> = new Map(KEYS.map((k) => [k.key, k]));
 /** Env var naming the config file (same role as --config). */

@@ -4,18 +4,22 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { VERSION } from '../version.ts';
+// Label values come from the lists their owners declare (one declaration each).
+import { RUNNING_STATES, ROLES, type Role } from '../agent/states.ts';
+import { SKIP_REASONS, type SkipReason } from '../prefault/skip.ts';
+import { IO_METHODS, type IoMethod } from '../prefault/willneed.ts';
+import { WAL_SOURCE_KINDS, type WalSourceKind } from '../wal-source/source.ts';
 
-export const AGENT_STATES = ['waiting_for_postgres', 'primary_idle', 'following', 'streaming'] as const;
+/** pg_prefaulter_state labels: every state of a running agent. */
+export const AGENT_STATES = RUNNING_STATES;
 export type AgentState = (typeof AGENT_STATES)[number];
-export const ROLES = ['primary', 'standby', 'unknown'] as const;
-export type Role = (typeof ROLES)[number];
-export const SKIP_REASONS = ['image', 'will_init', 'created', 'truncated', 'dropped', 'beyond_eof', 'recent', 'missing_file'] as const;
-export type SkipReason = (typeof SKIP_REASONS)[number];
+export { ROLES, SKIP_REASONS, type Role, type SkipReason };
 export const RECONNECT_TARGETS = ['follower', 'upstream'] as const;
-export const WAL_SOURCES = ['stream', 'local'] as const;
-export type WalSource = (typeof WAL_SOURCES)[number];
-export const IO_METHODS_RUN = ['willneed', 'pread'] as const;
-export type IoMethodRun = (typeof IO_METHODS_RUN)[number];
+export const WAL_SOURCES = WAL_SOURCE_KINDS;
+export type WalSource = WalSourceKind;
+/** io methods as run (auto resolves to one of these). */
+export const IO_METHODS_RUN: readonly IoMethod[] = IO_METHODS.filter((m): m is IoMethod => m !== 'auto');
+export type IoMethodRun = IoMethod;
 
 /** pread latency buckets, 50 us .. 100 ms (page cache hit .. slow network disk). */
 export const PREAD_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];

@@ -1,8 +1,9 @@
-// Why a referenced block was not read.
-export type SkipReason = 'image' | 'will_init' | 'created' | 'truncated' | 'dropped' | 'beyond_eof' | 'recent' | 'missing_file';
+// Why a referenced block was not read: the one list (metrics labels and /status derive from it).
+export const SKIP_REASONS = ['image', 'will_init', 'created', 'truncated', 'dropped', 'beyond_eof', 'recent', 'missing_file'] as const;
+export type SkipReason = (typeof SKIP_REASONS)[number];
 
 export type SkipCounts = Record<SkipReason, number>;
 
 export function emptySkipCounts(): SkipCounts {
-  return { image: 0, will_init: 0, created: 0, truncated: 0, dropped: 0, beyond_eof: 0, recent: 0, missing_file: 0 };
+  return Object.fromEntries(SKIP_REASONS.map((r) => [r, 0])) as SkipCounts;
 }

@@ -2,7 +2,7 @@
 // environment defaults and ~/.pgpass, reduced to what a replication client needs.
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { lookupPgpass, pgpassPath } from '../pgpass.ts';
+import { libpqPassword } from '../credentials.ts';
 
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 
@@ -192,14 +192,22 @@ function parseUri(uri: string): Partial<ConnOptions> {
   return out;
 }
 
-/** Fills defaults from the environment (PG* variables) and the password from ~/.pgpass. */
-export function resolveConnOptions(partial: Partial<ConnOptions>, env: NodeJS.ProcessEnv = process.env): ConnOptions {
+/**
+ * Fills defaults from the environment (PG* variables). passwords = "libpq"
+ * also fills the password as libpq would (password=, PGPASSWORD, passfile /
+ * PGPASSFILE / ~/.pgpass); "given" leaves it to the caller (the agent, whose
+ * rules for the upstream are in src/credentials.ts).
+ */
+export function resolveConnOptions(
+  partial: Partial<ConnOptions>,
+  env: NodeJS.ProcessEnv = process.env,
+  passwords: 'libpq' | 'given' = 'libpq',
+): ConnOptions {
   const fromEnv: Partial<ConnOptions> = {};
   const envKeys: Array<[string, string]> = [
     ['PGHOST', 'host'],
     ['PGPORT', 'port'],
     ['PGUSER', 'user'],
-    ['PGPASSWORD', 'password'],
     ['PGDATABASE', 'dbname'],
     ['PGPASSFILE', 'passfile'],
     ['PGSSLMODE', 'sslmode'],
@@ -236,13 +244,12 @@ export function resolveConnOptions(partial: Partial<ConnOptions>, env: NodeJS.Pr
     const v = pick(k);
     if (v !== undefined) (opts as unknown as Record<string, unknown>)[k] = v;
   }
-  const password = pick('password');
+  const password =
+    passwords === 'given'
+      ? partial.password
+      : // libpq matches physical replication connections against database "replication".
+        libpqPassword({ host, port, user, database: opts.dbname ?? 'replication', password: partial.password, passfile: opts.passfile }, env);
   if (password !== undefined) opts.password = password;
-  else {
-    // libpq matches physical replication connections against database "replication".
-    const found = lookupPgpass({ host, port, database: opts.dbname ?? 'replication', user }, pgpassPath(env, opts.passfile));
-    if (found !== undefined) opts.password = found;
-  }
   return opts;
 }
 

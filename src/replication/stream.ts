@@ -14,6 +14,8 @@ export interface ReplicationStream extends AsyncIterable<StreamMessage> {
   readonly serverWalEnd: bigint; // latest walEnd / keepalive position seen from the server
   /** Bytes received and not yet taken by the consumer (queued XLogData plus partial messages). */
   readonly bufferedBytes: number;
+  /** True once the server answered START_REPLICATION with CopyBothResponse (the stream is up). */
+  readonly copying: boolean;
   pause(): void; // stop reading the socket (TCP back-pressure); status updates keep flowing on the timer
   resume(): void;
   close(): Promise<void>; // sends CopyDone / terminates cleanly
@@ -102,6 +104,10 @@ export class PhysicalStream implements ReplicationStream {
 
   get serverWalEnd(): bigint {
     return this.walEnd;
+  }
+
+  get copying(): boolean {
+    return this.state === 'streaming';
   }
 
   get bufferedBytes(): number {

@@ -5,8 +5,8 @@
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { segmentName } from '../wal/segments.ts';
-import { sleep } from './backoff.ts';
-import type { WalChunk, WalSource } from './wal-source.ts';
+import { sleep } from '../sleep.ts';
+import type { WalChunk, WalSource } from './source.ts';
 
 const MAX_READ = 1 << 20;
 
@@ -23,6 +23,7 @@ export interface LocalSourceOptions {
 
 export class LocalSource implements WalSource {
   readonly kind = 'local' as const;
+  readonly started = true;
   private closed = false;
   private timeline: number;
 

@@ -1,7 +1,7 @@
 // WAL from our own physical replication connection to the upstream.
 import { ReplicationConnection, type ReplicationStream } from '../replication/connection.ts';
 import type { ConnOptions } from '../replication/conninfo.ts';
-import { TimelineEnded, type WalChunk, type WalSource } from './wal-source.ts';
+import { TimelineEnded, type WalChunk, type WalSource } from './source.ts';
 
 export interface StreamSourceOptions {
   conn: ConnOptions;
@@ -41,6 +41,10 @@ export class StreamSource implements WalSource {
       await connection.close().catch(() => {});
       throw e;
     }
+  }
+
+  get started(): boolean {
+    return this.stream.copying;
   }
 
   upstreamEnd(): bigint | null {

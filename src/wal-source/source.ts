@@ -6,8 +6,13 @@ export interface WalChunk {
   data: Buffer;
 }
 
+export const WAL_SOURCE_KINDS = ['stream', 'local'] as const;
+export type WalSourceKind = (typeof WAL_SOURCE_KINDS)[number];
+
 export interface WalSource extends AsyncIterable<WalChunk> {
-  readonly kind: 'stream' | 'local';
+  readonly kind: WalSourceKind;
+  /** True once WAL can flow: the replication stream is up (CopyBoth started), or the local reader runs. */
+  readonly started: boolean;
   /** Latest WAL position known to exist upstream (stream) or null. */
   upstreamEnd(): bigint | null;
   close(): Promise<void>;

@@ -1,0 +1,42 @@
+// The agent's snapshot as plain JSON, for /status and the status command.
+import type { Config } from '../config/schema.ts';
+import { formatLsn } from '../lsn.ts';
+import type { AgentSnapshot } from './states.ts';
+
+export function statusView(s: AgentSnapshot, cfg: Config, ioMethod: string): Record<string, unknown> {
+  const lsn = (v: bigint | null) => (v === null ? null : formatLsn(v));
+  const p = s.prefault;
+  const rmgrs = [...s.walByRmgr.values()];
+  return {
+    state: s.state,
+    role: s.role,
+    timeline: s.timeline,
+    upstream: s.upstream,
+    source: s.source,
+    upstreamConnected: s.upstreamConnected,
+    replayLsn: lsn(s.replayLsn),
+    receiveLsn: lsn(s.receiveLsn),
+    streamLsn: lsn(s.streamLsn),
+    decodedLsn: lsn(s.decodedLsn),
+    replayPaused: s.replayPaused,
+    replayTimestamp: s.replayTimestamp?.toISOString() ?? null,
+    lagBytes: s.lagBytes,
+    lagSeconds: s.lagSeconds,
+    aheadBytes: p?.aheadBytes ?? 0,
+    aheadPages: p?.aheadPages ?? 0,
+    decodeErrors: s.decodeErrors,
+    walRecords: rmgrs.reduce((a, c) => a + c.records, 0),
+    walBytes: rmgrs.reduce((a, c) => a + c.bytes, 0),
+    prefault: p ? { ...p } : null,
+    reconnects: { ...s.reconnects },
+    settings: {
+      ioConcurrency: cfg.ioConcurrency,
+      ioMethod,
+      readaheadBytes: cfg.readaheadBytes,
+      maxPagesAhead: cfg.maxPagesAhead,
+      source: cfg.source,
+      logLevel: cfg.logLevel,
+    },
+    uptimeSeconds: (Date.now() - s.startedAt) / 1000,
+  };
+}
