@@ -1,8 +1,8 @@
 // `pg-prefaulter decode`: decodes WAL segment files (or a pg_wal directory) and prints
 // one line per record (text or ndjson) or a per-rmgr summary (--stats).
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { WalDecoder, formatLsn, isDecodeError, parseLsn, parseSegmentName, listSegments, segmentSizeOf, FORK_NAMES, type WalRecord, type SegmentFile } from '../wal/index.ts';
+import { WalDecoder, formatLsn, isDecodeError, parseLsn, parseSegmentName, listSegments, readSegmentFile, segmentSizeOf, FORK_NAMES, type WalRecord, type SegmentFile } from '../wal/index.ts';
 
 const HELP = `Usage: pg-prefaulter decode [--start LSN] [--end LSN] [--format text|ndjson] [--stats] PATH...
 
@@ -241,7 +241,7 @@ export default async function decodeCommand(argv: string[]): Promise<number> {
   const read = (i: number): Promise<Buffer> | null => {
     const f = files[i];
     if (!f) return null;
-    const p = readFile(f.path);
+    const p = readSegmentFile(f.path);
     p.catch(() => {}); // awaited (and reported) in turn
     return p;
   };
