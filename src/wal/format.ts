@@ -49,8 +49,12 @@ export function imageBits(majorVersion: number): ImageBits {
   return majorVersion >= 15 ? IMAGE_BITS_15 : IMAGE_BITS_13;
 }
 
-/** Data page size (BLCKSZ); images are checked against it like DecodeXLogRecord does. */
-export const BLCKSZ = 8192;
+/**
+ * PostgreSQL's default data page size (BLCKSZ). Images are checked against the server's
+ * block size (WalDecoderOptions.blockSize, from SHOW block_size) like DecodeXLogRecord does;
+ * WAL itself does not record it.
+ */
+export const DEFAULT_BLCKSZ = 8192;
 
 export const XLOG_SWITCH = 0x40;
 export const XLR_INFO_MASK = 0x0f;
