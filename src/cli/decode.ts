@@ -116,10 +116,16 @@ async function collectSegments(paths: string[]): Promise<{ files: SegmentFile[];
   return { files: bySeg, segSize };
 }
 
-/** Buffered stdout that respects backpressure and stops quietly when the reader goes away (| head). */
+/**
+ * Buffered stdout that respects backpressure and stops quietly when the reader goes away
+ * (| head). Lines are written into byte buffers as they come, so each line's string dies
+ * young (holding a megabyte of strings for a join made the GC half of the work).
+ */
 class Out {
-  private parts: string[] = [];
-  private size = 0;
+  private static readonly CHUNK = 256 * 1024;
+  private done: Buffer[] = [];
+  private buf = Buffer.allocUnsafe(Out.CHUNK);
+  private pos = 0;
   closed = false;
   constructor() {
     process.stdout.on('error', () => {
@@ -127,21 +133,28 @@ class Out {
     });
   }
   line(s: string): void {
-    this.parts.push(s);
-    this.size += s.length;
+    if (this.pos + s.length * 3 + 1 > this.buf.length) {
+      if (this.pos > 0) this.done.push(this.buf.subarray(0, this.pos));
+      this.buf = Buffer.allocUnsafe(Math.max(Out.CHUNK, s.length * 3 + 1));
+      this.pos = 0;
+    }
+    this.pos += this.buf.write(s, this.pos, 'utf8');
+    this.buf[this.pos++] = 0x0a;
+  }
+  /** A full chunk is waiting: flush() now, so memory does not grow with the input. */
+  get full(): boolean {
+    return this.done.length > 0;
   }
   async flush(force = false): Promise<void> {
-    if (this.closed) {
-      this.parts = [];
-      this.size = 0;
-      return;
+    if (force && this.pos > 0) {
+      this.done.push(this.buf.subarray(0, this.pos));
+      this.buf = Buffer.allocUnsafe(Out.CHUNK);
+      this.pos = 0;
     }
-    if (!force && this.size < 1 << 20) return;
-    if (this.parts.length === 0) return;
-    const text = this.parts.join('\n') + '\n';
-    this.parts = [];
-    this.size = 0;
-    if (!process.stdout.write(text)) {
+    const chunks = this.done;
+    this.done = [];
+    if (this.closed || chunks.length === 0) return;
+    if (!process.stdout.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))) {
       // a reader that goes away (| head) never drains: stop waiting on error/close too
       await new Promise<void>((res) => {
         const done = (): void => {
@@ -292,6 +305,7 @@ export default async function decodeCommand(argv: string[]): Promise<number> {
         for (const b of r.blocks) if (b.hasImage) s.images++;
       } else {
         out.line(args.format === 'ndjson' ? recordNdjson(r) : recordText(r));
+        if (out.full) await out.flush();
       }
     }
     await out.flush();
