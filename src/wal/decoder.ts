@@ -35,7 +35,13 @@ export interface WalDecoderOptions {
   pageSize?: number;
   /** BLCKSZ (data page size, SHOW block_size), which full-page images are checked against; default 8192 */
   blockSize?: number;
-  /** check each record's CRC-32C; default true */
+  /**
+   * Check each record's CRC-32C; default true. Needed for WAL read from files: a page
+   * being written can end in a torn record, a recycled segment in stale ones, and the CRC
+   * is what tells them apart. A replication stream carries only WAL the primary has
+   * flushed, over TCP (or TLS, which authenticates every byte); the standby checks every
+   * CRC again at replay, so a reader that only hints may pass false (half the decode CPU).
+   */
   verifyCrc?: boolean;
 }
 

@@ -4,9 +4,7 @@ import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PAGE_MAGIC_BY_VERSION, XLP_LONG_HEADER } from './format.ts';
 
-export { rmgrName } from './rmgr.ts';
-
-export const DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024;
+const DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024;
 const SEGMENT_NAME = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$/;
 
 export interface SegmentFile {
