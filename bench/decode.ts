@@ -78,16 +78,24 @@ async function generate(txns: number): Promise<void> {
 interface Result {
   name: string;
   seconds: number;
+  /** CPU seconds (user + system) of the best run: less moved by other load than wall time; null if unknown. */
+  cpuSeconds: number | null;
   records: number;
   bytes: number;
   command: string;
 }
 
+/** GNU time, to get a child's CPU seconds (Node has no RUSAGE_CHILDREN). */
+const GNU_TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
+
 function decodeInProcess(buffers: Buffer[], start: bigint, end: bigint, verifyCrc: boolean): Result[] {
   let best = Infinity;
+  let bestCpu = Infinity;
   let first = 0;
+  let firstCpu = 0;
   let records = 0;
   for (let rep = 0; rep < 5; rep++) {
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     const decoder = new WalDecoder({ startLsn: start, verifyCrc });
     let n = 0;
@@ -102,31 +110,42 @@ function decodeInProcess(buffers: Buffer[], start: bigint, end: bigint, verifyCr
       }
     }
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (rep === 0) first = s;
+    const c = process.cpuUsage(c0);
+    const cpu = (c.user + c.system) / 1e6;
+    if (rep === 0) [first, firstCpu] = [s, cpu];
     if (s < best) best = s;
+    if (cpu < bestCpu) bestCpu = cpu;
     records = n;
   }
   const command = 'WalDecoder.push/next loop in bench/decode.ts';
   const bytes = Number(end - start);
-  if (!verifyCrc) return [{ name: 'WalDecoder, verifyCrc: false (in process, best of 5)', seconds: best, records, bytes, command }];
+  if (!verifyCrc) return [{ name: 'WalDecoder, verifyCrc: false (in process, best of 5)', seconds: best, cpuSeconds: bestCpu, records, bytes, command }];
   return [
-    { name: `WalDecoder (in process, files in memory, CRC ${CRC32C_IMPLEMENTATION}, best of 5)`, seconds: best, records, bytes, command },
-    { name: 'WalDecoder (in process, first run: JIT still cold)', seconds: first, records, bytes, command },
+    { name: `WalDecoder (in process, files in memory, CRC ${CRC32C_IMPLEMENTATION}, best of 5)`, seconds: best, cpuSeconds: bestCpu, records, bytes, command },
+    { name: 'WalDecoder (in process, first run: JIT still cold)', seconds: first, cpuSeconds: firstCpu, records, bytes, command },
   ];
 }
 
 function timed(name: string, cmd: string, args: string[], bytes: number, countRecords: (stdout: string) => number): Result {
   let best = Infinity;
+  let bestCpu: number | null = null;
   let records = 0;
   for (let rep = 0; rep < 3; rep++) {
     const t0 = process.hrtime.bigint();
-    const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
+    const r = GNU_TIME
+      ? spawnSync(GNU_TIME, ['-f', '%U %S', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 28 })
+      : spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
     if (r.error) throw r.error;
     records = countRecords(r.stdout);
     if (s < best) best = s;
+    const times = GNU_TIME ? /([\d.]+) ([\d.]+)\s*$/.exec(r.stderr) : null;
+    if (times) {
+      const cpu = Number(times[1]) + Number(times[2]);
+      if (bestCpu === null || cpu < bestCpu) bestCpu = cpu;
+    }
   }
-  return { name, seconds: best, records, bytes, command: [cmd, ...args].map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ') };
+  return { name, seconds: best, cpuSeconds: bestCpu, records, bytes, command: [cmd, ...args].map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ') };
 }
 
 async function main(): Promise<void> {
@@ -154,7 +173,9 @@ async function main(): Promise<void> {
     // start-up alone, to tell the CLI's decoding time apart from it
     const startup = timed('start-up only', process.execPath, [entry, 'decode', '--help'], 0, () => 0);
     cliRows.push(cli);
-    results.push(cli, { ...cli, name: `pg-prefaulter decode --stats (${how}) minus start-up (${startup.seconds.toFixed(2)} s)`, seconds: cli.seconds - startup.seconds });
+    results.push(cli, { ...cli, name: `pg-prefaulter decode --stats (${how}) minus start-up (${startup.seconds.toFixed(2)} s)`, seconds: cli.seconds - startup.seconds,
+      cpuSeconds: cli.cpuSeconds !== null && startup.cpuSeconds !== null ? cli.cpuSeconds - startup.cpuSeconds : null,
+    });
   }
   let waldump: Result | undefined;
   if (existsSync(PG_WALDUMP)) {
@@ -171,13 +192,14 @@ async function main(): Promise<void> {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   process.stdout.write(`\nWAL: ${range.txns} pgbench-like transactions on PostgreSQL 15, ${formatLsn(start)}..${formatLsn(end)} = ${(bytes / 1048576).toFixed(1)} MiB, ${files.length} segments\n`);
   process.stdout.write(`machine: ${cpus().length} x ${cpu}, node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}\n\n`);
-  process.stdout.write(`| decoder | records | seconds | MB/s | records/s |\n|---|---:|---:|---:|---:|\n`);
+  process.stdout.write(`| decoder | records | seconds | MB/s | records/s | CPU s | MB per CPU s |\n|---|---:|---:|---:|---:|---:|---:|\n`);
   for (const r of results) {
-    process.stdout.write(`| ${r.name} | ${r.records} | ${r.seconds.toFixed(3)} | ${(r.bytes / 1e6 / r.seconds).toFixed(0)} | ${(r.records / r.seconds / 1e6).toFixed(2)} M |\n`);
+    process.stdout.write(`| ${r.name} | ${r.records} | ${r.seconds.toFixed(3)} | ${(r.bytes / 1e6 / r.seconds).toFixed(0)} | ${(r.records / r.seconds / 1e6).toFixed(2)} M | ${r.cpuSeconds === null ? 'n/a' : r.cpuSeconds.toFixed(3)} | ${r.cpuSeconds ? (r.bytes / 1e6 / r.cpuSeconds).toFixed(0) : 'n/a'} |\n`);
   }
   if (waldump) {
     for (const cli of cliRows) {
-      process.stdout.write(`\n${cli.name.replace(', wall time', '')}: ${((100 * waldump.seconds) / cli.seconds).toFixed(0)} % of pg_waldump's throughput (target >= 33 %)`);
+      const byCpu = cli.cpuSeconds && waldump.cpuSeconds ? `; by CPU time ${((100 * waldump.cpuSeconds) / cli.cpuSeconds).toFixed(0)} %` : '';
+      process.stdout.write(`\n${cli.name.replace(', wall time', '')}: ${((100 * waldump.seconds) / cli.seconds).toFixed(0)} % of pg_waldump's throughput by wall time (target >= 33 %)${byCpu}`);
     }
     process.stdout.write('\n');
   }
