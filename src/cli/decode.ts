@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { WalDecoder, formatLsn, isDecodeError, parseLsn, parseSegmentName, listSegments, readSegmentFile, segmentSizeOf, FORK_NAMES, type WalRecord, type SegmentFile } from '../wal/index.ts';
 
-const HELP = `Usage: pg-prefaulter decode [--start LSN] [--end LSN] [--format text|ndjson] [--stats] PATH...
+const HELP = `Usage: pg-prefaulter decode [--start LSN] [--end LSN] [--format text|ndjson] [--stats] [--block-size N] PATH...
 
 Decodes PostgreSQL 13-18 WAL. PATH is a pg_wal directory or WAL segment files.
   --start LSN          first record to print (a record or page start; default: the
@@ -12,6 +12,8 @@ Decodes PostgreSQL 13-18 WAL. PATH is a pg_wal directory or WAL segment files.
   --end LSN            stop before the first record starting at or after LSN
   --format text|ndjson one line per record (default text)
   --stats              per resource manager summary instead of records
+  --block-size N       the cluster's BLCKSZ (SHOW block_size), which full-page
+                       images are checked against (default 8192)
 Exit status: 0 decoded, 1 decode errors (on stderr with their LSN), 2 bad usage.
 `;
 
@@ -20,13 +22,14 @@ interface Args {
   end: bigint | null;
   format: 'text' | 'ndjson';
   stats: boolean;
+  blockSize: number;
   paths: string[];
 }
 
 class UsageError extends Error {}
 
 function parseArgs(argv: string[]): Args | 'help' {
-  const args: Args = { start: null, end: null, format: 'text', stats: false, paths: [] };
+  const args: Args = { start: null, end: null, format: 'text', stats: false, blockSize: 8192, paths: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -63,6 +66,14 @@ function parseArgs(argv: string[]): Args | 'help' {
       case '--stats':
         args.stats = true;
         break;
+      case '--block-size': {
+        const v = value();
+        const n = Number(v);
+        // PostgreSQL's configure accepts 1, 2, 4, 8, 16 and 32 kB
+        if (![1024, 2048, 4096, 8192, 16384, 32768].includes(n)) throw new UsageError(`--block-size "${v}": use 1024, 2048, 4096, 8192, 16384 or 32768`);
+        args.blockSize = n;
+        break;
+      }
       default:
         if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option "${a}"`);
         args.paths.push(a);
@@ -246,7 +257,7 @@ export default async function decodeCommand(argv: string[]): Promise<number> {
   const byRmgr: (RmgrStats | undefined)[] = [];
   let errors = 0;
   const firstStart = args.start ?? files[0]!.segNo * segBig;
-  const decoder = new WalDecoder({ startLsn: firstStart, segmentSize: segSize });
+  const decoder = new WalDecoder({ startLsn: firstStart, segmentSize: segSize, blockSize: args.blockSize });
   let expectSeg = files[0]!.segNo;
   let done = false;
   let endOfWal = false;
