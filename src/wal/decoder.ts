@@ -557,7 +557,8 @@ export class WalDecoder {
   }
 
   private lsnLo(pos: number): number {
-    return this.baseNum >= 0 ? (this.baseNum + pos) % 0x100000000 : Number((this.base + BigInt(pos)) & 0xffffffffn);
+    // >>> 0 takes an exact integer double modulo 2^32 (% on doubles is a slow fmod)
+    return this.baseNum >= 0 ? (this.baseNum + pos) >>> 0 : Number((this.base + BigInt(pos)) & 0xffffffffn);
   }
 
   private lsnHi(pos: number): number {
