@@ -261,11 +261,22 @@ export default async function decodeCommand(argv: string[]): Promise<number> {
   let expectSeg = files[0]!.segNo;
   let done = false;
   let endOfWal = false;
+  // Segment buffers are reused once the decoder is past their last byte (it reads a pushed
+  // chunk in place until then): 16 MiB fresh from the kernel for every file cost page
+  // faults and full GCs (external memory) for nothing.
+  const spare: Buffer[] = [];
+  const inUse: { buf: Buffer; end: bigint }[] = [];
+  const recycle = (): void => {
+    const decoded = decoder.nextRecordLsn;
+    for (let k = inUse.length - 1; k >= 0; k--) {
+      if (inUse[k]!.end <= decoded) spare.push(inUse.splice(k, 1)[0]!.buf);
+    }
+  };
   // Read the next file while decoding this one.
   const read = (i: number): Promise<Buffer> | null => {
     const f = files[i];
     if (!f) return null;
-    const p = readSegmentFile(f.path);
+    const p = readSegmentFile(f.path, spare.pop());
     p.catch(() => {}); // awaited (and reported) in turn
     return p;
   };
@@ -282,6 +293,8 @@ export default async function decodeCommand(argv: string[]): Promise<number> {
     let data: Buffer;
     try {
       data = await reading!;
+      inUse.push({ buf: data, end: f.segNo * segBig + BigInt(data.length) });
+      recycle();
       reading = read(i + 1);
     } catch (e) {
       process.stderr.write(`pg-prefaulter decode: cannot read ${f.path}: ${(e as Error).message}\n`);
