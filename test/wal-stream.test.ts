@@ -106,6 +106,25 @@ test(`PG ${version}: the decoder as a stream of real WAL`, async (t) => {
     assert.deepEqual(out, refText);
   });
 
+  await t.test('full-page images are checked against the blockSize given (BLCKSZ), not a built-in 8192', () => {
+    // Images with a hole carry their length and read alike; an image without a hole is a
+    // whole page, so with 16 KiB pages these 8 KiB ones are damage, as PostgreSQL would say.
+    const d = new WalDecoder({ startLsn: base, blockSize: 16384 });
+    d.push(wal.subarray(0, written));
+    const out: (WalRecord | DecodeError)[] = [];
+    for (let r = d.next(); r; r = d.next()) out.push(r);
+    const errors = out.filter(isDecodeError);
+    assert.ok(errors.length > 0, 'a full 8 KiB image (no hole) is refused');
+    for (const e of errors) {
+      assert.match(e.message, /BKPIMAGE_HAS_HOLE not set, but hole offset 0 length 8192/);
+      assert.ok(ref.find((r) => r.lsn === e.lsn)?.blocks.some((b) => b.hasImage), `the error at ${formatLsn(e.lsn)} is an image record`);
+    }
+    const decoded = out.filter((r) => !isDecodeError(r)).map(show);
+    const images = ref.filter((r) => r.blocks.some((b) => b.hasImage)).map(show);
+    assert.ok(images.some((i) => decoded.includes(i)), 'images with a hole still decode');
+    assert.throws(() => new WalDecoder({ startLsn: base, blockSize: 3000 }), /block size 3000 is not a power of two/);
+  });
+
   await t.test('one byte at a time through a record spanning pages', () => {
     const big = ref.findIndex((r) => r.totalLength > 50000);
     const to = Number(ref[big + 1]!.endLsn - base);

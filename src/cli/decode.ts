@@ -1,10 +1,10 @@
 // `pg-prefaulter decode`: decodes WAL segment files (or a pg_wal directory) and prints
 // one line per record (text or ndjson) or a per-rmgr summary (--stats).
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { WalDecoder, formatLsn, isDecodeError, parseLsn, parseSegmentName, listSegments, segmentSizeOf, FORK_NAMES, type WalRecord, type SegmentFile } from '../wal/index.ts';
+import { WalDecoder, formatLsn, isDecodeError, parseLsn, parseSegmentName, listSegments, readSegmentFile, segmentSizeOf, FORK_NAMES, type WalRecord, type SegmentFile } from '../wal/index.ts';
 
-const HELP = `Usage: pg-prefaulter decode [--start LSN] [--end LSN] [--format text|ndjson] [--stats] PATH...
+const HELP = `Usage: pg-prefaulter decode [--start LSN] [--end LSN] [--format text|ndjson] [--stats] [--block-size N] PATH...
 
 Decodes PostgreSQL 13-18 WAL. PATH is a pg_wal directory or WAL segment files.
   --start LSN          first record to print (a record or page start; default: the
@@ -12,6 +12,8 @@ Decodes PostgreSQL 13-18 WAL. PATH is a pg_wal directory or WAL segment files.
   --end LSN            stop before the first record starting at or after LSN
   --format text|ndjson one line per record (default text)
   --stats              per resource manager summary instead of records
+  --block-size N       the cluster's BLCKSZ (SHOW block_size), which full-page
+                       images are checked against (default 8192)
 Exit status: 0 decoded, 1 decode errors (on stderr with their LSN), 2 bad usage.
 `;
 
@@ -20,13 +22,14 @@ interface Args {
   end: bigint | null;
   format: 'text' | 'ndjson';
   stats: boolean;
+  blockSize: number;
   paths: string[];
 }
 
 class UsageError extends Error {}
 
 function parseArgs(argv: string[]): Args | 'help' {
-  const args: Args = { start: null, end: null, format: 'text', stats: false, paths: [] };
+  const args: Args = { start: null, end: null, format: 'text', stats: false, blockSize: 8192, paths: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -63,6 +66,14 @@ function parseArgs(argv: string[]): Args | 'help' {
       case '--stats':
         args.stats = true;
         break;
+      case '--block-size': {
+        const v = value();
+        const n = Number(v);
+        // PostgreSQL's configure accepts 1, 2, 4, 8, 16 and 32 kB
+        if (![1024, 2048, 4096, 8192, 16384, 32768].includes(n)) throw new UsageError(`--block-size "${v}": use 1024, 2048, 4096, 8192, 16384 or 32768`);
+        args.blockSize = n;
+        break;
+      }
       default:
         if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option "${a}"`);
         args.paths.push(a);
@@ -116,10 +127,16 @@ async function collectSegments(paths: string[]): Promise<{ files: SegmentFile[];
   return { files: bySeg, segSize };
 }
 
-/** Buffered stdout that respects backpressure and stops quietly when the reader goes away (| head). */
+/**
+ * Buffered stdout that respects backpressure and stops quietly when the reader goes away
+ * (| head). Lines are written into byte buffers as they come, so each line's string dies
+ * young (holding a megabyte of strings for a join made the GC half of the work).
+ */
 class Out {
-  private parts: string[] = [];
-  private size = 0;
+  private static readonly CHUNK = 256 * 1024;
+  private done: Buffer[] = [];
+  private buf = Buffer.allocUnsafe(Out.CHUNK);
+  private pos = 0;
   closed = false;
   constructor() {
     process.stdout.on('error', () => {
@@ -127,21 +144,28 @@ class Out {
     });
   }
   line(s: string): void {
-    this.parts.push(s);
-    this.size += s.length;
+    if (this.pos + s.length * 3 + 1 > this.buf.length) {
+      if (this.pos > 0) this.done.push(this.buf.subarray(0, this.pos));
+      this.buf = Buffer.allocUnsafe(Math.max(Out.CHUNK, s.length * 3 + 1));
+      this.pos = 0;
+    }
+    this.pos += this.buf.write(s, this.pos, 'utf8');
+    this.buf[this.pos++] = 0x0a;
+  }
+  /** A full chunk is waiting: flush() now, so memory does not grow with the input. */
+  get full(): boolean {
+    return this.done.length > 0;
   }
   async flush(force = false): Promise<void> {
-    if (this.closed) {
-      this.parts = [];
-      this.size = 0;
-      return;
+    if (force && this.pos > 0) {
+      this.done.push(this.buf.subarray(0, this.pos));
+      this.buf = Buffer.allocUnsafe(Out.CHUNK);
+      this.pos = 0;
     }
-    if (!force && this.size < 1 << 20) return;
-    if (this.parts.length === 0) return;
-    const text = this.parts.join('\n') + '\n';
-    this.parts = [];
-    this.size = 0;
-    if (!process.stdout.write(text)) {
+    const chunks = this.done;
+    this.done = [];
+    if (this.closed || chunks.length === 0) return;
+    if (!process.stdout.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))) {
       // a reader that goes away (| head) never drains: stop waiting on error/close too
       await new Promise<void>((res) => {
         const done = (): void => {
@@ -233,15 +257,26 @@ export default async function decodeCommand(argv: string[]): Promise<number> {
   const byRmgr: (RmgrStats | undefined)[] = [];
   let errors = 0;
   const firstStart = args.start ?? files[0]!.segNo * segBig;
-  const decoder = new WalDecoder({ startLsn: firstStart, segmentSize: segSize });
+  const decoder = new WalDecoder({ startLsn: firstStart, segmentSize: segSize, blockSize: args.blockSize });
   let expectSeg = files[0]!.segNo;
   let done = false;
   let endOfWal = false;
+  // Segment buffers are reused once the decoder is past their last byte (it reads a pushed
+  // chunk in place until then): 16 MiB fresh from the kernel for every file cost page
+  // faults and full GCs (external memory) for nothing.
+  const spare: Buffer[] = [];
+  const inUse: { buf: Buffer; end: bigint }[] = [];
+  const recycle = (): void => {
+    const decoded = decoder.nextRecordLsn;
+    for (let k = inUse.length - 1; k >= 0; k--) {
+      if (inUse[k]!.end <= decoded) spare.push(inUse.splice(k, 1)[0]!.buf);
+    }
+  };
   // Read the next file while decoding this one.
   const read = (i: number): Promise<Buffer> | null => {
     const f = files[i];
     if (!f) return null;
-    const p = readFile(f.path);
+    const p = readSegmentFile(f.path, spare.pop());
     p.catch(() => {}); // awaited (and reported) in turn
     return p;
   };
@@ -258,6 +293,8 @@ export default async function decodeCommand(argv: string[]): Promise<number> {
     let data: Buffer;
     try {
       data = await reading!;
+      inUse.push({ buf: data, end: f.segNo * segBig + BigInt(data.length) });
+      recycle();
       reading = read(i + 1);
     } catch (e) {
       process.stderr.write(`pg-prefaulter decode: cannot read ${f.path}: ${(e as Error).message}\n`);
@@ -292,6 +329,7 @@ export default async function decodeCommand(argv: string[]): Promise<number> {
         for (const b of r.blocks) if (b.hasImage) s.images++;
       } else {
         out.line(args.format === 'ndjson' ? recordNdjson(r) : recordText(r));
+        if (out.full) await out.flush();
       }
     }
     await out.flush();

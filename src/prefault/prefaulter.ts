@@ -6,6 +6,7 @@
 // written, truncated or locked, and the process never chdir()s into PGDATA.
 import type { WalRecord } from '../wal/types.ts';
 import { FileHandles, type FileHandleStats, type OpenFile } from './file-handles.ts';
+import { HintCoalescer } from './hint-coalescer.ts';
 import { BlockReader } from './io.ts';
 import { SegmentPaths } from './paths.ts';
 import { BlockPlanner } from './planner.ts';
@@ -72,6 +73,7 @@ export class Prefaulter {
   private readonly planner: BlockPlanner;
   private readonly blockSize: number;
   private hint: WillneedHint | null;
+  private readonly hints: HintCoalescer;
   private readonly takeWaiting = (rec: WalRecord): void => this.planRecord(rec, this.coarseNow());
   /** A clock for the recent-read TTL (seconds long): read every 64 records and at every replay poll, not per record. */
   private clockMs = performance.now();
@@ -114,6 +116,10 @@ export class Prefaulter {
     );
     const handles = this.handles;
     const paths = this.paths;
+    // Runs of adjacent blocks: one hint per run, at most 128 KiB (the kernel's default readahead).
+    this.hints = new HintCoalescer(this.hint, opts.blockSize, 128 * 1024, (f) => handles.release(f), (errno, file, offset, blocks) =>
+      this.hinted(errno, file.path, offset, blocks),
+    );
     this.planner = new BlockPlanner(
       // 4 slots per page ahead keeps collisions rare; capped at 2^18 slots (7 MiB).
       { recentSlots: Math.min(1 << 18, Math.max(4096, opts.maxPagesAhead * 4)), recentTtlMs: opts.recentTtlMs ?? 10_000 },
@@ -159,11 +165,13 @@ export class Prefaulter {
   /** Switch between hints and reads (SIGHUP); blocks already queued use the new one. */
   setIoMethod(m: ResolvedIoMethod): void {
     this.hint = m.hint;
+    this.hints.setHint(m.hint);
     this.stats.ioMethod = m.hint !== null ? 'willneed' : 'pread';
   }
 
   /** Resolves when every queued read has finished. */
   async drain(): Promise<void> {
+    this.hints.flush();
     await this.reader.idle();
     this.stats.queued = this.reader.queued;
   }
@@ -174,6 +182,7 @@ export class Prefaulter {
    * from the new replay position afterwards).
    */
   async closeAll(): Promise<void> {
+    this.hints.flush();
     this.reader.clear();
     await this.reader.idle();
     this.window.reset();
@@ -238,7 +247,7 @@ export class Prefaulter {
         }
       }
       this.stats.queued = this.reader.queued;
-      if (this.hint !== null) this.hintBlock(file.fd, offset, path);
+      if (this.hint !== null) this.hintBlock(file, offset);
       else await this.reader.readBlock(file.fd, offset);
     } catch (e) {
       // open/fstat failures other than ENOENT (EACCES, EMFILE, ...): count and carry on.
@@ -281,19 +290,22 @@ export class Prefaulter {
       this.reader.lastError = e instanceof Error ? e : new Error(String(e));
       return true;
     }
-    this.hintBlock(file.fd, offset, path);
+    this.hintBlock(file, offset);
     return true;
   }
 
-  private hintBlock(fd: number, offset: number, path: string): void {
+  private hintBlock(file: OpenFile, offset: number): void {
     this.stats.issued++;
-    const errno = this.hint!(fd, offset, this.blockSize);
+    this.hints.add(file, offset);
+  }
+
+  private hinted(errno: number, path: string, offset: number, blocks: number): void {
     if (errno === 0) {
-      this.stats.completed++;
+      this.stats.completed += blocks;
       return;
     }
     this.stats.readErrors++;
-    this.reader.lastError = new Error(`posix_fadvise(WILLNEED) on ${path} at ${offset} failed with errno ${errno}`);
+    this.reader.lastError = new Error(`posix_fadvise(WILLNEED) on ${path} at ${offset} (${blocks} blocks) failed with errno ${errno}`);
   }
 
   /** The last read/open error, for logs. */

@@ -8,6 +8,7 @@
 import { u16, u32 } from './bytes.ts';
 import { CRC32C_INIT, crc32cFinish, crc32cUpdate } from './crc32c.ts';
 import {
+  DEFAULT_BLCKSZ,
   PAGE_MAGIC_BY_VERSION,
   SIZE_OF_LONG_PHD,
   SIZE_OF_SHORT_PHD,
@@ -30,9 +31,17 @@ export interface WalDecoderOptions {
   startLsn: bigint;
   /** wal_segment_size; default 16 MiB */
   segmentSize?: number;
-  /** XLOG_BLCKSZ; default 8192 */
+  /** XLOG_BLCKSZ (WAL page size); default 8192 */
   pageSize?: number;
-  /** check each record's CRC-32C; default true */
+  /** BLCKSZ (data page size, SHOW block_size), which full-page images are checked against; default 8192 */
+  blockSize?: number;
+  /**
+   * Check each record's CRC-32C; default true. Needed for WAL read from files: a page
+   * being written can end in a torn record, a recycled segment in stale ones, and the CRC
+   * is what tells them apart. A replication stream carries only WAL the primary has
+   * flushed, over TCP (or TLS, which authenticates every byte); the standby checks every
+   * CRC again at replay, so a reader that only hints may pass false (half the decode CPU).
+   */
   verifyCrc?: boolean;
 }
 
@@ -78,6 +87,7 @@ const RESTART = 1;
 export class WalDecoder {
   private readonly segSize: number;
   private readonly pageSize: number;
+  private readonly blockSize: number;
   private readonly verifyCrc: boolean;
   private readonly pageSizeBig: bigint;
   private readonly segSizeBig: bigint;
@@ -118,8 +128,10 @@ export class WalDecoder {
   constructor(opts: WalDecoderOptions) {
     this.segSize = opts.segmentSize ?? 16 * 1024 * 1024;
     this.pageSize = opts.pageSize ?? 8192;
+    this.blockSize = opts.blockSize ?? DEFAULT_BLCKSZ;
     this.verifyCrc = opts.verifyCrc ?? true;
     if (!isPowerOfTwo(this.pageSize) || this.pageSize < 1024) throw new Error(`WAL page size ${this.pageSize} is not a power of two >= 1024`);
+    if (!isPowerOfTwo(this.blockSize) || this.blockSize < 1024) throw new Error(`block size ${this.blockSize} is not a power of two >= 1024`);
     if (!isPowerOfTwo(this.segSize) || this.segSize < this.pageSize) throw new Error(`WAL segment size ${this.segSize} is not a power of two >= the page size`);
     this.pageSizeBig = BigInt(this.pageSize);
     this.segSizeBig = BigInt(this.segSize);
@@ -494,7 +506,7 @@ export class WalDecoder {
       if (crc !== u32(buf, off + XL_CRC_OFFSET)) return this.fail(cur, `incorrect resource manager data checksum in record at ${formatLsn(lsn)}`);
     }
     const endLsn = this.lsnAt(physEnd);
-    const rec = decodeRecord(buf, off, totLen, lsn, endLsn, prev, this.major ?? 18);
+    const rec = decodeRecord(buf, off, totLen, lsn, endLsn, prev, this.major ?? 18, this.blockSize);
     if (typeof rec === 'string') return this.fail(cur, `${rec} in record at ${formatLsn(lsn)}`);
     if (buf === this.asm && buf.length > LARGE_ASM) this.asm = new Uint8Array(0); // do not keep a huge record's buffer
     this.prevLsn = lsn;
@@ -545,7 +557,8 @@ export class WalDecoder {
   }
 
   private lsnLo(pos: number): number {
-    return this.baseNum >= 0 ? (this.baseNum + pos) % 0x100000000 : Number((this.base + BigInt(pos)) & 0xffffffffn);
+    // >>> 0 takes an exact integer double modulo 2^32 (% on doubles is a slow fmod)
+    return this.baseNum >= 0 ? (this.baseNum + pos) >>> 0 : Number((this.base + BigInt(pos)) & 0xffffffffn);
   }
 
   private lsnHi(pos: number): number {

@@ -12,8 +12,8 @@ export const PAGE_MAGIC_BY_VERSION: ReadonlyMap<number, number> = new Map([
 
 export const XLP_FIRST_IS_CONTRECORD = 0x0001;
 export const XLP_LONG_HEADER = 0x0002;
-export const XLP_BKP_REMOVABLE = 0x0004;
 export const XLP_FIRST_IS_OVERWRITE_CONTRECORD = 0x0008;
+/** Every xlp_info bit, XLP_BKP_REMOVABLE (0x0004) included. */
 export const XLP_ALL_FLAGS = 0x000f;
 
 export const SIZE_OF_SHORT_PHD = 24;
@@ -39,7 +39,7 @@ export const BKPBLOCK_SAME_REL = 0x80;
 export const BKPIMAGE_HAS_HOLE = 0x01;
 
 /** bimg_info bits that moved in PG 15 (lz4/zstd were added and APPLY renumbered). */
-export interface ImageBits {
+interface ImageBits {
   apply: number;
   compressedMask: number;
 }
@@ -49,11 +49,14 @@ export function imageBits(majorVersion: number): ImageBits {
   return majorVersion >= 15 ? IMAGE_BITS_15 : IMAGE_BITS_13;
 }
 
-/** Data page size (BLCKSZ); images are checked against it like DecodeXLogRecord does. */
-export const BLCKSZ = 8192;
+/**
+ * PostgreSQL's default data page size (BLCKSZ). Images are checked against the server's
+ * block size (WalDecoderOptions.blockSize, from SHOW block_size) like DecodeXLogRecord does;
+ * WAL itself does not record it.
+ */
+export const DEFAULT_BLCKSZ = 8192;
 
 export const XLOG_SWITCH = 0x40;
-export const XLR_INFO_MASK = 0x0f;
 
 export function maxAlign(n: number): number {
   return (n + 7) & ~7;

@@ -9,7 +9,6 @@ import {
   BKPBLOCK_SAME_REL,
   BKPBLOCK_WILL_INIT,
   BKPIMAGE_HAS_HOLE,
-  BLCKSZ,
   SIZE_OF_XLOG_RECORD,
   XLR_BLOCK_ID_DATA_LONG,
   XLR_BLOCK_ID_DATA_SHORT,
@@ -23,11 +22,24 @@ import type { BlockRef, WalRecord } from './types.ts';
 
 const SHORT_HEADER = 'record header chain runs past the record length';
 
+/** Shared by every record without block references (commits, most xact/standby/xlog records). */
+const NO_BLOCKS: BlockRef[] = [];
+
 /**
  * Decodes the record in buf[off, off+totLen) (header included, CRC already checked).
+ * blockSize is the server's blockSize, which full-page images are checked against.
  * Returns a message instead of throwing when the header chain is inconsistent.
  */
-export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: bigint, endLsn: bigint, prevLsn: bigint, majorVersion: number): WalRecord | string {
+export function decodeRecord(
+  buf: Uint8Array,
+  off: number,
+  totLen: number,
+  lsn: bigint,
+  endLsn: bigint,
+  prevLsn: bigint,
+  majorVersion: number,
+  blockSize: number,
+): WalRecord | string {
   const bits = imageBits(majorVersion);
   const end = off + totLen;
   let p = off + SIZE_OF_XLOG_RECORD;
@@ -38,7 +50,9 @@ export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: 
     db = 0,
     rel = 0,
     haveRel = false;
-  const blocks: BlockRef[] = [];
+  // Most records reference one block: hold it until a second one needs an array.
+  let first: BlockRef | null = null;
+  let blocks: BlockRef[] | null = null;
   while (end - p > datatotal) {
     const blockId = buf[p++]!;
     if (blockId === XLR_BLOCK_ID_DATA_SHORT) {
@@ -85,16 +99,16 @@ export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: 
             holeLength = u16(buf, p);
             p += 2;
           } else holeLength = 0;
-        } else holeLength = BLCKSZ - bimgLen;
+        } else holeLength = blockSize - bimgLen;
         datatotal += bimgLen;
-        if (hasHole && (holeOffset === 0 || holeLength === 0 || bimgLen === BLCKSZ)) {
+        if (hasHole && (holeOffset === 0 || holeLength === 0 || bimgLen === blockSize)) {
           return `BKPIMAGE_HAS_HOLE set, but hole offset ${holeOffset} length ${holeLength} block image length ${bimgLen}`;
         }
         if (!hasHole && (holeOffset !== 0 || holeLength !== 0)) {
           return `BKPIMAGE_HAS_HOLE not set, but hole offset ${holeOffset} length ${holeLength}`;
         }
-        if (compressed && bimgLen === BLCKSZ) return `BKPIMAGE_COMPRESSED set, but block image length ${bimgLen}`;
-        if (!hasHole && !compressed && bimgLen !== BLCKSZ) return `neither BKPIMAGE_HAS_HOLE nor BKPIMAGE_COMPRESSED set, but block image length is ${bimgLen}`;
+        if (compressed && bimgLen === blockSize) return `BKPIMAGE_COMPRESSED set, but block image length ${bimgLen}`;
+        if (!hasHole && !compressed && bimgLen !== blockSize) return `neither BKPIMAGE_HAS_HOLE nor BKPIMAGE_COMPRESSED set, but block image length is ${bimgLen}`;
       }
       if (!(forkFlags & BKPBLOCK_SAME_REL)) {
         if (p + 12 > end) return SHORT_HEADER;
@@ -109,7 +123,7 @@ export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: 
       if (p + 4 > end) return SHORT_HEADER;
       const block = u32(buf, p);
       p += 4;
-      blocks.push({
+      const ref: BlockRef = {
         id: blockId,
         spcOid: spc,
         dbOid: db,
@@ -120,7 +134,10 @@ export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: 
         applyImage,
         willInit: (forkFlags & BKPBLOCK_WILL_INIT) !== 0,
         dataLength,
-      });
+      };
+      if (first === null) first = ref;
+      else if (blocks === null) blocks = [first, ref];
+      else blocks.push(ref);
     } else {
       return `invalid block_id ${blockId}`;
     }
@@ -139,7 +156,7 @@ export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: 
     rmgrName: rmgrName(rmgr),
     info,
     totalLength: totLen,
-    blocks,
+    blocks: blocks ?? (first !== null ? [first] : NO_BLOCKS),
     events,
   };
 }

@@ -9,11 +9,9 @@ export const RM_XLOG_ID = 0;
 export const RM_XACT_ID = 1;
 export const RM_SMGR_ID = 2;
 export const RM_DBASE_ID = 4;
-export const RM_HEAP2_ID = 9;
-export const RM_HEAP_ID = 10;
 /** Highest built-in id; 128..255 are custom rmgrs (PG 15+). */
-export const RM_MAX_BUILTIN_ID = RMGR_NAMES.length - 1;
-export const RM_MIN_CUSTOM_ID = 128;
+const RM_MAX_BUILTIN_ID = RMGR_NAMES.length - 1;
+const RM_MIN_CUSTOM_ID = 128;
 
 export function rmgrName(rmgrId: number): string {
   const name = RMGR_NAMES[rmgrId];

@@ -1,6 +1,7 @@
 // Public shapes of decoded WAL: one WalRecord per XLogRecord, with every block
 // reference as xlogreader.c's DecodeXLogRecord sees it.
 
+/** ForkNumber values of BlockRef.fork (common/relpath.h). */
 export const FORK_MAIN = 0,
   FORK_FSM = 1,
   FORK_VM = 2,
