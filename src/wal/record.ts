@@ -26,10 +26,13 @@ const SHORT_HEADER = 'record header chain runs past the record length';
 /**
  * Decodes the record in buf[off, off+totLen) (header included, CRC already checked).
  * Returns a message instead of throwing when the header chain is inconsistent.
+ * have < totLen: buf holds only the record's first `have` bytes (a record too large to
+ * hold whole): the header chain is decoded from them and the main data is not read.
  */
-export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: bigint, endLsn: bigint, prevLsn: bigint, majorVersion: number): WalRecord | string {
+export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: bigint, endLsn: bigint, prevLsn: bigint, majorVersion: number, have = totLen): WalRecord | string {
   const bits = imageBits(majorVersion);
   const end = off + totLen;
+  const lim = off + have; // header fields must lie before this
   let p = off + SIZE_OF_XLOG_RECORD;
   let datatotal = 0;
   let mainDataLen = 0;
@@ -40,14 +43,15 @@ export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: 
     haveRel = false;
   const blocks: BlockRef[] = [];
   while (end - p > datatotal) {
+    if (p >= lim) return SHORT_HEADER;
     const blockId = buf[p++]!;
     if (blockId === XLR_BLOCK_ID_DATA_SHORT) {
-      if (p + 1 > end) return SHORT_HEADER;
+      if (p + 1 > lim) return SHORT_HEADER;
       mainDataLen = buf[p++]!;
       datatotal += mainDataLen;
       break; // by convention the main data fragment is always last
     } else if (blockId === XLR_BLOCK_ID_DATA_LONG) {
-      if (p + 4 > end) return SHORT_HEADER;
+      if (p + 4 > lim) return SHORT_HEADER;
       mainDataLen = u32(buf, p);
       p += 4;
       datatotal += mainDataLen;
@@ -59,7 +63,7 @@ export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: 
     } else if (blockId <= XLR_MAX_BLOCK_ID) {
       if (blockId <= maxBlockId) return `out-of-order block_id ${blockId}`;
       maxBlockId = blockId;
-      if (p + 3 > end) return SHORT_HEADER;
+      if (p + 3 > lim) return SHORT_HEADER;
       const forkFlags = buf[p]!;
       const dataLength = u16(buf, p + 1);
       p += 3;
@@ -70,7 +74,7 @@ export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: 
       const hasImage = (forkFlags & BKPBLOCK_HAS_IMAGE) !== 0;
       let applyImage = false;
       if (hasImage) {
-        if (p + 5 > end) return SHORT_HEADER;
+        if (p + 5 > lim) return SHORT_HEADER;
         const bimgLen = u16(buf, p);
         const holeOffset = u16(buf, p + 2);
         const bimgInfo = buf[p + 4]!;
@@ -81,7 +85,7 @@ export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: 
         let holeLength: number;
         if (compressed) {
           if (hasHole) {
-            if (p + 2 > end) return SHORT_HEADER;
+            if (p + 2 > lim) return SHORT_HEADER;
             holeLength = u16(buf, p);
             p += 2;
           } else holeLength = 0;
@@ -97,7 +101,7 @@ export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: 
         if (!hasHole && !compressed && bimgLen !== BLCKSZ) return `neither BKPIMAGE_HAS_HOLE nor BKPIMAGE_COMPRESSED set, but block image length is ${bimgLen}`;
       }
       if (!(forkFlags & BKPBLOCK_SAME_REL)) {
-        if (p + 12 > end) return SHORT_HEADER;
+        if (p + 12 > lim) return SHORT_HEADER;
         spc = u32(buf, p);
         db = u32(buf, p + 4);
         rel = u32(buf, p + 8);
@@ -106,7 +110,7 @@ export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: 
       } else if (!haveRel) {
         return `BKPBLOCK_SAME_REL set but no previous rel (block_id ${blockId})`;
       }
-      if (p + 4 > end) return SHORT_HEADER;
+      if (p + 4 > lim) return SHORT_HEADER;
       const block = u32(buf, p);
       p += 4;
       blocks.push({
@@ -128,7 +132,7 @@ export function decodeRecord(buf: Uint8Array, off: number, totLen: number, lsn: 
   if (p > end || end - p !== datatotal) return `record length ${totLen} does not match its headers (header chain ends at ${p - off}, data ${datatotal} bytes)`;
   const info = buf[off + 16]!;
   const rmgr = buf[off + 17]!;
-  const events = relationEvents(rmgr, info, buf, end - mainDataLen, mainDataLen, majorVersion);
+  const events = have < totLen ? [] : relationEvents(rmgr, info, buf, end - mainDataLen, mainDataLen, majorVersion);
   if (typeof events === 'string') return events;
   return {
     lsn,
