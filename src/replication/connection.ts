@@ -5,6 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import { serialize } from 'pg-protocol';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
+import { asDataRow, asError, asMd5, asParameterStatus, asRowDescription, asSaslData, asSaslStart } from './messages.ts';
 import { describeTarget, type ConnOptions } from './conninfo.ts';
 import { classifyServerError, ReplicationError, type ServerErrorFields } from './errors.ts';
 import { Framer } from './framer.ts';
@@ -28,6 +29,8 @@ interface QueryResult {
 }
 
 const DEFAULT_READ_TIMEOUT_MS = 60_000;
+/** close(): how long Terminate may take to leave before the socket is destroyed. */
+const CLOSE_GRACE_MS = 100;
 const WAL_PAGE = 8192n; // fallback when wal_block_size cannot be read
 
 export class ReplicationConnection implements StreamHost {
@@ -166,6 +169,9 @@ export class ReplicationConnection implements StreamHost {
   get readTimeoutMs(): number {
     return this.options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
   }
+  get writeBacklog(): number {
+    return this.closed ? 0 : this.socket.writableLength;
+  }
   write(buf: Buffer): void {
     if (!this.closed) this.socket.write(buf);
   }
@@ -198,7 +204,6 @@ export class ReplicationConnection implements StreamHost {
   // ---- incoming bytes ----
 
   private onData(chunk: Buffer): void {
-    this.lastRecv = Date.now();
     this.framer.push(chunk);
     for (;;) {
       let frame: Buffer | null;
@@ -209,6 +214,8 @@ export class ReplicationConnection implements StreamHost {
         return;
       }
       if (!frame) return;
+      // Liveness counts whole messages: a server trickling one byte at a time is not alive.
+      this.lastRecv = Date.now();
       const s = this.stream;
       if (s) {
         s.onFrame(frame);
@@ -229,8 +236,8 @@ export class ReplicationConnection implements StreamHost {
         return;
       }
       if (msg.name === 'notice') continue;
-      if (msg.name === 'parameterStatus') {
-        const p = msg as unknown as { parameterName: string; parameterValue: string };
+      const p = asParameterStatus(msg);
+      if (p) {
         this.params.set(p.parameterName, p.parameterValue);
         continue;
       }
@@ -286,7 +293,7 @@ export class ReplicationConnection implements StreamHost {
           if (scram && !scramVerified) {
             throw this.failWith(new ReplicationError('AUTH_FAILED', `server ${describeTarget(o)} ended SCRAM authentication without proving it knows the password; refusing the connection`));
           }
-          if ((msg as unknown as { length: number }).length !== 8) {
+          if (msg.length !== 8) {
             throw this.failWith(new ReplicationError('AUTH_FAILED', `server ${describeTarget(o)} asked for an authentication method pg-prefaulter does not support; use scram-sha-256, md5, password or trust in pg_hba.conf`));
           }
           break;
@@ -294,10 +301,10 @@ export class ReplicationConnection implements StreamHost {
           this.write(serialize.password(needPassword()));
           break;
         case 'authenticationMD5Password':
-          this.write(serialize.password(md5PasswordResponse(o.user, needPassword(), (msg as unknown as { salt: Buffer }).salt)));
+          this.write(serialize.password(md5PasswordResponse(o.user, needPassword(), asMd5(msg).salt)));
           break;
         case 'authenticationSASL': {
-          const mechs = (msg as unknown as { mechanisms: string[] }).mechanisms;
+          const mechs = asSaslStart(msg).mechanisms;
           if (!mechs.includes(ScramClient.MECHANISM)) {
             throw this.failWith(new ReplicationError('AUTH_FAILED', `server offers SASL mechanisms ${mechs.join(', ')}; pg-prefaulter supports only SCRAM-SHA-256`));
           }
@@ -309,14 +316,14 @@ export class ReplicationConnection implements StreamHost {
         case 'authenticationSASLContinue':
           if (!scram) throw this.failWith(new ReplicationError('PROTOCOL', 'SASLContinue without SASL start'));
           try {
-            this.write(serialize.sendSCRAMClientFinalMessage(scram.clientFinal((msg as unknown as { data: string }).data)));
+            this.write(serialize.sendSCRAMClientFinalMessage(scram.clientFinal(asSaslData(msg).data)));
           } catch (e) {
             throw this.failWith(new ReplicationError('AUTH_FAILED', `${describeTarget(o)}: ${(e as Error).message}`));
           }
           break;
         case 'authenticationSASLFinal':
           try {
-            scram?.verifyServerFinal((msg as unknown as { data: string }).data);
+            scram?.verifyServerFinal(asSaslData(msg).data);
             scramVerified = scram !== null;
           } catch (e) {
             throw this.failWith(new ReplicationError('AUTH_FAILED', `${describeTarget(o)}: ${(e as Error).message}`));
@@ -325,7 +332,7 @@ export class ReplicationConnection implements StreamHost {
         case 'backendKeyData':
           break;
         case 'error':
-          throw this.failWith(this.serverError(msg as unknown as ServerErrorFields));
+          throw this.failWith(this.serverError(asError(msg)));
         case 'readyForQuery':
           return;
         default:
@@ -357,9 +364,9 @@ export class ReplicationConnection implements StreamHost {
       let err: ReplicationError | null = null;
       for (;;) {
         const msg = await this.readMessage();
-        if (msg.name === 'rowDescription') res.fields = (msg as unknown as { fields: Array<{ name: string }> }).fields.map((f) => f.name);
-        else if (msg.name === 'dataRow') res.rows.push((msg as unknown as { fields: Array<string | null> }).fields);
-        else if (msg.name === 'error') err = this.serverError(msg as unknown as ServerErrorFields);
+        if (msg.name === 'rowDescription') res.fields = asRowDescription(msg).fields.map((f) => f.name);
+        else if (msg.name === 'dataRow') res.rows.push(asDataRow(msg).fields);
+        else if (msg.name === 'error') err = this.serverError(asError(msg));
         else if (msg.name === 'readyForQuery') break;
       }
       if (err) throw err;
@@ -422,16 +429,18 @@ export class ReplicationConnection implements StreamHost {
     return stream;
   }
 
-  /** Ends any stream, sends Terminate and closes the socket. */
+  /**
+   * Ends any stream, sends Terminate and closes the socket. Bounded: a server
+   * that reads nothing or never closes its side gets the socket destroyed.
+   */
   async close(): Promise<void> {
     const s = this.stream;
     if (s) await s.close();
-    if (!this.closed) {
+    if (!this.closed && this.socket.writableLength === 0) {
       this.socket.write(serialize.end());
       this.socket.end();
-    }
-    const t = setTimeout(() => this.socket.destroy(), 2000);
-    t.unref();
+    } else this.socket.destroy();
+    const t = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
     await this.closedPromise;
     clearTimeout(t);
   }

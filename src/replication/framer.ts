@@ -4,7 +4,9 @@
 // valid); only messages spanning chunks are copied.
 
 const EMPTY = Buffer.alloc(0);
-const MAX_MESSAGE = 64 * 1024 * 1024;
+// walsender messages are at most ~128 KiB (MAX_SEND_SIZE); 16 MiB leaves room for
+// any reply to a command (TIMELINE_HISTORY) while bounding what a bad server can make us buffer.
+const MAX_MESSAGE = 16 * 1024 * 1024;
 
 export class Framer {
   private chunks: Buffer[] = [];

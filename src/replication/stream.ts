@@ -3,6 +3,8 @@
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { serialize } from 'pg-protocol';
 import { ReplicationError, type ServerErrorFields } from './errors.ts';
+import { Fifo } from './fifo.ts';
+import { asDataRow, asError } from './messages.ts';
 import { parseLsn } from '../lsn.ts';
 
 export type StreamMessage =
@@ -36,6 +38,9 @@ export interface StreamHost {
   detachStream(): void;
   destroy(err: ReplicationError): void;
   readonly pendingBytes: number;
+  /** Bytes written but not yet taken by the kernel (the server is not reading). */
+  readonly writeBacklog: number;
+  /** When the last complete message arrived. */
   readonly lastReceiveAt: number;
   readonly walSenderTimeoutMs: number;
   readonly readTimeoutMs: number;
@@ -44,6 +49,12 @@ export interface StreamHost {
 // Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_MS = 946_684_800_000;
 const STATUS_LEN = 1 + 8 * 4 + 1;
+/** Replies the server asked for, when our position has not moved: at most this often. */
+const MIN_REPLY_GAP_MS = 250;
+/** Status updates wait while this much we wrote is still unread by the server. */
+const WRITE_BACKLOG_LIMIT = 64 * 1024;
+/** close(): how long the server may take to end the stream after our CopyDone. */
+const CLOSE_GRACE_MS = 200;
 
 type State = 'starting' | 'streaming' | 'ending' | 'closing' | 'done';
 
@@ -76,7 +87,12 @@ export class PhysicalStream implements ReplicationStream {
   private nextTimeline: { tli: number; start: bigint } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private lastStatusAt = 0;
+  private lastSentLsn = -1n;
   private lastProbeAt = 0;
+  /** The server asked for a reply we have not sent yet (coalesced: one at most). */
+  private replyWanted = false;
+  /** Since when our writes have been backed up, 0 when they are not. */
+  private backlogSince = 0;
   private readonly statusEveryMs: number;
   private readonly maxBuffered: number;
   private readonly finished: Promise<void>;
@@ -115,7 +131,7 @@ export class PhysicalStream implements ReplicationStream {
 
   /** Called once the START_REPLICATION query has been written. */
   begin(): void {
-    const tick = Math.min(1000, Math.max(50, Math.min(this.statusEveryMs, this.host.readTimeoutMs || Infinity) / 4));
+    const tick = Math.min(MIN_REPLY_GAP_MS, Math.max(50, Math.min(this.statusEveryMs, this.host.readTimeoutMs || Infinity) / 4));
     this.timer = setInterval(() => this.onTick(), tick);
     this.timer.unref();
   }
@@ -138,15 +154,14 @@ export class PhysicalStream implements ReplicationStream {
         if (!this.sentCopyDone) this.sendCopyDone('ending');
         return;
       case CODE_ERROR: {
-        const msg = this.host.parseFrame(frame) as unknown as ServerErrorFields;
-        this.fail(this.host.serverError(msg));
+        this.fail(this.host.serverError(asError(this.host.parseFrame(frame))));
         return;
       }
       case CODE_ROW_DESC:
         return;
       case CODE_DATA_ROW: {
         // next_tli (int8), next_tli_startpos (text)
-        const row = this.host.parseFrame(frame) as unknown as { fields: Array<string | null> };
+        const row = asDataRow(this.host.parseFrame(frame));
         const tli = Number(row.fields[0]);
         const start = row.fields[1];
         if (!Number.isInteger(tli) || start == null) {
@@ -186,14 +201,30 @@ export class PhysicalStream implements ReplicationStream {
       if (frame.length < 5 + 18) return;
       const walEnd = frame.readBigUInt64BE(6);
       if (walEnd > this.walEnd) this.walEnd = walEnd;
-      if (frame[22] === 1) this.sendStatus();
+      if (frame[22] === 1) {
+        this.replyWanted = true;
+        this.sendReply(Date.now());
+      }
     }
   }
 
   // ---- status updates ----
 
+  /**
+   * Answers the server's reply requests: coalesced into one pending reply, sent
+   * at once when our position moved, else at most every MIN_REPLY_GAP_MS, and
+   * never into a backlog the server is not reading (a keepalive flood from a
+   * server that reads nothing must not pile up replies).
+   */
+  private sendReply(now: number): void {
+    if (!this.replyWanted) return;
+    if (this.received === this.lastSentLsn && now - this.lastStatusAt < MIN_REPLY_GAP_MS) return;
+    this.sendStatus();
+  }
+
   private sendStatus(askReply = false): void {
     if (this.state !== 'streaming' || this.sentCopyDone) return;
+    if (this.host.writeBacklog > WRITE_BACKLOG_LIMIT) return; // retried on the next tick
     const b = Buffer.allocUnsafe(STATUS_LEN);
     b[0] = 0x72; // 'r'
     b.writeBigUInt64BE(this.received, 1); // write: what we have received
@@ -208,6 +239,8 @@ export class PhysicalStream implements ReplicationStream {
     b[33] = askReply ? 1 : 0;
     this.host.write(serialize.copyData(b));
     this.lastStatusAt = Date.now();
+    this.lastSentLsn = this.received;
+    this.replyWanted = false;
   }
 
   private onTick(): void {
@@ -215,6 +248,16 @@ export class PhysicalStream implements ReplicationStream {
     const rt = this.host.readTimeoutMs;
     const reading = !(this.userPaused || this.autoPaused);
     const silentFor = now - this.host.lastReceiveAt;
+    if (this.host.writeBacklog > WRITE_BACKLOG_LIMIT) {
+      this.backlogSince ||= now;
+      if (rt > 0 && now - this.backlogSince > rt && this.state !== 'done') {
+        this.host.destroy(
+          new ReplicationError('TIMEOUT', `the server has not read our status updates for ${Math.round((now - this.backlogSince) / 1000)} s (read timeout ${rt} ms): it or the network is stuck; reconnecting is safe`),
+        );
+        return;
+      }
+    } else this.backlogSince = 0;
+    this.sendReply(now);
     if (rt > 0 && reading && this.state === 'streaming' && silentFor > rt / 2 && now - this.lastProbeAt > rt / 4) {
       this.lastProbeAt = now;
       this.sendStatus(true);
@@ -223,7 +266,7 @@ export class PhysicalStream implements ReplicationStream {
       this.host.destroy(
         new ReplicationError(
           'TIMEOUT',
-          `nothing received from the server for ${Math.round((now - this.host.lastReceiveAt) / 1000)} s (read timeout ${rt} ms): the server or network is stuck; reconnecting is safe`,
+          `no complete message from the server for ${Math.round((now - this.host.lastReceiveAt) / 1000)} s (read timeout ${rt} ms): the server or network is stuck or trickling; reconnecting is safe`,
         ),
       );
     }
@@ -232,6 +275,7 @@ export class PhysicalStream implements ReplicationStream {
   private sendCopyDone(next: State): void {
     this.sentCopyDone = true;
     this.state = next;
+    // One small message; the close timer covers a server that never reads it.
     this.host.write(serialize.copyDone());
     // the rest of the exchange must be read even if the consumer paused us
     this.autoPaused = false;
@@ -339,61 +383,35 @@ export class PhysicalStream implements ReplicationStream {
     this.applyReading();
   }
 
+  /**
+   * Ends the stream: CopyDone, and the server's answer awaited for at most
+   * CLOSE_GRACE_MS. A server that is silent, trickles, or does not read our
+   * writes gets the connection destroyed instead: stopping must be prompt.
+   */
   async close(): Promise<void> {
-    if (this.state === 'done') {
-      this.closeRequested = true;
-      this.dropQueue();
-      return;
-    }
     this.closeRequested = true;
     this.dropQueue();
+    if (this.state === 'done') return;
+    if (this.host.writeBacklog > 0) {
+      this.host.destroy(new ReplicationError('CLOSED', 'the replication stream was closed while the server was not reading; the connection was dropped'));
+      this.settleWaiter();
+      return;
+    }
     if (this.state === 'streaming' && !this.sentCopyDone) this.sendCopyDone('closing');
     this.userPaused = false;
     this.autoPaused = false;
     this.applyReading();
-    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000).unref());
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), CLOSE_GRACE_MS)));
     if ((await Promise.race([this.finished, timeout])) === 'timeout') {
-      this.host.destroy(new ReplicationError('CLOSED', 'the server did not end the replication stream within 10 s of CopyDone; the connection was dropped'));
+      this.host.destroy(new ReplicationError('CLOSED', `the server did not end the replication stream within ${CLOSE_GRACE_MS} ms of CopyDone; the connection was dropped`));
     }
+    clearTimeout(timer);
     this.settleWaiter();
   }
 
   private dropQueue(): void {
     this.queue.clear();
     this.queuedBytes = 0;
-  }
-}
-
-// Array-backed FIFO with a moving head: shift() on a large array is O(n), and
-// a slow consumer can leave many small messages queued.
-class Fifo<T> {
-  private items: Array<T | undefined> = [];
-  private head = 0;
-
-  get size(): number {
-    return this.items.length - this.head;
-  }
-
-  push(v: T): void {
-    this.items.push(v);
-  }
-
-  shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const v = this.items[this.head];
-    this.items[this.head++] = undefined;
-    if (this.head === this.items.length) {
-      this.items.length = 0;
-      this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return v;
-  }
-
-  clear(): void {
-    this.items.length = 0;
-    this.head = 0;
   }
 }
