@@ -12,6 +12,7 @@ import { Prefaulter, checkDataDirectory, resolveIoMethod, type PrefaultStats, ty
 import { parseConninfo, resolveConnOptions, type ConnOptions } from '../replication/conninfo.ts';
 import { ReplicationError } from '../replication/errors.ts';
 import { WalDecoder } from '../wal/decoder.ts';
+import { DecodeHealth } from '../wal/decode-health.ts';
 import { formatLsn } from '../lsn.ts';
 import { Backoff, sleep } from './backoff.ts';
 import { waitForFollower } from './follower-wait.ts';
@@ -25,8 +26,12 @@ const STARTING_UP_RETRY_MS = 25;
 const STARTING_UP_QUICK_RETRIES = 40;
 /** Longest stretch of decoding and prefaulting before other events get a turn. */
 const PUMP_SLICE_MS = 10;
+/** An upstream session that lasted this long was healthy: the reconnect backoff starts over. */
+const UPSTREAM_HEALTHY_MS = 10_000;
+/** How far past replay + readahead_bytes the pump may read (one XLogData burst). */
+const AHEAD_SLACK_BYTES = 1024n * 1024n;
 
-export type AgentState = 'waiting_for_postgres' | 'primary_idle' | 'following' | 'streaming' | 'stopped';
+export type AgentState = 'waiting_for_postgres' | 'primary_idle' | 'following' | 'streaming' | 'wal_undecodable' | 'stopped';
 
 export interface RmgrCounts {
   records: number;
@@ -405,6 +410,7 @@ export class Agent {
     const page = BigInt(8192);
     const startLsn = replay - (replay % page);
     const timeline = status.timeline ?? 1;
+    let healthySince = 0;
     this.pipelineTimeline = timeline;
     this.pipelineUpstream = status.upstream ? `${status.upstream.host}:${status.upstream.port}` : null;
     try {
@@ -428,7 +434,7 @@ export class Agent {
             signal,
           });
           this.snap.upstreamConnected = true;
-          this.upstreamBackoff.reset();
+          healthySince = Date.now(); // the backoff resets only once the session has lasted (see the catch)
           this.log.info({ upstream: this.snap.upstream, startLsn: formatLsn(startLsn), timeline }, 'streaming WAL from the upstream');
         }
       }
@@ -438,6 +444,8 @@ export class Agent {
       await this.pump(source, startLsn, facts, signal);
     } catch (e) {
       if (signal.aborted) return;
+      // Sessions that break soon after the handshake keep the backoff growing.
+      if (healthySince && Date.now() - healthySince >= UPSTREAM_HEALTHY_MS && this.snap.state !== 'wal_undecodable') this.upstreamBackoff.reset();
       await this.onPipelineError(e, sessionSignal);
     } finally {
       sessionSignal.removeEventListener('abort', onSession);
@@ -446,7 +454,7 @@ export class Agent {
       this.decoder = null;
       this.snap.upstreamConnected = false;
       if (this.pipelineController === controller) this.pipelineController = null;
-      if (this.snap.state === 'streaming') this.setState('following');
+      if (this.snap.state === 'streaming' || this.snap.state === 'wal_undecodable') this.setState('following');
     }
   }
 
@@ -535,6 +543,7 @@ export class Agent {
     if (this.status?.replayLsn != null) prefaulter.setReplayLsn(this.status.replayLsn);
     let expected = startLsn;
     let sliceStart = performance.now();
+    const health = new DecodeHealth();
     for await (const chunk of source) {
       if (signal.aborted) return;
       // Buffered chunks arrive as microtasks: without a macrotask yield now and
@@ -550,15 +559,18 @@ export class Agent {
       }
       expected += BigInt(chunk.data.length);
       this.snap.streamLsn = expected;
-      if (this.snap.state !== 'streaming') this.setState('streaming');
+      if (this.snap.state !== 'streaming' && this.snap.state !== 'wal_undecodable') this.setState('streaming');
       decoder.push(chunk.data);
       for (;;) {
         const item = decoder.next();
         if (item === null) break;
         if ('kind' in item) {
           this.onDecodeError(item.lsn, item.message);
+          health.error(item.lsn);
           continue;
         }
+        health.record();
+        if (this.snap.state === 'wal_undecodable') this.setState('streaming');
         let c = this.snap.walByRmgr.get(item.rmgrName);
         if (!c) this.snap.walByRmgr.set(item.rmgrName, (c = { records: 0, bytes: 0 }));
         c.records++;
@@ -570,7 +582,25 @@ export class Agent {
           if (signal.aborted) return;
         }
       }
+      if (this.snap.state === 'streaming' && health.undecodable(expected)) this.onUndecodable(health, expected, source.kind);
+      // Inside a record larger than the window (up to 1 GiB) nothing is offered, so
+      // wantsMore() never stops us: read no further ahead of replay than the window.
+      while (this.status?.replayLsn != null && expected - this.status.replayLsn > BigInt(this.cfg.readaheadBytes) + AHEAD_SLACK_BYTES) {
+        await this.waitForTick(signal);
+        if (signal.aborted) return;
+      }
     }
+  }
+
+  private onUndecodable(health: DecodeHealth, at: bigint, source: string): void {
+    this.setState('wal_undecodable');
+    const { fromLsn, errors } = health.stretch;
+    this.log.error(
+      { fromLsn: fromLsn === null ? null : formatLsn(fromLsn), streamLsn: formatLsn(at), errors, source },
+      `no WAL record decodes since ${fromLsn === null ? '?' : formatLsn(fromLsn)} (${errors} decode errors): nothing is prefaulted; `
+        + 'check that the upstream is this cluster\'s primary (or a standby of it) running PostgreSQL 13-18 with the same wal_segment_size, '
+        + 'and that nothing between (proxy, pooler) alters the bytes',
+    );
   }
 
   private onDecodeError(lsn: bigint, message: string): void {

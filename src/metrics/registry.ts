@@ -5,7 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { VERSION } from '../version.ts';
 
-export const AGENT_STATES = ['waiting_for_postgres', 'primary_idle', 'following', 'streaming'] as const;
+export const AGENT_STATES = ['waiting_for_postgres', 'primary_idle', 'following', 'streaming', 'wal_undecodable'] as const;
 export type AgentState = (typeof AGENT_STATES)[number];
 export const ROLES = ['primary', 'standby', 'unknown'] as const;
 export type Role = (typeof ROLES)[number];

@@ -29,6 +29,7 @@ interface QueryResult {
 }
 
 const DEFAULT_READ_TIMEOUT_MS = 60_000;
+const MIN_READ_TIMEOUT_MS = 1000;
 /** close(): how long Terminate may take to leave before the socket is destroyed. */
 const CLOSE_GRACE_MS = 100;
 const WAL_PAGE = 8192n; // fallback when wal_block_size cannot be read
@@ -166,8 +167,14 @@ export class ReplicationConnection implements StreamHost {
   get walSenderTimeoutMs(): number {
     return this.walSenderTimeout;
   }
+  /**
+   * No complete message for this long = the stream is dead. Unless given, the
+   * server's own wal_sender_timeout (what it allows us; at least 1 s), or 60 s
+   * when it has none: an idle server stays audible through our reply probes.
+   */
   get readTimeoutMs(): number {
-    return this.options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+    if (this.options.readTimeoutMs !== undefined) return this.options.readTimeoutMs;
+    return this.walSenderTimeout > 0 ? Math.max(MIN_READ_TIMEOUT_MS, this.walSenderTimeout) : DEFAULT_READ_TIMEOUT_MS;
   }
   get writeBacklog(): number {
     return this.closed ? 0 : this.socket.writableLength;

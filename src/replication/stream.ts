@@ -26,7 +26,7 @@ export interface StartReplicationOptions {
   timeline: number;
   slot?: string;
   statusIntervalMs?: number; // default 10000
-  maxBufferedBytes?: number; // default 16 MiB
+  maxBufferedBytes?: number; // default 4 MiB (the socket is paused beyond it; TCP buffers hold more)
 }
 
 /** What the stream needs from its connection (implemented by ReplicationConnection). */
@@ -103,7 +103,7 @@ export class PhysicalStream implements ReplicationStream {
     opts: StartReplicationOptions,
   ) {
     this.received = opts.startLsn;
-    this.maxBuffered = opts.maxBufferedBytes ?? 16 * 1024 * 1024;
+    this.maxBuffered = opts.maxBufferedBytes ?? 4 * 1024 * 1024;
     const wanted = opts.statusIntervalMs ?? 10_000;
     // While the socket is paused we cannot see keepalive requests, so report
     // often enough on our own that wal_sender_timeout never fires.
@@ -175,6 +175,9 @@ export class PhysicalStream implements ReplicationStream {
         // the command is over; the connection is idle again
         if (this.nextTimeline && !this.closeRequested) {
           this.push({ type: 'end-of-timeline', nextTimeline: this.nextTimeline.tli, nextTimelineStart: this.nextTimeline.start }, 0);
+        } else if (!this.closeRequested && !this.failure) {
+          // Ended without naming a next timeline (server shutting down, or misbehaving): a failure, retried with backoff.
+          this.fail(new ReplicationError('CLOSED', 'the server ended the replication stream without a next timeline: reconnect (see the server log if this repeats)'));
         }
         this.finish();
         return;

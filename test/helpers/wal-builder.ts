@@ -92,6 +92,15 @@ export class WalBuilder {
 
   /** Appends one record; returns its LSN. */
   add(spec: RecordSpec): bigint {
+    const it = this.addStreaming(spec);
+    for (let r = it.next(); ; r = it.next()) if (r.done) return r.value;
+  }
+
+  /**
+   * add(), pausing (yielding) after every `slice` bytes of main data, so the
+   * pages of a huge record can be sent as they are produced.
+   */
+  *addStreaming(spec: RecordSpec, slice = Infinity): Generator<void, bigint> {
     if (this.off % 8) this.pad(8 - (this.off % 8));
     if (this.off === this.pageSize) this.nextPage();
     const lsn = this.lsn;
@@ -101,7 +110,7 @@ export class WalBuilder {
     const totLen = 24 + chain.length + mainLen;
     // CRC: the bytes after the header, then the header up to xl_crc
     let crc = crc32cUpdate(CRC32C_INIT, chain, 0, chain.length);
-    forEachPiece(main, spec.fillByte ?? 0, (p) => (crc = crc32cUpdate(crc, p, 0, p.length)));
+    for (const p of pieces(main, spec.fillByte ?? 0)) crc = crc32cUpdate(crc, p, 0, p.length);
     const hdr = Buffer.alloc(24);
     hdr.writeUInt32LE(totLen, 0);
     hdr.writeUInt32LE(spec.xid ?? 0, 4);
@@ -113,7 +122,14 @@ export class WalBuilder {
     this.recordLeft = totLen;
     this.write(hdr);
     this.write(chain);
-    forEachPiece(main, spec.fillByte ?? 0, (p) => this.write(p));
+    let sinceYield = 0;
+    for (const p of pieces(main, spec.fillByte ?? 0)) {
+      this.write(p);
+      if ((sinceYield += p.length) >= slice) {
+        sinceYield = 0;
+        yield;
+      }
+    }
     this.prev = lsn;
     return lsn;
   }
@@ -198,13 +214,13 @@ function headerChain(spec: RecordSpec): Buffer {
 }
 
 const FILL_PIECE = 1024 * 1024;
-function forEachPiece(main: Buffer | number, fill: number, fn: (p: Buffer) => void): void {
+function* pieces(main: Buffer | number, fill: number): Generator<Buffer> {
   if (typeof main !== 'number') {
-    if (main.length) fn(main);
+    if (main.length) yield main;
     return;
   }
   const piece = Buffer.alloc(Math.min(main, FILL_PIECE), fill);
-  for (let left = main; left > 0; left -= piece.length) fn(left >= piece.length ? piece : piece.subarray(0, left));
+  for (let left = main; left > 0; left -= piece.length) yield left >= piece.length ? piece : piece.subarray(0, left);
 }
 
 /** Whole WAL for a list of records, as one Buffer (small inputs only). */
