@@ -4,7 +4,8 @@
 // an exception, a hang (no new input for --hang seconds) or running out of
 // memory saves the input to fuzz/crashes/<target>/ and makes the exit code 1:
 // add the file to the repository and test/fuzz-regressions.test.ts replays it.
-// --save adds the inputs that reached new coverage to the corpus.
+// --save adds the inputs that reached new coverage to the corpus; --time 0
+// only replays the saved crashes and the corpus (test/fuzz-regressions.test.ts).
 import { Worker } from 'node:worker_threads';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,7 +37,7 @@ export function readCorpus(dir: string): Buffer[] {
   }
 }
 
-function save(dir: string, input: Buffer): string {
+export function save(dir: string, input: Buffer): string {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${inputName(input)}.bin`);
   writeFileSync(file, input);
@@ -46,7 +47,8 @@ function save(dir: string, input: Buffer): string {
 let failed = false;
 for (const target of chosen) {
   const corpusDir = join(ROOT, 'corpus', target.name);
-  const corpus = readCorpus(corpusDir);
+  // saved crashes run first, every time: they are the regression inputs
+  const corpus = [...readCorpus(join(ROOT, 'crashes', target.name)), ...readCorpus(corpusDir)];
   const shared = new SharedArrayBuffer(8 + (target.maxLen ?? 4096) + 64 * 1024);
   const header = new Int32Array(shared, 0, 2);
   const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);

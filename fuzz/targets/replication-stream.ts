@@ -9,6 +9,7 @@
 import { Parser } from 'pg-protocol/dist/parser.js';
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { Framer } from '../../src/replication/framer.ts';
+import { parseBackendMessage } from '../../src/replication/messages.ts';
 import { PhysicalStream, type StreamHost } from '../../src/replication/stream.ts';
 import { ReplicationError, classifyServerError } from '../../src/replication/errors.ts';
 import { PropertyViolation, rng, type FuzzTarget } from '../engine.ts';
@@ -26,11 +27,7 @@ class Host implements StreamHost {
     this.reading = on;
   }
   parseFrame(frame: Buffer): BackendMessage {
-    // as ReplicationConnection.parseFrame does
-    let out: BackendMessage | undefined;
-    this.parser.parse(frame, (m) => (out = m));
-    if (!out) throw new ReplicationError('PROTOCOL', 'could not parse a message');
-    return out;
+    return parseBackendMessage(this.parser, frame); // as ReplicationConnection.parseFrame does
   }
   serverError = (f: Parameters<StreamHost['serverError']>[0]) => classifyServerError(f, { user: 'u', target: 'fuzz', tls: false });
   detachStream(): void {}

@@ -5,7 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import { serialize } from 'pg-protocol';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
-import { asDataRow, asError, asMd5, asParameterStatus, asRowDescription, asSaslData, asSaslStart } from './messages.ts';
+import { asDataRow, asError, asMd5, asParameterStatus, asRowDescription, asSaslData, asSaslStart, parseBackendMessage } from './messages.ts';
 import { describeTarget, type ConnOptions } from './conninfo.ts';
 import { classifyServerError, ReplicationError, type ServerErrorFields } from './errors.ts';
 import { Framer } from './framer.ts';
@@ -191,10 +191,7 @@ export class ReplicationConnection implements StreamHost {
     } else this.socket.pause();
   }
   parseFrame(frame: Buffer): BackendMessage {
-    let out: BackendMessage | undefined;
-    this.parser.parse(frame, (m) => (out = m));
-    if (!out) throw new ReplicationError('PROTOCOL', `could not parse a message of type ${String.fromCharCode(frame[0]!)}`);
-    return out;
+    return parseBackendMessage(this.parser, frame);
   }
   serverError(f: ServerErrorFields): ReplicationError {
     return classifyServerError(f, { user: this.options.user, target: describeTarget(this.options), tls: this.tls });
@@ -225,7 +222,12 @@ export class ReplicationConnection implements StreamHost {
       this.lastRecv = Date.now();
       const s = this.stream;
       if (s) {
-        s.onFrame(frame);
+        try {
+          s.onFrame(frame);
+        } catch (e) {
+          this.destroy(e instanceof ReplicationError ? e : new ReplicationError('PROTOCOL', `${describeTarget(this.options)}: unexpected message: ${(e as Error).message}`));
+          return;
+        }
         continue;
       }
       let msg: BackendMessage;

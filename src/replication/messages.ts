@@ -2,8 +2,36 @@
 // classes for some (checked with instanceof) and plain objects for the SASL
 // ones (checked field by field), so a message is never taken on trust.
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
+import type { Parser } from 'pg-protocol/dist/parser.js';
 import { AuthenticationMD5Password, DataRowMessage, DatabaseError, ParameterStatusMessage, RowDescriptionMessage } from 'pg-protocol/dist/messages.js';
 import { ReplicationError, type ServerErrorFields } from './errors.ts';
+
+/**
+ * One whole frame (from the Framer) -> message. ErrorResponse and
+ * NoticeResponse are checked first: pg-protocol loops forever on one whose
+ * fields are not each NUL-terminated with a final NUL (found by fuzzing).
+ */
+export function parseBackendMessage(parser: Parser, frame: Buffer): BackendMessage {
+  if ((frame[0] === 0x45 || frame[0] === 0x4e) && !wellFormedFields(frame)) {
+    throw new ReplicationError('PROTOCOL', `malformed ${frame[0] === 0x45 ? 'ErrorResponse' : 'NoticeResponse'} (fields not NUL-terminated); is this a PostgreSQL server?`);
+  }
+  let out: BackendMessage | undefined;
+  parser.parse(frame, (m) => (out = m));
+  if (!out) throw new ReplicationError('PROTOCOL', `could not parse a message of type ${String.fromCharCode(frame[0]!)}`);
+  return out;
+}
+
+// Body: (field type byte, NUL-terminated string)* then one NUL, ending exactly at the frame's end.
+function wellFormedFields(frame: Buffer): boolean {
+  let i = 5;
+  while (i < frame.length) {
+    if (frame[i] === 0) return i === frame.length - 1;
+    const end = frame.indexOf(0, i + 1);
+    if (end < 0) return false;
+    i = end + 1;
+  }
+  return false;
+}
 
 function wrong(m: BackendMessage, want: string): ReplicationError {
   return new ReplicationError('PROTOCOL', `expected a ${want} message, got ${m.name}; is this a PostgreSQL server?`);

@@ -154,14 +154,17 @@ export class PhysicalStream implements ReplicationStream {
         if (!this.sentCopyDone) this.sendCopyDone('ending');
         return;
       case CODE_ERROR: {
-        this.fail(this.host.serverError(asError(this.host.parseFrame(frame))));
+        const m = this.parse(frame);
+        if (m) this.fail(this.host.serverError(asError(m)));
         return;
       }
       case CODE_ROW_DESC:
         return;
       case CODE_DATA_ROW: {
         // next_tli (int8), next_tli_startpos (text)
-        const row = asDataRow(this.host.parseFrame(frame));
+        const m = this.parse(frame);
+        if (!m) return;
+        const row = asDataRow(m);
         const tli = Number(row.fields[0]);
         const start = row.fields[1];
         if (!Number.isInteger(tli) || start == null) {
@@ -183,6 +186,16 @@ export class PhysicalStream implements ReplicationStream {
         return;
       default:
         return; // NoticeResponse, ParameterStatus, CommandComplete
+    }
+  }
+
+  /** A malformed message ends the connection (a throw here would escape the socket's data handler). */
+  private parse(frame: Buffer): BackendMessage | null {
+    try {
+      return this.host.parseFrame(frame);
+    } catch (e) {
+      this.host.destroy(e instanceof ReplicationError ? e : new ReplicationError('PROTOCOL', `malformed message from the server: ${(e as Error).message}`));
+      return null;
     }
   }
 
