@@ -32,3 +32,28 @@ test('an ErrorResponse without its final NUL is a protocol error, not an endless
   const ok = parseBackendMessage(new Parser(), frame('E', Buffer.from('SERROR\0C58P01\0Mremoved\0\0')));
   assert.equal(ok.name, 'error');
 });
+
+test('an end-of-timeline row with a bad LSN fails the stream instead of throwing out of the data handler (fuzz crash be0a6c940bb1d627)', async () => {
+  const { PhysicalStream } = await import('../src/replication/stream.ts');
+  const destroyed: ReplicationError[] = [];
+  const parser = new Parser();
+  const host = {
+    write() {},
+    setReading() {},
+    parseFrame: (f: Buffer) => parseBackendMessage(parser, f),
+    serverError: () => new ReplicationError('PROTOCOL', 'x'),
+    detachStream() {},
+    destroy: (e: ReplicationError) => void destroyed.push(e),
+    pendingBytes: 0,
+    writeBacklog: 0,
+    lastReceiveAt: Date.now(),
+    walSenderTimeoutMs: 0,
+    readTimeoutMs: 0,
+  };
+  const stream = new PhysicalStream(host, { startLsn: 0n, timeline: 1 });
+  const row = (a: string, b: string) => Buffer.concat([Buffer.from([0, 2]), ...[a, b].flatMap((v) => [Buffer.from([0, 0, 0, v.length]), Buffer.from(v)])]);
+  stream.onFrame(frame('W', Buffer.from([0, 0, 0])));
+  stream.onFrame(frame('c', Buffer.alloc(0)));
+  stream.onFrame(frame('D', row('2', '0/3startp')));
+  await assert.rejects(stream.next(), (e) => e instanceof ReplicationError && e.code === 'PROTOCOL' && /end-of-timeline row/.test(e.message));
+});

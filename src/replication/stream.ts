@@ -167,11 +167,12 @@ export class PhysicalStream implements ReplicationStream {
         const row = asDataRow(m);
         const tli = Number(row.fields[0]);
         const start = row.fields[1];
-        if (!Number.isInteger(tli) || start == null) {
+        const lsn = start != null && /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/.test(start) ? parseLsn(start) : null;
+        if (!Number.isInteger(tli) || tli < 1 || lsn === null) {
           this.fail(new ReplicationError('PROTOCOL', `unexpected end-of-timeline row ${JSON.stringify(row.fields)}`));
           return;
         }
-        this.nextTimeline = { tli, start: parseLsn(start) };
+        this.nextTimeline = { tli, start: lsn };
         return;
       }
       case CODE_READY:
