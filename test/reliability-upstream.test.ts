@@ -27,8 +27,10 @@ interface Run {
 }
 
 async function withMisbehaving(t: TestContext, c: Cluster, opts: FakeUpstreamOptions, extra: string[], fn: (r: Run) => Promise<void>): Promise<void> {
+  // RELIABILITY_CASE=huge-record (a behaviour name) runs just that case while iterating
+  if (process.env.RELIABILITY_CASE && process.env.RELIABILITY_CASE !== opts.behaviour) return t.skip();
   const up = await startFakeUpstream(opts);
-  const agent = await startAgent(agentArgs(c.standby, ['--primary-conninfo', `host=127.0.0.1 port=${up.port} user=postgres sslmode=disable`, ...extra]));
+  const agent = await startAgent(agentArgs(c.standby, ['--primary-conninfo', `host=127.0.0.1 port=${up.port} user=postgres sslmode=disable`, ...extra]), process.env.AGENT_NODE_OPTIONS ? { NODE_OPTIONS: process.env.AGENT_NODE_OPTIONS } : {});
   try {
     try {
       await fn({ agent, up });

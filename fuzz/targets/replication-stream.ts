@@ -88,16 +88,16 @@ export const replicationStreamTarget: FuzzTarget = {
       framer.push(bytes.subarray(pos, pos + n));
       pos += n;
       for (;;) {
-        let frame: Buffer | null;
+        let parts: Buffer[] | null;
         try {
-          frame = framer.next();
+          parts = framer.nextParts(); // as ReplicationConnection.onData does
         } catch (e) {
           if (e instanceof Error && !(e instanceof TypeError) && /^protocol: /.test(e.message)) return;
           throw new PropertyViolation(`framer threw ${String(e)}`);
         }
-        if (!frame) break;
+        if (!parts) break;
         try {
-          stream.onFrame(frame);
+          stream.onFrameParts(parts);
         } catch (e) {
           throw new PropertyViolation(`stream.onFrame threw instead of failing the stream: ${e instanceof Error ? e.stack : String(e)}`);
         }

@@ -210,26 +210,27 @@ export class ReplicationConnection implements StreamHost {
   private onData(chunk: Buffer): void {
     this.framer.push(chunk);
     for (;;) {
-      let frame: Buffer | null;
+      let parts: Buffer[] | null;
       try {
-        frame = this.framer.next();
+        parts = this.framer.nextParts();
       } catch (e) {
         this.destroy(new ReplicationError('PROTOCOL', `${describeTarget(this.options)}: ${(e as Error).message}`));
         return;
       }
-      if (!frame) return;
+      if (!parts) return;
       // Liveness counts whole messages: a server trickling one byte at a time is not alive.
       this.lastRecv = Date.now();
       const s = this.stream;
       if (s) {
         try {
-          s.onFrame(frame);
+          s.onFrameParts(parts);
         } catch (e) {
           this.destroy(e instanceof ReplicationError ? e : new ReplicationError('PROTOCOL', `${describeTarget(this.options)}: unexpected message: ${(e as Error).message}`));
           return;
         }
         continue;
       }
+      const frame = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       let msg: BackendMessage;
       try {
         msg = this.parseFrame(frame);

@@ -200,6 +200,23 @@ export class PhysicalStream implements ReplicationStream {
     }
   }
 
+  /** A message that arrived in pieces (Framer.nextParts): XLogData payload is passed on piece by piece, uncopied. */
+  onFrameParts(parts: Buffer[]): void {
+    const first = parts[0]!;
+    if (parts.length === 1) return this.onFrame(first);
+    if (first[0] !== CODE_COPY_DATA || first[5] !== 0x77 || this.state !== 'streaming') return this.onFrame(Buffer.concat(parts));
+    const walStart = first.readBigUInt64BE(6);
+    const walEnd = first.readBigUInt64BE(14);
+    if (walEnd > this.walEnd) this.walEnd = walEnd;
+    let at = walStart;
+    for (const data of [first.subarray(30), ...parts.slice(1)]) {
+      if (!data.length) continue;
+      at += BigInt(data.length);
+      if (at > this.received) this.received = at;
+      this.push({ type: 'xlogdata', walStart: at - BigInt(data.length), walEnd, data }, data.length);
+    }
+  }
+
   private onCopyData(frame: Buffer): void {
     const kind = frame[5];
     if (kind === 0x77 /* 'w' XLogData */) {
