@@ -54,7 +54,7 @@ const MIN_REPLY_GAP_MS = 250;
 /** Status updates wait while this much we wrote is still unread by the server. */
 const WRITE_BACKLOG_LIMIT = 64 * 1024;
 /** close(): how long the server may take to end the stream after our CopyDone. */
-const CLOSE_GRACE_MS = 200;
+const CLOSE_GRACE_MS = 100;
 
 type State = 'starting' | 'streaming' | 'ending' | 'closing' | 'done';
 
