@@ -2,53 +2,14 @@
 // in, standby status updates out, with back-pressure through the socket.
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { serialize } from 'pg-protocol';
-import { ReplicationError, type ServerErrorFields } from './errors.ts';
+import { ReplicationError } from './errors.ts';
 import { Fifo } from './fifo.ts';
 import { asDataRow, asError } from './messages.ts';
 import { parseLsn } from '../lsn.ts';
+import type { ReplicationStream, StartReplicationOptions, StreamHost, StreamMessage } from './stream-api.ts';
 
-export type StreamMessage =
-  | { type: 'xlogdata'; walStart: bigint; walEnd: bigint; data: Buffer } // walStart = LSN of data[0]
-  | { type: 'end-of-timeline'; nextTimeline: number; nextTimelineStart: bigint }; // after CopyDone + result set
+export type { ReplicationStream, StartReplicationOptions, StreamHost, StreamMessage } from './stream-api.ts';
 
-export interface ReplicationStream extends AsyncIterable<StreamMessage> {
-  readonly receivedLsn: bigint; // end of the last XLogData received
-  readonly serverWalEnd: bigint; // latest walEnd / keepalive position seen from the server
-  /** Bytes received and not yet taken by the consumer (queued XLogData plus partial messages). */
-  readonly bufferedBytes: number;
-  pause(): void; // stop reading the socket (TCP back-pressure); status updates keep flowing on the timer
-  resume(): void;
-  close(): Promise<void>; // sends CopyDone / terminates cleanly
-}
-
-export interface StartReplicationOptions {
-  startLsn: bigint;
-  timeline: number;
-  slot?: string;
-  statusIntervalMs?: number; // default 10000
-  maxBufferedBytes?: number; // default 4 MiB (the socket is paused beyond it; TCP buffers hold more)
-}
-
-/** What the stream needs from its connection (implemented by ReplicationConnection). */
-export interface StreamHost {
-  write(buf: Buffer): void;
-  setReading(on: boolean): void;
-  parseFrame(frame: Buffer): BackendMessage;
-  serverError(f: ServerErrorFields): ReplicationError;
-  detachStream(): void;
-  destroy(err: ReplicationError): void;
-  readonly pendingBytes: number;
-  /** Bytes written but not yet taken by the kernel (the server is not reading). */
-  readonly writeBacklog: number;
-  /** When the last complete message arrived. */
-  readonly lastReceiveAt: number;
-  readonly walSenderTimeoutMs: number;
-  readonly readTimeoutMs: number;
-}
-
-// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
-const PG_EPOCH_MS = 946_684_800_000;
-const STATUS_LEN = 1 + 8 * 4 + 1;
 /** Replies the server asked for, when our position has not moved: at most this often. */
 const MIN_REPLY_GAP_MS = 250;
 /** Status updates wait while this much we wrote is still unread by the server. */
@@ -259,18 +220,7 @@ export class PhysicalStream implements ReplicationStream {
   private sendStatus(askReply = false): void {
     if (this.state !== 'streaming' || this.sentCopyDone) return;
     if (this.host.writeBacklog > WRITE_BACKLOG_LIMIT) return; // retried on the next tick
-    const b = Buffer.allocUnsafe(STATUS_LEN);
-    b[0] = 0x72; // 'r'
-    b.writeBigUInt64BE(this.received, 1); // write: what we have received
-    // flush and apply stay InvalidXLogRecPtr: a standby with no valid flush
-    // position is never chosen as synchronous, and nothing waits on us.
-    b.writeBigUInt64BE(0n, 9);
-    b.writeBigUInt64BE(0n, 17);
-    b.writeBigInt64BE(BigInt(Date.now() - PG_EPOCH_MS) * 1000n, 25);
-    // Normally 0. Our regular updates keep the walsender from sending
-    // keepalives, so an idle server would look dead: when silence reaches half
-    // the read timeout we ask for one reply as a liveness probe.
-    b[33] = askReply ? 1 : 0;
+    const b = encodeStatusUpdate(this.received, askReply);
     this.host.write(serialize.copyData(b));
     this.lastStatusAt = Date.now();
     this.lastSentLsn = this.received;
@@ -448,4 +398,25 @@ export class PhysicalStream implements ReplicationStream {
     this.queue.clear();
     this.queuedBytes = 0;
   }
+}
+
+// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_MS = 946_684_800_000;
+const STATUS_LEN = 1 + 8 * 4 + 1;
+
+/** Standby status update ('r'): write = what we received; flush and apply InvalidXLogRecPtr. */
+function encodeStatusUpdate(received: bigint, askReply: boolean): Buffer {
+  const b = Buffer.allocUnsafe(STATUS_LEN);
+  b[0] = 0x72; // 'r'
+  b.writeBigUInt64BE(received, 1);
+  // flush and apply stay InvalidXLogRecPtr: a standby with no valid flush
+  // position is never chosen as synchronous, and nothing waits on us.
+  b.writeBigUInt64BE(0n, 9);
+  b.writeBigUInt64BE(0n, 17);
+  b.writeBigInt64BE(BigInt(Date.now() - PG_EPOCH_MS) * 1000n, 25);
+  // Normally 0. Our regular updates keep the walsender from sending
+  // keepalives, so an idle server would look dead: when silence reaches half
+  // the read timeout we ask for one reply as a liveness probe.
+  b[33] = askReply ? 1 : 0;
+  return b;
 }
