@@ -84,3 +84,23 @@ test('a 1 GiB-class record streams through in bounded memory', () => {
   const grown = process.memoryUsage().rss - before;
   assert.ok(grown < 100 * 1024 * 1024, `RSS grew ${grown} bytes for a 200 MiB record`);
 });
+
+test('buffers grown for a large record shrink back once it is decoded', () => {
+  const near = BIG_RECORD_BYTES - 4096; // just below the bound: held whole, reassembled
+  const records = [noopRecord(near), ...Array.from({ length: 50 }, (_, i) => heapRecord(blocks(1 + (i % 3))))];
+  const { bytes, lsns } = buildWal({ startLsn: START }, records);
+  const d = new WalDecoder({ startLsn: START });
+  let decoded = 0;
+  let peak = 0;
+  for (let pos = 0; pos < bytes.length; pos += 8192) {
+    d.push(bytes.subarray(pos, pos + 8192));
+    for (let r = d.next(); r; r = d.next()) {
+      assert.ok(!isDecodeError(r));
+      decoded++;
+    }
+    peak = Math.max(peak, d.retainedBytes);
+  }
+  assert.equal(decoded, lsns.length);
+  assert.ok(peak >= near, `the large record was held (${peak} bytes at the peak)`);
+  assert.ok(d.retainedBytes < 128 * 1024, `still holding ${d.retainedBytes} bytes after the small records`);
+});

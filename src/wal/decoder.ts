@@ -53,9 +53,10 @@ const enum Page {
 }
 
 const MIN_OWNED_CAPACITY = 64 * 1024;
-const LARGE_ASM = 4 * 1024 * 1024;
+/** A reassembly buffer grown past this for one record is dropped after it. */
+const LARGE_ASM = 512 * 1024;
 /** An owned window this large is reallocated smaller once what it holds fits in a quarter. */
-const SHRINK_WINDOW_ABOVE = 4 * 1024 * 1024;
+const SHRINK_WINDOW_ABOVE = 256 * 1024;
 /**
  * Records larger than this are not held whole: their header chain (every block
  * reference sits there, before any block or main data) is kept, the rest is
@@ -165,6 +166,11 @@ export class WalDecoder {
     return Math.max(0, this.end - this.cur) + this.pendingBytes;
   }
 
+  /** Memory the decoder's own buffers hold (window it allocated, reassembly buffer), not counting pushed chunks. */
+  get retainedBytes(): number {
+    return (this.owned ? this.data.length : 0) + this.asm.length;
+  }
+
   /**
    * Drops buffered input and restarts at startLsn: a page start (a record tail there is
    * skipped using xlp_rem_len) or a record start inside a page.
@@ -203,7 +209,7 @@ export class WalDecoder {
         this.adopt(chunk);
         return;
       }
-      if (this.owned && this.end + chunk.length <= this.data.length) {
+      if (this.roomFor(chunk.length)) {
         this.data.set(chunk, this.end);
         this.end += chunk.length;
         return;
@@ -231,6 +237,11 @@ export class WalDecoder {
     this.append(c.subarray(0, piece));
   }
 
+  /** The owned window takes n more bytes in place, and is not one a big record left far too large. */
+  private roomFor(n: number): boolean {
+    return this.owned && this.end + n <= this.data.length && !(this.data.length > SHRINK_WINDOW_ABOVE && (this.end - this.cur + n) * 4 <= this.data.length);
+  }
+
   /** Nothing held: take the chunk as the window without copying, skipping bytes the cursor has passed (after XLOG_SWITCH). */
   private adopt(chunk: Uint8Array): void {
     const skip = this.cur - this.end;
@@ -252,7 +263,7 @@ export class WalDecoder {
 
   /** Appends to the held bytes [cur, end), compacting or growing an owned window. */
   private append(chunk: Uint8Array): void {
-    if (this.owned && this.end + chunk.length <= this.data.length) {
+    if (this.roomFor(chunk.length)) {
       this.data.set(chunk, this.end);
       this.end += chunk.length;
       return;
