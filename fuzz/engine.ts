@@ -37,11 +37,17 @@ export interface FuzzOptions {
   beforeRun?: (input: Buffer) => void;
 }
 
+/**
+ * V8 block coverage of the files whose path contains one of `covers`. Start it
+ * before the target's code first runs: a function compiled without coverage
+ * reports only whole-function counts, which steer nothing.
+ */
 export class Coverage {
   private readonly session = new Session();
   private readonly seen = new Set<string>();
+  covers: string[] = [];
 
-  constructor(private readonly covers: string[]) {
+  constructor() {
     this.session.connect();
     this.post('Profiler.enable');
     this.post('Profiler.startPreciseCoverage', { callCount: true, detailed: true });
@@ -196,9 +202,10 @@ export function inputName(b: Buffer): string {
 }
 
 /** Runs target for opts.timeMs from the corpus; throws (with .input) at the first property violation or unexpected error. */
-export function fuzz(target: FuzzTarget, corpus: Buffer[], opts: FuzzOptions): FuzzStats {
+export function fuzz(target: FuzzTarget, corpus: Buffer[], opts: FuzzOptions, cov = new Coverage()): FuzzStats {
   const rand = rng(opts.seed ?? Date.now());
-  const cov = new Coverage(target.covers);
+  cov.covers = target.covers;
+  cov.collect(); // drop the counts of whatever ran before
   const mutator = new Mutator(rand, target.maxLen ?? 4096, target.dictionary);
   const queue: Buffer[] = [];
   const found: Buffer[] = [];

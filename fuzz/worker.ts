@@ -1,9 +1,12 @@
 // Runs one target inside a worker thread, so the parent can stop it on a hang
 // or when it outgrows its memory limit, with the input it was on.
 import { parentPort, workerData } from 'node:worker_threads';
-import { fuzz } from './engine.ts';
-import { loadTargets } from './targets/index.ts';
-import { learnSeed } from './targets/wal-decoder.ts';
+import { Coverage, fuzz } from './engine.ts';
+
+// Coverage first: the targets' code must be compiled with block counters.
+const coverage = new Coverage();
+const { loadTargets } = await import('./targets/index.ts');
+const { learnSeed } = await import('./targets/wal-decoder.ts');
 
 const { name, timeMs, seed, corpus, shared } = workerData as { name: string; timeMs: number; seed: number; corpus: Uint8Array[]; shared: SharedArrayBuffer };
 const target = (await loadTargets()).find((t) => t.name === name)!;
@@ -22,7 +25,7 @@ try {
       Atomics.store(header, 1, n);
       Atomics.add(header, 0, 1);
     },
-  });
+  }, coverage);
   parentPort!.postMessage({ kind: 'done', execs: stats.execs, features: stats.features, corpus: stats.corpus.length, found: stats.found });
 } catch (e) {
   const err = e as Error & { input?: Buffer };
