@@ -42,3 +42,12 @@ test('a 128 KiB message read in 64 KiB pieces is not copied whole', () => {
   assert.equal(parts.length, 3);
   parts.forEach((p, i) => assert.equal(p.buffer, reads[i]!.buffer, `part ${i} is a view of read ${i}`));
 });
+
+test('a header claiming more than 16 MiB is refused at once, before any of it is buffered', () => {
+  const f = new Framer();
+  const h = Buffer.alloc(6);
+  h.write('d', 0, 'latin1');
+  h.writeUInt32BE(60 * 1024 * 1024, 1); // the trickling upstream's claim
+  f.push(h);
+  assert.throws(() => f.nextParts(), /protocol: message length 62914560 is invalid/);
+});
