@@ -33,6 +33,8 @@ const STARTING_UP_RETRY_MS = 25;
 const STARTING_UP_QUICK_RETRIES = 40;
 /** WAL page size the pipeline aligns its start to (wal_block_size; PostgreSQL's default, the embedded servers'). */
 const WAL_PAGE_SIZE = 8192;
+/** An upstream session that lasted this long was healthy: the reconnect backoff starts over. */
+const UPSTREAM_HEALTHY_MS = 10_000;
 
 export interface AgentOptions {
   /** Feeds the pread latency histogram (io_method pread). */
@@ -317,6 +319,7 @@ export class Agent {
     const timeline = status.timeline ?? 1;
     this.pipelineTimeline = timeline;
     this.pipelineUpstream = followerUpstream(status);
+    let healthySince = 0;
     try {
       const { source, upstream } = await this.sources.open({
         cfg: this.cfg,
@@ -333,22 +336,28 @@ export class Agent {
       this.snap.source = source.kind;
       if (upstream !== null) {
         this.snap.upstreamConnected = true;
-        this.upstreamBackoff.reset();
+        healthySince = Date.now(); // the backoff resets only once the session has lasted (see the catch)
       }
       if (signal.aborted) return;
       this.decodeLoop = new DecodeLoop({
         source,
         startLsn,
         segmentSize: facts.segmentSize,
+        blockSize: facts.blockSize,
+        readaheadBytes: this.cfg.readaheadBytes,
         prefaulter: this.ensurePrefaulter(facts),
         snap: this.snap,
         log: this.log,
         nextReplayUpdate: (s) => this.replayTicks.next(s),
+        replayLsn: () => this.status?.replayLsn ?? null,
+        setState: (st) => this.setState(st),
         signal,
       });
       await this.decodeLoop.run();
     } catch (e) {
       if (signal.aborted) return;
+      // Sessions that break soon after the handshake keep the backoff growing.
+      if (healthySince && Date.now() - healthySince >= UPSTREAM_HEALTHY_MS && this.snap.state !== 'wal_undecodable') this.upstreamBackoff.reset();
       await afterPipelineError(e, { log: this.log, snap: this.snap, sources: this.sources, upstreamBackoff: this.upstreamBackoff, signal: sessionSignal });
     } finally {
       sessionSignal.removeEventListener('abort', onSession);
@@ -357,7 +366,7 @@ export class Agent {
       this.decodeLoop = null;
       this.snap.upstreamConnected = false;
       if (this.pipelineController === controller) this.pipelineController = null;
-      if (this.snap.state === 'streaming') this.setState('following');
+      if (this.snap.state === 'streaming' || this.snap.state === 'wal_undecodable') this.setState('following');
     }
   }
 

@@ -5,23 +5,31 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Prefaulter } from '../prefault/index.ts';
 import { WalDecoder } from '../wal/decoder.ts';
+import { DecodeHealth } from '../wal/decode-health.ts';
 import type { WalSource } from '../wal-source/source.ts';
 import { formatLsn } from '../lsn.ts';
 import { LogThrottle } from './log-throttle.ts';
-import type { AgentSnapshot } from './states.ts';
+import type { AgentSnapshot, AgentState } from './states.ts';
 
 /** Longest stretch of decoding and prefaulting before other events get a turn. */
 const SLICE_MS = 10;
+/** How far past replay + readahead_bytes the loop may read (one XLogData burst). */
+const AHEAD_SLACK_BYTES = 1024n * 1024n;
 
 export interface DecodeLoopOptions {
   source: WalSource;
   startLsn: bigint;
   segmentSize: number;
+  blockSize: number;
+  readaheadBytes: number;
   prefaulter: Prefaulter;
   snap: AgentSnapshot;
   log: Logger;
   /** Resolves at the next replay-position update (or when signal aborts). */
   nextReplayUpdate: (signal: AbortSignal) => Promise<void>;
+  /** The follower's replay position as last polled (null: unknown). */
+  replayLsn: () => bigint | null;
+  setState: (state: AgentState) => void;
   signal: AbortSignal;
 }
 
@@ -29,9 +37,18 @@ export class DecodeLoop {
   readonly decoder: WalDecoder;
   // One line per 10 s at most: a corrupt stretch must not flood the logs.
   private readonly errorLog = new LogThrottle(10_000);
+  private readonly health = new DecodeHealth();
 
   constructor(private readonly o: DecodeLoopOptions) {
-    this.decoder = new WalDecoder({ startLsn: o.startLsn, segmentSize: o.segmentSize });
+    // The stream carries only WAL the upstream flushed after checking it, and the
+    // follower checks every CRC again at replay: verifying it here too would be
+    // half our decode CPU. Local files can hold torn or recycled pages: check them.
+    this.decoder = new WalDecoder({
+      startLsn: o.startLsn,
+      segmentSize: o.segmentSize,
+      blockSize: o.blockSize,
+      verifyCrc: o.source.kind !== 'stream',
+    });
   }
 
   /** Runs until the source ends or fails (throws) or signal aborts. */
@@ -61,8 +78,11 @@ export class DecodeLoop {
         if (item === null) break;
         if ('kind' in item) {
           this.onDecodeError(item.lsn, item.message);
+          this.health.error(item.lsn);
           continue;
         }
+        this.health.record();
+        if (snap.state === 'wal_undecodable') this.o.setState('streaming');
         let c = snap.walByRmgr.get(item.rmgrName);
         if (!c) snap.walByRmgr.set(item.rmgrName, (c = { records: 0, bytes: 0 }));
         c.records++;
@@ -74,7 +94,27 @@ export class DecodeLoop {
           if (signal.aborted) return;
         }
       }
+      if (snap.state === 'streaming' && this.health.undecodable(expected)) this.onUndecodable(expected);
+      // Inside a record larger than the window (up to 1 GiB) nothing is offered, so
+      // wantsMore() never stops us: read no further ahead of replay than the window.
+      const limit = BigInt(this.o.readaheadBytes) + AHEAD_SLACK_BYTES;
+      for (let replay = this.o.replayLsn(); replay !== null && expected - replay > limit; replay = this.o.replayLsn()) {
+        await this.o.nextReplayUpdate(signal);
+        if (signal.aborted) return;
+      }
     }
+  }
+
+  private onUndecodable(at: bigint): void {
+    this.o.setState('wal_undecodable');
+    const { fromLsn, errors } = this.health.stretch;
+    const from = fromLsn === null ? '?' : formatLsn(fromLsn);
+    this.o.log.error(
+      { fromLsn: fromLsn === null ? null : from, streamLsn: formatLsn(at), errors, source: this.o.source.kind },
+      `no WAL record decodes since ${from} (${errors} decode errors): nothing is prefaulted; `
+        + "check that the upstream is this cluster's primary (or a standby of it) running PostgreSQL 13-18 with the same wal_segment_size, "
+        + 'and that nothing between (proxy, pooler) alters the bytes',
+    );
   }
 
   private onDecodeError(lsn: bigint, message: string): void {

@@ -5,7 +5,7 @@ import type { FollowerStatus } from '../follower/index.ts';
 import type { PrefaultStats } from '../prefault/index.ts';
 
 /** In order of a normal start; `stopped` is the end, after SIGTERM. */
-export const AGENT_STATES = ['waiting_for_postgres', 'primary_idle', 'following', 'streaming', 'stopped'] as const;
+export const AGENT_STATES = ['waiting_for_postgres', 'primary_idle', 'following', 'streaming', 'wal_undecodable', 'stopped'] as const;
 export type AgentState = (typeof AGENT_STATES)[number];
 /** States a running agent exports as pg_prefaulter_state (all but `stopped`). */
 export const RUNNING_STATES = AGENT_STATES.filter((s): s is Exclude<AgentState, 'stopped'> => s !== 'stopped');

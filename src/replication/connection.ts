@@ -5,6 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import { serialize } from 'pg-protocol';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
+import { asDataRow, asError, asMd5, asParameterStatus, asRowDescription, asSaslData, asSaslStart, parseBackendMessage } from './messages.ts';
 import { describeTarget, type ConnOptions } from './conninfo.ts';
 import { classifyServerError, ReplicationError, type ServerErrorFields } from './errors.ts';
 import { Framer } from './framer.ts';
@@ -28,6 +29,9 @@ interface QueryResult {
 }
 
 const DEFAULT_READ_TIMEOUT_MS = 60_000;
+const MIN_READ_TIMEOUT_MS = 1000;
+/** close(): how long Terminate may take to leave before the socket is destroyed. */
+const CLOSE_GRACE_MS = 100;
 const WAL_PAGE = 8192n; // fallback when wal_block_size cannot be read
 
 export class ReplicationConnection implements StreamHost {
@@ -163,8 +167,17 @@ export class ReplicationConnection implements StreamHost {
   get walSenderTimeoutMs(): number {
     return this.walSenderTimeout;
   }
+  /**
+   * No complete message for this long = the stream is dead. Unless given, the
+   * server's own wal_sender_timeout (what it allows us; at least 1 s), or 60 s
+   * when it has none: an idle server stays audible through our reply probes.
+   */
   get readTimeoutMs(): number {
-    return this.options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+    if (this.options.readTimeoutMs !== undefined) return this.options.readTimeoutMs;
+    return this.walSenderTimeout > 0 ? Math.max(MIN_READ_TIMEOUT_MS, this.walSenderTimeout) : DEFAULT_READ_TIMEOUT_MS;
+  }
+  get writeBacklog(): number {
+    return this.closed ? 0 : this.socket.writableLength;
   }
   write(buf: Buffer): void {
     if (!this.closed) this.socket.write(buf);
@@ -178,10 +191,7 @@ export class ReplicationConnection implements StreamHost {
     } else this.socket.pause();
   }
   parseFrame(frame: Buffer): BackendMessage {
-    let out: BackendMessage | undefined;
-    this.parser.parse(frame, (m) => (out = m));
-    if (!out) throw new ReplicationError('PROTOCOL', `could not parse a message of type ${String.fromCharCode(frame[0]!)}`);
-    return out;
+    return parseBackendMessage(this.parser, frame);
   }
   serverError(f: ServerErrorFields): ReplicationError {
     return classifyServerError(f, { user: this.options.user, target: describeTarget(this.options), tls: this.tls });
@@ -198,22 +208,29 @@ export class ReplicationConnection implements StreamHost {
   // ---- incoming bytes ----
 
   private onData(chunk: Buffer): void {
-    this.lastRecv = Date.now();
     this.framer.push(chunk);
     for (;;) {
-      let frame: Buffer | null;
+      let parts: Buffer[] | null;
       try {
-        frame = this.framer.next();
+        parts = this.framer.nextParts();
       } catch (e) {
         this.destroy(new ReplicationError('PROTOCOL', `${describeTarget(this.options)}: ${(e as Error).message}`));
         return;
       }
-      if (!frame) return;
+      if (!parts) return;
+      // Liveness counts whole messages: a server trickling one byte at a time is not alive.
+      this.lastRecv = Date.now();
       const s = this.stream;
       if (s) {
-        s.onFrame(frame);
+        try {
+          s.onFrameParts(parts);
+        } catch (e) {
+          this.destroy(e instanceof ReplicationError ? e : new ReplicationError('PROTOCOL', `${describeTarget(this.options)}: unexpected message: ${(e as Error).message}`));
+          return;
+        }
         continue;
       }
+      const frame = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       let msg: BackendMessage;
       try {
         msg = this.parseFrame(frame);
@@ -229,8 +246,8 @@ export class ReplicationConnection implements StreamHost {
         return;
       }
       if (msg.name === 'notice') continue;
-      if (msg.name === 'parameterStatus') {
-        const p = msg as unknown as { parameterName: string; parameterValue: string };
+      const p = asParameterStatus(msg);
+      if (p) {
         this.params.set(p.parameterName, p.parameterValue);
         continue;
       }
@@ -286,7 +303,7 @@ export class ReplicationConnection implements StreamHost {
           if (scram && !scramVerified) {
             throw this.failWith(new ReplicationError('AUTH_FAILED', `server ${describeTarget(o)} ended SCRAM authentication without proving it knows the password; refusing the connection`));
           }
-          if ((msg as unknown as { length: number }).length !== 8) {
+          if (msg.length !== 8) {
             throw this.failWith(new ReplicationError('AUTH_FAILED', `server ${describeTarget(o)} asked for an authentication method pg-prefaulter does not support; use scram-sha-256, md5, password or trust in pg_hba.conf`));
           }
           break;
@@ -294,10 +311,10 @@ export class ReplicationConnection implements StreamHost {
           this.write(serialize.password(needPassword()));
           break;
         case 'authenticationMD5Password':
-          this.write(serialize.password(md5PasswordResponse(o.user, needPassword(), (msg as unknown as { salt: Buffer }).salt)));
+          this.write(serialize.password(md5PasswordResponse(o.user, needPassword(), asMd5(msg).salt)));
           break;
         case 'authenticationSASL': {
-          const mechs = (msg as unknown as { mechanisms: string[] }).mechanisms;
+          const mechs = asSaslStart(msg).mechanisms;
           if (!mechs.includes(ScramClient.MECHANISM)) {
             throw this.failWith(new ReplicationError('AUTH_FAILED', `server offers SASL mechanisms ${mechs.join(', ')}; pg-prefaulter supports only SCRAM-SHA-256`));
           }
@@ -309,14 +326,14 @@ export class ReplicationConnection implements StreamHost {
         case 'authenticationSASLContinue':
           if (!scram) throw this.failWith(new ReplicationError('PROTOCOL', 'SASLContinue without SASL start'));
           try {
-            this.write(serialize.sendSCRAMClientFinalMessage(scram.clientFinal((msg as unknown as { data: string }).data)));
+            this.write(serialize.sendSCRAMClientFinalMessage(scram.clientFinal(asSaslData(msg).data)));
           } catch (e) {
             throw this.failWith(new ReplicationError('AUTH_FAILED', `${describeTarget(o)}: ${(e as Error).message}`));
           }
           break;
         case 'authenticationSASLFinal':
           try {
-            scram?.verifyServerFinal((msg as unknown as { data: string }).data);
+            scram?.verifyServerFinal(asSaslData(msg).data);
             scramVerified = scram !== null;
           } catch (e) {
             throw this.failWith(new ReplicationError('AUTH_FAILED', `${describeTarget(o)}: ${(e as Error).message}`));
@@ -325,7 +342,7 @@ export class ReplicationConnection implements StreamHost {
         case 'backendKeyData':
           break;
         case 'error':
-          throw this.failWith(this.serverError(msg as unknown as ServerErrorFields));
+          throw this.failWith(this.serverError(asError(msg)));
         case 'readyForQuery':
           return;
         default:
@@ -357,9 +374,9 @@ export class ReplicationConnection implements StreamHost {
       let err: ReplicationError | null = null;
       for (;;) {
         const msg = await this.readMessage();
-        if (msg.name === 'rowDescription') res.fields = (msg as unknown as { fields: Array<{ name: string }> }).fields.map((f) => f.name);
-        else if (msg.name === 'dataRow') res.rows.push((msg as unknown as { fields: Array<string | null> }).fields);
-        else if (msg.name === 'error') err = this.serverError(msg as unknown as ServerErrorFields);
+        if (msg.name === 'rowDescription') res.fields = asRowDescription(msg).fields.map((f) => f.name);
+        else if (msg.name === 'dataRow') res.rows.push(asDataRow(msg).fields);
+        else if (msg.name === 'error') err = this.serverError(asError(msg));
         else if (msg.name === 'readyForQuery') break;
       }
       if (err) throw err;
@@ -422,16 +439,18 @@ export class ReplicationConnection implements StreamHost {
     return stream;
   }
 
-  /** Ends any stream, sends Terminate and closes the socket. */
+  /**
+   * Ends any stream, sends Terminate and closes the socket. Bounded: a server
+   * that reads nothing or never closes its side gets the socket destroyed.
+   */
   async close(): Promise<void> {
     const s = this.stream;
     if (s) await s.close();
-    if (!this.closed) {
+    if (!this.closed && this.socket.writableLength === 0) {
       this.socket.write(serialize.end());
       this.socket.end();
-    }
-    const t = setTimeout(() => this.socket.destroy(), 2000);
-    t.unref();
+    } else this.socket.destroy();
+    const t = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
     await this.closedPromise;
     clearTimeout(t);
   }

@@ -2,50 +2,20 @@
 // in, standby status updates out, with back-pressure through the socket.
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { serialize } from 'pg-protocol';
-import { ReplicationError, type ServerErrorFields } from './errors.ts';
+import { ReplicationError } from './errors.ts';
+import { Fifo } from './fifo.ts';
+import { asDataRow, asError } from './messages.ts';
 import { parseLsn } from '../lsn.ts';
+import type { ReplicationStream, StartReplicationOptions, StreamHost, StreamMessage } from './stream-api.ts';
 
-export type StreamMessage =
-  | { type: 'xlogdata'; walStart: bigint; walEnd: bigint; data: Buffer } // walStart = LSN of data[0]
-  | { type: 'end-of-timeline'; nextTimeline: number; nextTimelineStart: bigint }; // after CopyDone + result set
+export type { ReplicationStream, StartReplicationOptions, StreamHost, StreamMessage } from './stream-api.ts';
 
-export interface ReplicationStream extends AsyncIterable<StreamMessage> {
-  readonly receivedLsn: bigint; // end of the last XLogData received
-  readonly serverWalEnd: bigint; // latest walEnd / keepalive position seen from the server
-  /** Bytes received and not yet taken by the consumer (queued XLogData plus partial messages). */
-  readonly bufferedBytes: number;
-  /** True once the server answered START_REPLICATION with CopyBothResponse (the stream is up). */
-  readonly copying: boolean;
-  pause(): void; // stop reading the socket (TCP back-pressure); status updates keep flowing on the timer
-  resume(): void;
-  close(): Promise<void>; // sends CopyDone / terminates cleanly
-}
-
-export interface StartReplicationOptions {
-  startLsn: bigint;
-  timeline: number;
-  slot?: string;
-  statusIntervalMs?: number; // default 10000
-  maxBufferedBytes?: number; // default 16 MiB
-}
-
-/** What the stream needs from its connection (implemented by ReplicationConnection). */
-export interface StreamHost {
-  write(buf: Buffer): void;
-  setReading(on: boolean): void;
-  parseFrame(frame: Buffer): BackendMessage;
-  serverError(f: ServerErrorFields): ReplicationError;
-  detachStream(): void;
-  destroy(err: ReplicationError): void;
-  readonly pendingBytes: number;
-  readonly lastReceiveAt: number;
-  readonly walSenderTimeoutMs: number;
-  readonly readTimeoutMs: number;
-}
-
-// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
-const PG_EPOCH_MS = 946_684_800_000;
-const STATUS_LEN = 1 + 8 * 4 + 1;
+/** Replies the server asked for, when our position has not moved: at most this often. */
+const MIN_REPLY_GAP_MS = 250;
+/** Status updates wait while this much we wrote is still unread by the server. */
+const WRITE_BACKLOG_LIMIT = 64 * 1024;
+/** close(): how long the server may take to end the stream after our CopyDone. */
+const CLOSE_GRACE_MS = 100;
 
 type State = 'starting' | 'streaming' | 'ending' | 'closing' | 'done';
 
@@ -78,7 +48,12 @@ export class PhysicalStream implements ReplicationStream {
   private nextTimeline: { tli: number; start: bigint } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private lastStatusAt = 0;
+  private lastSentLsn = -1n;
   private lastProbeAt = 0;
+  /** The server asked for a reply we have not sent yet (coalesced: one at most). */
+  private replyWanted = false;
+  /** Since when our writes have been backed up, 0 when they are not. */
+  private backlogSince = 0;
   private readonly statusEveryMs: number;
   private readonly maxBuffered: number;
   private readonly finished: Promise<void>;
@@ -89,7 +64,7 @@ export class PhysicalStream implements ReplicationStream {
     opts: StartReplicationOptions,
   ) {
     this.received = opts.startLsn;
-    this.maxBuffered = opts.maxBufferedBytes ?? 16 * 1024 * 1024;
+    this.maxBuffered = opts.maxBufferedBytes ?? 4 * 1024 * 1024;
     const wanted = opts.statusIntervalMs ?? 10_000;
     // While the socket is paused we cannot see keepalive requests, so report
     // often enough on our own that wal_sender_timeout never fires.
@@ -121,7 +96,7 @@ export class PhysicalStream implements ReplicationStream {
 
   /** Called once the START_REPLICATION query has been written. */
   begin(): void {
-    const tick = Math.min(1000, Math.max(50, Math.min(this.statusEveryMs, this.host.readTimeoutMs || Infinity) / 4));
+    const tick = Math.min(MIN_REPLY_GAP_MS, Math.max(50, Math.min(this.statusEveryMs, this.host.readTimeoutMs || Infinity) / 4));
     this.timer = setInterval(() => this.onTick(), tick);
     this.timer.unref();
   }
@@ -144,33 +119,66 @@ export class PhysicalStream implements ReplicationStream {
         if (!this.sentCopyDone) this.sendCopyDone('ending');
         return;
       case CODE_ERROR: {
-        const msg = this.host.parseFrame(frame) as unknown as ServerErrorFields;
-        this.fail(this.host.serverError(msg));
+        const m = this.parse(frame);
+        if (m) this.fail(this.host.serverError(asError(m)));
         return;
       }
       case CODE_ROW_DESC:
         return;
       case CODE_DATA_ROW: {
         // next_tli (int8), next_tli_startpos (text)
-        const row = this.host.parseFrame(frame) as unknown as { fields: Array<string | null> };
+        const m = this.parse(frame);
+        if (!m) return;
+        const row = asDataRow(m);
         const tli = Number(row.fields[0]);
         const start = row.fields[1];
-        if (!Number.isInteger(tli) || start == null) {
+        const lsn = start != null && /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/.test(start) ? parseLsn(start) : null;
+        if (!Number.isInteger(tli) || tli < 1 || lsn === null) {
           this.fail(new ReplicationError('PROTOCOL', `unexpected end-of-timeline row ${JSON.stringify(row.fields)}`));
           return;
         }
-        this.nextTimeline = { tli, start: parseLsn(start) };
+        this.nextTimeline = { tli, start: lsn };
         return;
       }
       case CODE_READY:
         // the command is over; the connection is idle again
         if (this.nextTimeline && !this.closeRequested) {
           this.push({ type: 'end-of-timeline', nextTimeline: this.nextTimeline.tli, nextTimelineStart: this.nextTimeline.start }, 0);
+        } else if (!this.closeRequested && !this.failure) {
+          // Ended without naming a next timeline (server shutting down, or misbehaving): a failure, retried with backoff.
+          this.fail(new ReplicationError('CLOSED', 'the server ended the replication stream without a next timeline: reconnect (see the server log if this repeats)'));
         }
         this.finish();
         return;
       default:
         return; // NoticeResponse, ParameterStatus, CommandComplete
+    }
+  }
+
+  /** A malformed message ends the connection (a throw here would escape the socket's data handler). */
+  private parse(frame: Buffer): BackendMessage | null {
+    try {
+      return this.host.parseFrame(frame);
+    } catch (e) {
+      this.host.destroy(e instanceof ReplicationError ? e : new ReplicationError('PROTOCOL', `malformed message from the server: ${(e as Error).message}`));
+      return null;
+    }
+  }
+
+  /** A message that arrived in pieces (Framer.nextParts): XLogData payload is passed on piece by piece, uncopied. */
+  onFrameParts(parts: Buffer[]): void {
+    const first = parts[0]!;
+    if (parts.length === 1) return this.onFrame(first);
+    if (first[0] !== CODE_COPY_DATA || first[5] !== 0x77 || this.state !== 'streaming') return this.onFrame(Buffer.concat(parts));
+    const walStart = first.readBigUInt64BE(6);
+    const walEnd = first.readBigUInt64BE(14);
+    if (walEnd > this.walEnd) this.walEnd = walEnd;
+    let at = walStart;
+    for (const data of [first.subarray(30), ...parts.slice(1)]) {
+      if (!data.length) continue;
+      at += BigInt(data.length);
+      if (at > this.received) this.received = at;
+      this.push({ type: 'xlogdata', walStart: at - BigInt(data.length), walEnd, data }, data.length);
     }
   }
 
@@ -192,28 +200,35 @@ export class PhysicalStream implements ReplicationStream {
       if (frame.length < 5 + 18) return;
       const walEnd = frame.readBigUInt64BE(6);
       if (walEnd > this.walEnd) this.walEnd = walEnd;
-      if (frame[22] === 1) this.sendStatus();
+      if (frame[22] === 1) {
+        this.replyWanted = true;
+        this.sendReply(Date.now());
+      }
     }
   }
 
   // ---- status updates ----
 
+  /**
+   * Answers the server's reply requests: coalesced into one pending reply, sent
+   * at once when our position moved, else at most every MIN_REPLY_GAP_MS, and
+   * never into a backlog the server is not reading (a keepalive flood from a
+   * server that reads nothing must not pile up replies).
+   */
+  private sendReply(now: number): void {
+    if (!this.replyWanted) return;
+    if (this.received === this.lastSentLsn && now - this.lastStatusAt < MIN_REPLY_GAP_MS) return;
+    this.sendStatus();
+  }
+
   private sendStatus(askReply = false): void {
     if (this.state !== 'streaming' || this.sentCopyDone) return;
-    const b = Buffer.allocUnsafe(STATUS_LEN);
-    b[0] = 0x72; // 'r'
-    b.writeBigUInt64BE(this.received, 1); // write: what we have received
-    // flush and apply stay InvalidXLogRecPtr: a standby with no valid flush
-    // position is never chosen as synchronous, and nothing waits on us.
-    b.writeBigUInt64BE(0n, 9);
-    b.writeBigUInt64BE(0n, 17);
-    b.writeBigInt64BE(BigInt(Date.now() - PG_EPOCH_MS) * 1000n, 25);
-    // Normally 0. Our regular updates keep the walsender from sending
-    // keepalives, so an idle server would look dead: when silence reaches half
-    // the read timeout we ask for one reply as a liveness probe.
-    b[33] = askReply ? 1 : 0;
+    if (this.host.writeBacklog > WRITE_BACKLOG_LIMIT) return; // retried on the next tick
+    const b = encodeStatusUpdate(this.received, askReply);
     this.host.write(serialize.copyData(b));
     this.lastStatusAt = Date.now();
+    this.lastSentLsn = this.received;
+    this.replyWanted = false;
   }
 
   private onTick(): void {
@@ -221,6 +236,16 @@ export class PhysicalStream implements ReplicationStream {
     const rt = this.host.readTimeoutMs;
     const reading = !(this.userPaused || this.autoPaused);
     const silentFor = now - this.host.lastReceiveAt;
+    if (this.host.writeBacklog > WRITE_BACKLOG_LIMIT) {
+      this.backlogSince ||= now;
+      if (rt > 0 && now - this.backlogSince > rt && this.state !== 'done') {
+        this.host.destroy(
+          new ReplicationError('TIMEOUT', `the server has not read our status updates for ${Math.round((now - this.backlogSince) / 1000)} s (read timeout ${rt} ms): it or the network is stuck; reconnecting is safe`),
+        );
+        return;
+      }
+    } else this.backlogSince = 0;
+    this.sendReply(now);
     if (rt > 0 && reading && this.state === 'streaming' && silentFor > rt / 2 && now - this.lastProbeAt > rt / 4) {
       this.lastProbeAt = now;
       this.sendStatus(true);
@@ -229,7 +254,7 @@ export class PhysicalStream implements ReplicationStream {
       this.host.destroy(
         new ReplicationError(
           'TIMEOUT',
-          `nothing received from the server for ${Math.round((now - this.host.lastReceiveAt) / 1000)} s (read timeout ${rt} ms): the server or network is stuck; reconnecting is safe`,
+          `no complete message from the server for ${Math.round((now - this.host.lastReceiveAt) / 1000)} s (read timeout ${rt} ms): the server or network is stuck or trickling; reconnecting is safe`,
         ),
       );
     }
@@ -238,6 +263,7 @@ export class PhysicalStream implements ReplicationStream {
   private sendCopyDone(next: State): void {
     this.sentCopyDone = true;
     this.state = next;
+    // One small message; the close timer covers a server that never reads it.
     this.host.write(serialize.copyDone());
     // the rest of the exchange must be read even if the consumer paused us
     this.autoPaused = false;
@@ -345,22 +371,30 @@ export class PhysicalStream implements ReplicationStream {
     this.applyReading();
   }
 
+  /**
+   * Ends the stream: CopyDone, and the server's answer awaited for at most
+   * CLOSE_GRACE_MS. A server that is silent, trickles, or does not read our
+   * writes gets the connection destroyed instead: stopping must be prompt.
+   */
   async close(): Promise<void> {
-    if (this.state === 'done') {
-      this.closeRequested = true;
-      this.dropQueue();
-      return;
-    }
     this.closeRequested = true;
     this.dropQueue();
+    if (this.state === 'done') return;
+    if (this.host.writeBacklog > 0) {
+      this.host.destroy(new ReplicationError('CLOSED', 'the replication stream was closed while the server was not reading; the connection was dropped'));
+      this.settleWaiter();
+      return;
+    }
     if (this.state === 'streaming' && !this.sentCopyDone) this.sendCopyDone('closing');
     this.userPaused = false;
     this.autoPaused = false;
     this.applyReading();
-    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000).unref());
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), CLOSE_GRACE_MS)));
     if ((await Promise.race([this.finished, timeout])) === 'timeout') {
-      this.host.destroy(new ReplicationError('CLOSED', 'the server did not end the replication stream within 10 s of CopyDone; the connection was dropped'));
+      this.host.destroy(new ReplicationError('CLOSED', `the server did not end the replication stream within ${CLOSE_GRACE_MS} ms of CopyDone; the connection was dropped`));
     }
+    clearTimeout(timer);
     this.settleWaiter();
   }
 
@@ -370,36 +404,23 @@ export class PhysicalStream implements ReplicationStream {
   }
 }
 
-// Array-backed FIFO with a moving head: shift() on a large array is O(n), and
-// a slow consumer can leave many small messages queued.
-class Fifo<T> {
-  private items: Array<T | undefined> = [];
-  private head = 0;
+// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_MS = 946_684_800_000;
+const STATUS_LEN = 1 + 8 * 4 + 1;
 
-  get size(): number {
-    return this.items.length - this.head;
-  }
-
-  push(v: T): void {
-    this.items.push(v);
-  }
-
-  shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const v = this.items[this.head];
-    this.items[this.head++] = undefined;
-    if (this.head === this.items.length) {
-      this.items.length = 0;
-      this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return v;
-  }
-
-  clear(): void {
-    this.items.length = 0;
-    this.head = 0;
-  }
+/** Standby status update ('r'): write = what we received; flush and apply InvalidXLogRecPtr. */
+function encodeStatusUpdate(received: bigint, askReply: boolean): Buffer {
+  const b = Buffer.allocUnsafe(STATUS_LEN);
+  b[0] = 0x72; // 'r'
+  b.writeBigUInt64BE(received, 1);
+  // flush and apply stay InvalidXLogRecPtr: a standby with no valid flush
+  // position is never chosen as synchronous, and nothing waits on us.
+  b.writeBigUInt64BE(0n, 9);
+  b.writeBigUInt64BE(0n, 17);
+  b.writeBigInt64BE(BigInt(Date.now() - PG_EPOCH_MS) * 1000n, 25);
+  // Normally 0. Our regular updates keep the walsender from sending
+  // keepalives, so an idle server would look dead: when silence reaches half
+  // the read timeout we ask for one reply as a liveness probe.
+  b[33] = askReply ? 1 : 0;
+  return b;
 }

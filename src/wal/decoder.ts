@@ -62,7 +62,20 @@ const enum Page {
 }
 
 const MIN_OWNED_CAPACITY = 64 * 1024;
-const LARGE_ASM = 4 * 1024 * 1024;
+/** A reassembly buffer grown past this for one record is dropped after it. */
+const LARGE_ASM = 512 * 1024;
+/** An owned window this large is reallocated smaller once what it holds fits in a quarter. */
+const SHRINK_WINDOW_ABOVE = 256 * 1024;
+/**
+ * Records larger than this are not held whole: their header chain (every block
+ * reference sits there, before any block or main data) is kept, the rest is
+ * checksummed as it streams past and dropped. Real records with block references
+ * stay far below it (33 blocks of at most 8 KiB); what exceeds it is main data
+ * (logical messages, huge commit records), which prefaulting does not need.
+ */
+export const BIG_RECORD_BYTES = 1024 * 1024;
+/** How much of a big record is kept: the header chain is at most ~1 KiB (33 block headers). */
+const BIG_HEAD_BYTES = 4096;
 const SAFE_BASE = BigInt(Number.MAX_SAFE_INTEGER) - (1n << 40n);
 /** locateSpan: the cursor moved (aborted record skipped); decode from there. */
 const RESTART = 1;
@@ -124,6 +137,8 @@ export class WalDecoder {
 
   private asm: Uint8Array = new Uint8Array(0);
   private major: number | null = null;
+  /** A record over BIG_RECORD_BYTES being streamed past (cur is inside it), or null. */
+  private big: BigRecord | null = null;
 
   constructor(opts: WalDecoderOptions) {
     this.segSize = opts.segmentSize ?? 16 * 1024 * 1024;
@@ -163,6 +178,11 @@ export class WalDecoder {
     return Math.max(0, this.end - this.cur) + this.pendingBytes;
   }
 
+  /** Memory the decoder's own buffers hold (window it allocated, reassembly buffer), not counting pushed chunks. */
+  get retainedBytes(): number {
+    return (this.owned ? this.data.length : 0) + this.asm.length;
+  }
+
   /**
    * Drops buffered input and restarts at startLsn: a page start (a record tail there is
    * skipped using xlp_rem_len) or a record start inside a page.
@@ -180,6 +200,7 @@ export class WalDecoder {
     this.rebase(startLsn);
     this.prevLsn = null;
     this.spanActive = false;
+    this.big = null;
     this.pendingError = null;
     const pageOff = Number(startLsn % this.pageSizeBig);
     this.mode = pageOff === 0 ? Mode.SkipContrec : Mode.Record;
@@ -200,7 +221,7 @@ export class WalDecoder {
         this.adopt(chunk);
         return;
       }
-      if (this.owned && this.end + chunk.length <= this.data.length) {
+      if (this.roomFor(chunk.length)) {
         this.data.set(chunk, this.end);
         this.end += chunk.length;
         return;
@@ -228,6 +249,11 @@ export class WalDecoder {
     this.append(c.subarray(0, piece));
   }
 
+  /** The owned window takes n more bytes in place, and is not one a big record left far too large. */
+  private roomFor(n: number): boolean {
+    return this.owned && this.end + n <= this.data.length && !(this.data.length > SHRINK_WINDOW_ABOVE && (this.end - this.cur + n) * 4 <= this.data.length);
+  }
+
   /** Nothing held: take the chunk as the window without copying, skipping bytes the cursor has passed (after XLOG_SWITCH). */
   private adopt(chunk: Uint8Array): void {
     const skip = this.cur - this.end;
@@ -249,7 +275,7 @@ export class WalDecoder {
 
   /** Appends to the held bytes [cur, end), compacting or growing an owned window. */
   private append(chunk: Uint8Array): void {
-    if (this.owned && this.end + chunk.length <= this.data.length) {
+    if (this.roomFor(chunk.length)) {
       this.data.set(chunk, this.end);
       this.end += chunk.length;
       return;
@@ -259,6 +285,8 @@ export class WalDecoder {
     let target = this.data;
     if (!this.owned || need > this.data.length) {
       target = new Uint8Array(Math.max(MIN_OWNED_CAPACITY, need, this.owned ? this.data.length * 2 : 0));
+    } else if (this.data.length > SHRINK_WINDOW_ABOVE && need * 4 <= this.data.length) {
+      target = new Uint8Array(Math.max(MIN_OWNED_CAPACITY, need * 2)); // the big record that grew it is gone
     }
     if (target === this.data) this.data.copyWithin(0, this.cur, this.end);
     else target.set(this.data.subarray(this.cur, this.end), 0);
@@ -288,6 +316,11 @@ export class WalDecoder {
   private step(): WalRecord | DecodeError | null {
     const ps = this.pageSize;
     for (;;) {
+      if (this.big !== null) {
+        const r = this.stepBig(this.big);
+        if (r === RESTART) continue;
+        return r;
+      }
       const cur = this.cur;
       const pageOff = (this.basePageOff + cur) & (ps - 1);
       if (pageOff === 0) {
@@ -305,6 +338,10 @@ export class WalDecoder {
       }
       if (totLen < SIZE_OF_XLOG_RECORD || totLen > XLOG_RECORD_MAX_SIZE) {
         return this.fail(cur, `invalid record length at ${this.lsnText(cur)}: wanted ${SIZE_OF_XLOG_RECORD} to ${XLOG_RECORD_MAX_SIZE}, got ${totLen}`);
+      }
+      if (totLen > BIG_RECORD_BYTES) {
+        this.big = { lsn: this.lsnAt(cur), totLen, got: 0, crc: CRC32C_INIT, head: new Uint8Array(BIG_HEAD_BYTES) };
+        continue;
       }
       const space = ps - pageOff;
       if (totLen <= space) {
@@ -483,6 +520,84 @@ export class WalDecoder {
     return asm;
   }
 
+  // ---- records too large to hold ----
+
+  /** Streams a big record's bytes past, page by page, keeping its head and a running CRC. */
+  private stepBig(b: BigRecord): WalRecord | DecodeError | null | typeof RESTART {
+    const ps = this.pageSize;
+    for (;;) {
+      if (b.got === b.totLen) return this.finishBig(b);
+      const cur = this.cur;
+      const pageOff = (this.basePageOff + cur) & (ps - 1);
+      if (pageOff === 0) {
+        if (this.end - cur < SIZE_OF_SHORT_PHD) return null;
+        const info = u16(this.data, cur + 2);
+        const hdrLen = info & XLP_LONG_HEADER ? SIZE_OF_LONG_PHD : SIZE_OF_SHORT_PHD;
+        if (this.end - cur < hdrLen) return null;
+        const check = this.checkPageHeader(cur);
+        if (check === Page.Unwritten) {
+          this.unwritten(cur);
+          return null;
+        }
+        const at = formatLsn(b.lsn);
+        if (typeof check === 'string') return this.failBig(`record at ${at} continues into a bad page: ${check}`);
+        if (!(info & XLP_FIRST_IS_CONTRECORD)) {
+          if (info & XLP_FIRST_IS_OVERWRITE_CONTRECORD) {
+            // Never completed; after a crash PostgreSQL wrote new WAL from this page on.
+            this.big = null;
+            this.mode = Mode.Record;
+            return RESTART;
+          }
+          return this.failBig(`there is no contrecord flag at ${this.lsnText(cur)} (record at ${at} is ${b.totLen} bytes)`);
+        }
+        const rem = u32(this.data, cur + 16);
+        if (rem !== b.totLen - b.got) return this.failBig(`invalid contrecord length ${rem} (expected ${b.totLen - b.got}) at ${this.lsnText(cur)}`);
+        this.setCur(cur + hdrLen);
+        continue;
+      }
+      const n = Math.min(this.end - cur, ps - pageOff, b.totLen - b.got);
+      if (n <= 0) return null;
+      const d = this.data;
+      if (b.got < BIG_HEAD_BYTES) b.head.set(d.subarray(cur, cur + Math.min(n, BIG_HEAD_BYTES - b.got)), b.got);
+      // The CRC covers the bytes after the 24-byte header, then the header up to xl_crc.
+      const from = Math.max(b.got, SIZE_OF_XLOG_RECORD) - b.got;
+      if (this.verifyCrc && from < n) b.crc = crc32cUpdate(b.crc, d, cur + from, cur + n);
+      b.got += n;
+      this.setCur(cur + n);
+    }
+  }
+
+  /** All of a big record has streamed past (cur is its end): check it like finishRecord. */
+  private finishBig(b: BigRecord): WalRecord | DecodeError {
+    const head = b.head;
+    const lsn = b.lsn;
+    const rmid = head[17]!;
+    if (!validRmgr(rmid, this.major)) return this.failBig(`invalid resource manager ID ${rmid} at ${formatLsn(lsn)}`);
+    const prev = (BigInt(u32(head, 12)) << 32n) | BigInt(u32(head, 8));
+    if ((this.prevLsn !== null && prev !== this.prevLsn) || (this.prevLsn === null && prev >= lsn)) {
+      return this.failBig(`record with incorrect prev-link ${formatLsn(prev)} at ${formatLsn(lsn)}`);
+    }
+    if (this.verifyCrc && crc32cFinish(crc32cUpdate(b.crc, head, 0, XL_CRC_OFFSET)) !== u32(head, XL_CRC_OFFSET)) {
+      return this.failBig(`incorrect resource manager data checksum in record at ${formatLsn(lsn)}`);
+    }
+    const rec = decodeRecord(head, 0, b.totLen, lsn, this.lsnAt(this.cur), prev, this.major ?? 18, this.blockSize, BIG_HEAD_BYTES);
+    if (typeof rec === 'string') return this.failBig(`${rec} in record at ${formatLsn(lsn)}`);
+    this.big = null;
+    this.prevLsn = lsn;
+    this.prevLo = Number(lsn & 0xffffffffn);
+    this.prevHi = Number(lsn >> 32n);
+    this.setCur(this.cur + ((8 - ((this.basePageOff + this.cur) & 7)) & 7));
+    return rec;
+  }
+
+  /** Damage in a big record: reported at its start; decoding resumes at the next page with a valid header. */
+  private failBig(message: string): DecodeError {
+    const err: DecodeError = { kind: 'error', lsn: this.big!.lsn, message };
+    this.big = null;
+    this.resyncAfter(this.cur);
+    return err;
+  }
+
   // ---- one complete record ----
 
   private finishRecord(buf: Uint8Array, off: number, totLen: number, physEnd: number): WalRecord | DecodeError {
@@ -575,6 +690,16 @@ export class WalDecoder {
   private lsnText(pos: number): string {
     return formatLsn(this.base + BigInt(pos));
   }
+}
+
+interface BigRecord {
+  lsn: bigint;
+  totLen: number;
+  /** record bytes streamed past so far (page headers not counted) */
+  got: number;
+  crc: number;
+  /** the record's first BIG_HEAD_BYTES bytes */
+  head: Uint8Array;
 }
 
 function isPowerOfTwo(n: number): boolean {

@@ -29,6 +29,8 @@ const NO_BLOCKS: BlockRef[] = [];
  * Decodes the record in buf[off, off+totLen) (header included, CRC already checked).
  * blockSize is the server's blockSize, which full-page images are checked against.
  * Returns a message instead of throwing when the header chain is inconsistent.
+ * have < totLen: buf holds only the record's first `have` bytes (a record too large to
+ * hold whole): the header chain is decoded from them and the main data is not read.
  */
 export function decodeRecord(
   buf: Uint8Array,
@@ -39,9 +41,11 @@ export function decodeRecord(
   prevLsn: bigint,
   majorVersion: number,
   blockSize: number,
+  have = totLen,
 ): WalRecord | string {
   const bits = imageBits(majorVersion);
   const end = off + totLen;
+  const lim = off + have; // header fields must lie before this
   let p = off + SIZE_OF_XLOG_RECORD;
   let datatotal = 0;
   let mainDataLen = 0;
@@ -54,14 +58,15 @@ export function decodeRecord(
   let first: BlockRef | null = null;
   let blocks: BlockRef[] | null = null;
   while (end - p > datatotal) {
+    if (p >= lim) return SHORT_HEADER;
     const blockId = buf[p++]!;
     if (blockId === XLR_BLOCK_ID_DATA_SHORT) {
-      if (p + 1 > end) return SHORT_HEADER;
+      if (p + 1 > lim) return SHORT_HEADER;
       mainDataLen = buf[p++]!;
       datatotal += mainDataLen;
       break; // by convention the main data fragment is always last
     } else if (blockId === XLR_BLOCK_ID_DATA_LONG) {
-      if (p + 4 > end) return SHORT_HEADER;
+      if (p + 4 > lim) return SHORT_HEADER;
       mainDataLen = u32(buf, p);
       p += 4;
       datatotal += mainDataLen;
@@ -73,7 +78,7 @@ export function decodeRecord(
     } else if (blockId <= XLR_MAX_BLOCK_ID) {
       if (blockId <= maxBlockId) return `out-of-order block_id ${blockId}`;
       maxBlockId = blockId;
-      if (p + 3 > end) return SHORT_HEADER;
+      if (p + 3 > lim) return SHORT_HEADER;
       const forkFlags = buf[p]!;
       const dataLength = u16(buf, p + 1);
       p += 3;
@@ -84,7 +89,7 @@ export function decodeRecord(
       const hasImage = (forkFlags & BKPBLOCK_HAS_IMAGE) !== 0;
       let applyImage = false;
       if (hasImage) {
-        if (p + 5 > end) return SHORT_HEADER;
+        if (p + 5 > lim) return SHORT_HEADER;
         const bimgLen = u16(buf, p);
         const holeOffset = u16(buf, p + 2);
         const bimgInfo = buf[p + 4]!;
@@ -95,7 +100,7 @@ export function decodeRecord(
         let holeLength: number;
         if (compressed) {
           if (hasHole) {
-            if (p + 2 > end) return SHORT_HEADER;
+            if (p + 2 > lim) return SHORT_HEADER;
             holeLength = u16(buf, p);
             p += 2;
           } else holeLength = 0;
@@ -111,7 +116,7 @@ export function decodeRecord(
         if (!hasHole && !compressed && bimgLen !== blockSize) return `neither BKPIMAGE_HAS_HOLE nor BKPIMAGE_COMPRESSED set, but block image length is ${bimgLen}`;
       }
       if (!(forkFlags & BKPBLOCK_SAME_REL)) {
-        if (p + 12 > end) return SHORT_HEADER;
+        if (p + 12 > lim) return SHORT_HEADER;
         spc = u32(buf, p);
         db = u32(buf, p + 4);
         rel = u32(buf, p + 8);
@@ -120,7 +125,7 @@ export function decodeRecord(
       } else if (!haveRel) {
         return `BKPBLOCK_SAME_REL set but no previous rel (block_id ${blockId})`;
       }
-      if (p + 4 > end) return SHORT_HEADER;
+      if (p + 4 > lim) return SHORT_HEADER;
       const block = u32(buf, p);
       p += 4;
       const ref: BlockRef = {
@@ -145,7 +150,7 @@ export function decodeRecord(
   if (p > end || end - p !== datatotal) return `record length ${totLen} does not match its headers (header chain ends at ${p - off}, data ${datatotal} bytes)`;
   const info = buf[off + 16]!;
   const rmgr = buf[off + 17]!;
-  const events = relationEvents(rmgr, info, buf, end - mainDataLen, mainDataLen, majorVersion);
+  const events = have < totLen ? [] : relationEvents(rmgr, info, buf, end - mainDataLen, mainDataLen, majorVersion);
   if (typeof events === 'string') return events;
   return {
     lsn,
