@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
-import { Follower, FollowerConnectError, type FollowerFacts, type FollowerStatus } from '../follower/index.ts';
-import { Prefaulter, checkDataDirectory, resolveIoMethod, type PrefaultStats, type ResolvedIoMethod } from '../prefault/index.ts';
+import { CatchUpEstimate, Follower, FollowerConnectError, type FollowerFacts, type FollowerStatus } from '../follower/index.ts';
+import { Prefaulter, checkDataDirectory, planMemory, residencyProbeOrNull, resolveIoMethod, type MemoryPlan, type PrefaultStats, type ResolvedIoMethod } from '../prefault/index.ts';
 import { parseConninfo, resolveConnOptions, type ConnOptions } from '../replication/conninfo.ts';
 import { ReplicationError } from '../replication/errors.ts';
 import { WalDecoder } from '../wal/decoder.ts';
@@ -19,6 +19,7 @@ import { LocalSource } from './local-source.ts';
 import { StreamSource } from './stream-source.ts';
 import { TimelineEnded, type WalSource } from './wal-source.ts';
 import { resolvePassword, resolveReplicationPassword } from '../config/secrets.ts';
+import { agentValue, type AgentValue } from './status-value.ts';
 
 /** Retry delay while the follower answers "the database system is starting up", for at most this many retries (1 s). */
 const STARTING_UP_RETRY_MS = 25;
@@ -79,6 +80,10 @@ export class Agent {
   readonly snap: AgentSnapshot;
   /** How pages are brought in; resolved once here so a bad io_method fails at start, not at the first page. */
   private io: ResolvedIoMethod;
+  /** Replay's rate and the catch-up ETA, from the polls. */
+  readonly catchUp = new CatchUpEstimate();
+  /** The window and reach as sized for the current prefaulter (memory-budget.ts). */
+  memory: MemoryPlan | null = null;
 
   /** Throws when io_method = "willneed" is set but cannot be loaded here. */
   constructor(cfg: Config, log: Logger) {
@@ -322,6 +327,7 @@ export class Agent {
     this.snap.lagBytes = s.replayLsn !== null && head > s.replayLsn ? Number(head - s.replayLsn) : 0;
     this.snap.lagSeconds =
       this.snap.lagBytes > 0 && s.replayTimestamp ? Math.max(0, (Date.now() - s.replayTimestamp.getTime()) / 1000) : 0;
+    this.catchUp.observe(s.inRecovery ? s.replayLsn : null, this.snap.lagBytes, Date.now());
     if (s.replayLsn !== null && this.prefaulter) this.prefaulter.setReplayLsn(s.replayLsn);
     this.snap.prefault = this.prefaulter?.stats ?? null;
     const waiters = this.replayWaiters;
@@ -372,13 +378,19 @@ export class Agent {
     if (this.prefaulter) return this.prefaulter;
     const facts = this.facts!;
     const cfg = this.cfg;
+    const memory = planMemory(cfg.maxPagesAhead, facts.blockSize, facts.sharedBuffersBytes);
+    if (memory.window.warning) this.log.warn({ memory: memory.budget }, memory.window.warning);
+    this.log.info({ maxPagesAhead: memory.window.maxPagesAhead, setting: cfg.maxPagesAhead, memory: memory.budget, resident: memory.resident }, 'readahead window sized');
+    this.memory = memory;
     this.prefaulter = new Prefaulter({
       pgdata: cfg.pgdata || facts.dataDirectory,
       blockSize: facts.blockSize,
       majorVersion: Math.floor(facts.serverVersionNum / 10000),
       catalogVersion: facts.catalogVersion,
       readaheadBytes: cfg.readaheadBytes,
-      maxPagesAhead: cfg.maxPagesAhead,
+      maxPagesAhead: memory.window.maxPagesAhead,
+      resident: memory.resident,
+      residencyProbe: residencyProbeOrNull(),
       ioConcurrency: cfg.ioConcurrency,
       ioMethod: this.io,
       maxOpenFiles: cfg.maxOpenFiles || undefined,
@@ -605,6 +617,7 @@ export class Agent {
       lagSeconds: s.lagSeconds,
       aheadBytes: p?.aheadBytes ?? 0,
       aheadPages: p?.aheadPages ?? 0,
+      ...valueJson(this),
       decodeErrors: s.decodeErrors,
       walRecords: [...s.walByRmgr.values()].reduce((a, c) => a + c.records, 0),
       walBytes: [...s.walByRmgr.values()].reduce((a, c) => a + c.bytes, 0),
@@ -614,7 +627,8 @@ export class Agent {
         ioConcurrency: this.cfg.ioConcurrency,
         ioMethod: this.io.method,
         readaheadBytes: this.cfg.readaheadBytes,
-        maxPagesAhead: this.cfg.maxPagesAhead,
+        maxPagesAhead: this.memory?.window.maxPagesAhead ?? this.cfg.maxPagesAhead,
+        maxPagesAheadSetting: this.cfg.maxPagesAhead,
         source: this.cfg.source,
         logLevel: this.cfg.logLevel,
       },
@@ -627,6 +641,11 @@ export class Agent {
     return Date.now() - this.snap.lastTick < 30_000 + this.cfg.reconnectMaxMs;
   }
 
+}
+
+/** What prefaulting is worth and what memory it has, for /status (status-value.ts). */
+function valueJson(agent: Agent): AgentValue {
+  return agentValue(agent.snap.prefault, agent.catchUp, agent.memory);
 }
 
 /** Resolves as work does, or rejects once ms pass without an answer (work's late outcome is ignored). */

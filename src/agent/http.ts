@@ -4,6 +4,7 @@
 import { AgentMetrics, SKIP_REASONS } from '../metrics/registry.ts';
 import { startHttp } from '../metrics/http.ts';
 import type { Agent } from './agent.ts';
+import { agentValue, copyValueMetrics } from './status-value.ts';
 
 export interface AgentHttp {
   address: string;
@@ -51,6 +52,7 @@ function copyStats(agent: Agent, m: AgentMetrics): void {
   m.prefaultAheadPages.set(p?.aheadPages ?? 0);
   m.readsInFlight.set(p?.inFlight ?? 0);
   m.fileHandlesOpen.set(p?.fileHandle.open ?? 0);
+  copyValueMetrics(agentValue(p, agent.catchUp, agent.memory), agent.memory?.window.maxPagesAhead ?? null, m);
   if (!p) return;
   m.setCounter(m.prefaultsIssued, {}, p.issued);
   m.setCounter(m.prefaultsCompleted, {}, p.completed);

@@ -2,7 +2,8 @@
 // that fits in it. A hinted page must stay resident until replay reads it, so
 // the pages ahead of replay must fit in what our memory cgroup leaves after
 // the process's own memory (or, without a limit, in what the machine has).
-import type { MemoryCgroup } from './memory-cgroup.ts';
+import { readMemAvailable, readMemoryCgroup, type MemoryCgroup } from './memory-cgroup.ts';
+import type { ResidentPages } from './planner.ts';
 
 /** The window's default and ceiling (pages). */
 export const MAX_PAGES_AHEAD_DEFAULT = 16384;
@@ -59,4 +60,21 @@ export function sizeWindow(setting: number | 'auto', budget: MemoryBudget, block
 /** Pages of page cache our hints may count on (the planner's reach for hinted pages). */
 export function pageCachePages(budget: MemoryBudget, blockSize: number): number {
   return budget.pageCacheRoomBytes === null ? MAX_PAGES_AHEAD_DEFAULT * 4 : Math.floor(budget.pageCacheRoomBytes / blockSize);
+}
+
+export interface MemoryPlan {
+  budget: MemoryBudget;
+  window: WindowSize;
+  /** What the planner counts on staying in memory. */
+  resident: ResidentPages;
+}
+
+/** Reads our cgroup (or the machine) now and plans the window and the planner's reach for a follower. */
+export function planMemory(setting: number | 'auto', blockSize: number, followerSharedBuffersBytes: number): MemoryPlan {
+  const budget = memoryBudget(readMemoryCgroup(), readMemAvailable());
+  return {
+    budget,
+    window: sizeWindow(setting, budget, blockSize),
+    resident: { sharedBuffers: Math.floor(followerSharedBuffersBytes / blockSize), pageCache: pageCachePages(budget, blockSize) },
+  };
 }

@@ -23,6 +23,12 @@ export function loadResidencyProbe(): Loaded {
   return loaded;
 }
 
+/** The probe, or null where none works (the residency figures then stay 0). */
+export function residencyProbeOrNull(): ResidencyProbe | null {
+  const got = loadResidencyProbe();
+  return 'probe' in got ? got.probe : null;
+}
+
 function load(): Loaded {
   if (process.platform !== 'linux') return { error: `page residency is only checked on Linux (this is ${process.platform})` };
   let koffi: typeof import('koffi');
