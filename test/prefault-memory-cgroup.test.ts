@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createMemoryCgroup } from './helpers/memory-cgroup.ts';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -100,40 +101,14 @@ test('cgroup parsing: hybrid systems keep memory in v1; a v2 cgroup without the 
   assert.equal(readMemoryCgroup(join(root, 'nothing-here')), null);
 });
 
-/** A writable memory controller here: v1's memory mount, or v2 with memory in subtree_control. */
-function writableMemoryController(): { version: 1 | 2; parent: string } | null {
-  if (process.getuid?.() !== 0) return null;
-  const self = readMemoryCgroup('/');
-  if (self === null) return null;
-  try {
-    if (self.version === 2 && !readFileSync(join(self.dir, 'cgroup.subtree_control'), 'utf8').includes('memory')) return null;
-    const probe = join(self.dir, `pgpf-probe-${process.pid}`);
-    mkdirSync(probe);
-    rmdirSync(probe);
-    return { version: self.version, parent: self.dir };
-  } catch {
-    return null;
-  }
-}
-
-test('a real child cgroup: a process moved into it reads its limit and the page cache it charged', (t) => {
-  const ctl = writableMemoryController();
-  if (ctl === null) {
+test('a real child cgroup: a process moved into it reads its limit and the page cache it charged', async (t) => {
+  const cg = createMemoryCgroup('pgpf-test', 200 * MiB);
+  if (cg === null) {
     t.skip('no writable memory cgroup controller here (needs root and cgroup v1 memory or v2 with memory delegated)');
     return;
   }
-  const dir = join(ctl.parent, `pgpf-test-${process.pid}`);
-  mkdirSync(dir);
-  t.after(() => {
-    for (let i = 0; i < 50 && existsSync(dir); i++) {
-      try {
-        rmdirSync(dir);
-      } catch {
-        spawnSync('sleep', ['0.1']); // the child is still leaving
-      }
-    }
-  });
-  writeFileSync(join(dir, ctl.version === 1 ? 'memory.limit_in_bytes' : 'memory.max'), String(200 * MiB));
+  t.after(() => cg.remove());
+  const dir = cg.dir;
   const scratch = mkdtempSync(join(tmpdir(), 'pgpf-cgroup-file-'));
   t.after(() => rmSync(scratch, { recursive: true, force: true }));
   // The child joins the cgroup, writes and reads 8 MiB (charged to it), then reports what it sees.
@@ -145,7 +120,7 @@ test('a real child cgroup: a process moved into it reads its limit and the page 
     readFileSync(${JSON.stringify(join(scratch, 'f'))});
     console.log(JSON.stringify({ before, after: readMemoryCgroup() }));
   `;
-  const r = spawnSync('sh', ['-c', `echo $$ > ${join(dir, 'cgroup.procs')} && exec "$0" --import tsx --input-type=module -e "$1"`, process.execPath, script], {
+  const r = spawnSync('sh', ['-c', `echo $$ > ${cg.procs} && exec "$0" --import tsx --input-type=module -e "$1"`, process.execPath, script], {
     encoding: 'utf8', cwd: repoRoot, timeout: 60_000,
   });
   assert.equal(r.status, 0, r.stderr);

@@ -23,10 +23,16 @@ export interface AgentProcess {
   exited: Promise<number | null>;
 }
 
-export async function startAgent(args: string[], env: Record<string, string> = {}): Promise<AgentProcess> {
+/** cgroupProcs: a cgroup's cgroup.procs file the agent joins before it starts (memory-limit tests). */
+export async function startAgent(args: string[], env: Record<string, string> = {}, cgroupProcs?: string): Promise<AgentProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, [BIN, 'run', '--metrics-listen', `127.0.0.1:${port}`, ...args], {
+  const argv = [BIN, 'run', '--metrics-listen', `127.0.0.1:${port}`, ...args];
+  // sh writes its own pid into the cgroup, then becomes node (same pid).
+  const [cmd, cmdArgs] = cgroupProcs === undefined
+    ? [process.execPath, argv]
+    : ['sh', ['-c', 'echo $$ > "$0" && exec "$@"', cgroupProcs, process.execPath, ...argv]];
+  const proc = spawn(cmd, cmdArgs, {
     // With the pool size given, the bin runs the agent in this very process
     // (pid, fds); without it, it relaunches itself (see bin/pg-prefaulter.js).
     env: { ...process.env, UV_THREADPOOL_SIZE: '64', ...env },
