@@ -102,3 +102,19 @@ test('planner: a page we hinted lasts as long as our page cache holds it, then i
   p.plan(record({ block: 1 }));
   assert.equal(reads.filter((b) => b === 1).length, 3, 'reach 0 disables skipping');
 });
+
+test('planner: a page replay wrote itself stays replay\'s after we hint it (the follower\'s cache holds it, not ours)', () => {
+  const { p, reads } = planner({ sharedBuffers: 20, pageCache: 4000 }); // reach 10 by replay, 2000 by hint
+  p.plan(record({ block: 1, hasImage: true, applyImage: true }));
+  for (let b = 1000; b < 1050; b++) p.plan(record({ block: b }));
+  p.plan(record({ block: 1 }));
+  assert.equal(reads.filter((b) => b === 1).length, 1, 'past shared_buffers: hinted');
+  for (let b = 2000; b < 2050; b++) p.plan(record({ block: b }));
+  p.plan(record({ block: 1 }));
+  assert.equal(reads.filter((b) => b === 1).length, 2, 'and hinted again past shared_buffers, though far within our page cache');
+  // A page we fetched ourselves lasts our page cache's reach.
+  p.plan(record({ block: 7 }));
+  for (let b = 3000; b < 3050; b++) p.plan(record({ block: b }));
+  p.plan(record({ block: 7 }));
+  assert.equal(reads.filter((b) => b === 7).length, 1);
+});

@@ -89,7 +89,10 @@ export class BlockPlanner {
         recent.touch(slot, this.seq);
         continue;
       }
-      if (slot >= 0) recent.touch(slot, this.seq, KEPT_BY_HINT);
+      // A page replay wrote itself (image, init) sits in the follower's page cache, charged to
+      // the follower's memory limit, not ours: our hint finds it resident and keeps nothing,
+      // so count it as replay's again (short reach) and hint it again once that has passed.
+      if (slot >= 0) recent.touch(slot, this.seq, recent.keptBy(slot) === KEPT_BY_REPLAY ? KEPT_BY_REPLAY : KEPT_BY_HINT);
       else recent.insert(b.spcOid, b.dbOid, b.relNumber, b.fork, b.block, this.seq, KEPT_BY_HINT);
       this.read(b.spcOid, b.dbOid, b.relNumber, b.fork, b.block);
       reads++;

@@ -91,6 +91,11 @@ export class RecentBlocks {
     return seq - this.seen[slot]! < this.reach[this.kind[slot]!]!;
   }
 
+  /** What kept the page of a found slot in memory. */
+  keptBy(slot: number): KeptBy {
+    return this.kind[slot] as KeptBy;
+  }
+
   /** A new reference to the page of a found slot; keptBy, when given, replaces what keeps it. */
   touch(slot: number, seq: number, keptBy?: KeptBy): void {
     this.seen[slot] = seq;
