@@ -8,6 +8,7 @@
 // after the checkpoint carries a full-page image, the later ones read the page
 // unless it is still in memory. Needs root and a writable memory controller
 // (cgroup v1, or v2 with memory delegated).
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, sleep, type Cluster, type PgServer } from '../test/harness/index.ts';
@@ -41,6 +42,8 @@ export interface ContainerContext {
   logDir: string;
   repoRoot: string;
   log: (msg: string) => void;
+  /** The built CLI (dist/cli/main.js), as the image runs it: no TypeScript compiler in the agent's memory. */
+  agentScript?: string;
 }
 
 interface ContainerResult {
@@ -148,6 +151,7 @@ async function runOne(
       agent = startAgent({
         repoRoot: ctx.repoRoot, standby, metricsPort: await freePort(), env: slowio.env(agentStats),
         logFile: join(ctx.logDir, `${tag}-agent.log`), extraArgs: opts.agentArgs, nodeArgs: opts.agentNodeArgs,
+        script: ctx.agentScript,
       });
       // Into its container before node has run a line (it reads its limit once connected).
       moveTree(agent.pid, groups.agents.get(v.agentLimitMb)!.procs);
@@ -223,6 +227,7 @@ function table(results: ContainerResult[], dist: Distribution): string {
 export async function runContainerMode(ctx: ContainerContext): Promise<string> {
   const { opts, cluster } = ctx;
   if (!opts.fpw) ctx.log('container mode: full_page_writes is off (--fpw on is the case this mode is about)');
+  ctx.agentScript ??= buildAgent(ctx.repoRoot, ctx.log);
   const self = readMemoryCgroup();
   const follower = createMemoryCgroup('pgpf-bench-follower', opts.followerLimitMb * 1048576);
   if (self === null || follower === null) throw new Error('container mode needs root and a writable memory cgroup controller (v1 memory, or v2 with memory delegated)');
@@ -269,6 +274,13 @@ export async function runContainerMode(ctx: ContainerContext): Promise<string> {
     }
     for (const g of [follower, ...agents.values()]) await g.remove();
   }
+}
+
+/** Compiles the CLI into dist/ (npm run build): the source checkout's tsx would put esbuild in the agent's cgroup. */
+function buildAgent(repoRoot: string, log: (msg: string) => void): string {
+  log('container mode: building dist/ (npm run build) so the agent runs as in the image');
+  execFileSync(process.execPath, [join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(repoRoot, 'tsconfig.build.json')], { stdio: 'inherit' });
+  return join(repoRoot, 'dist', 'cli', 'main.js');
 }
 
 function postmasterPidOrZero(standby: PgServer): number {
