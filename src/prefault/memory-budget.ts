@@ -11,6 +11,12 @@ export const MAX_PAGES_AHEAD_DEFAULT = 16384;
 export const MIN_PAGES_AHEAD = 256;
 /** Kept free for the heap's growth and the kernel's own charges. */
 export const HEADROOM_BYTES = 16 * 1024 * 1024;
+/**
+ * What the process itself holds while streaming a burst, at least: measured
+ * ~65 MB of anonymous memory in the container benchmark (docs/benchmarks.md),
+ * against ~20 MB idle, when the window is sized. Plus the headroom.
+ */
+export const PROCESS_BYTES = 80 * 1024 * 1024;
 
 export interface MemoryBudget {
   /** Where the figure comes from. */
@@ -23,8 +29,8 @@ export interface MemoryBudget {
 export function memoryBudget(cg: MemoryCgroup | null, memAvailableBytes: number | null): MemoryBudget {
   if (cg !== null && cg.limitBytes !== null) {
     // What the process holds itself (anonymous memory, kernel charges) is not ours to evict.
-    const own = Math.max(0, cg.usageBytes - cg.pageCacheBytes);
-    return { source: `cgroup v${cg.version}`, limitBytes: cg.limitBytes, pageCacheRoomBytes: Math.max(0, cg.limitBytes - own - HEADROOM_BYTES) };
+    const own = Math.max(PROCESS_BYTES, cg.usageBytes - cg.pageCacheBytes) + HEADROOM_BYTES;
+    return { source: `cgroup v${cg.version}`, limitBytes: cg.limitBytes, pageCacheRoomBytes: Math.max(0, cg.limitBytes - own) };
   }
   if (memAvailableBytes !== null) return { source: 'machine', limitBytes: null, pageCacheRoomBytes: memAvailableBytes };
   return { source: 'unknown', limitBytes: null, pageCacheRoomBytes: null };
