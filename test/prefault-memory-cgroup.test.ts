@@ -84,6 +84,7 @@ test('cgroup v2 fixture: memory.max along the path (smallest wins), "max" is non
   // 64 MiB is less than the process itself needs: the window's floor.
   const w = sizeWindow('auto', memoryBudget(cg, null), 8192);
   assert.equal(w.maxPagesAhead, 256);
+  assert.match(w.warning ?? '', /memory limit \(cgroup v2, 64 MiB\) leaves no room .* OOM-killed .* at least 100 MiB/);
 });
 
 test('cgroup parsing: hybrid systems keep memory in v1; a v2 cgroup without the memory controller is none', (t) => {

@@ -50,9 +50,18 @@ export interface WindowSize {
 export function sizeWindow(setting: number | 'auto', budget: MemoryBudget, blockSize: number): WindowSize {
   const room = budget.pageCacheRoomBytes;
   const fits = room === null ? Infinity : Math.floor(room / blockSize / 2);
+  const mib = (b: number) => `${Math.round(b / 1048576)} MiB`;
+  if (budget.limitBytes !== null && fits < MIN_PAGES_AHEAD) {
+    return {
+      maxPagesAhead: setting === 'auto' ? MIN_PAGES_AHEAD : setting,
+      warning:
+        `this container's memory limit (${budget.source}, ${mib(budget.limitBytes)}) leaves no room for hinted pages: the process itself needs ` +
+        `about ${mib(PROCESS_BYTES + HEADROOM_BYTES)} while streaming a burst and is OOM-killed below that (docs/benchmarks.md, container mode). ` +
+        `Give it at least ${mib(PROCESS_BYTES + HEADROOM_BYTES + 2 * MIN_PAGES_AHEAD * blockSize)}, better 1 GiB (the pages it hints are page cache the follower gains)`,
+    };
+  }
   if (setting === 'auto') return { maxPagesAhead: Math.max(MIN_PAGES_AHEAD, Math.min(MAX_PAGES_AHEAD_DEFAULT, fits)), warning: null };
   if (setting <= fits) return { maxPagesAhead: setting, warning: null };
-  const mib = (b: number) => `${Math.round(b / 1048576)} MiB`;
   return {
     maxPagesAhead: setting,
     warning:
