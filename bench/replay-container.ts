@@ -178,6 +178,7 @@ async function runOne(
     }
     const seconds = (performance.now() - t0) / 1000;
     const metrics = agent ? await agent.scrape() : null;
+    const behind = agent ? await recordsBehind(agent) : null;
     const startupPid = await flushSlowIoCounters(cluster, table.rows);
     const perPid = readSlowIoStats(standbyStats);
     const replay = (startupPid !== null ? perPid.get(startupPid) : undefined) ?? sumCounters(perPid.values());
@@ -190,13 +191,24 @@ async function runOne(
     };
     if (metrics) writeFileSync(join(ctx.logDir, `${tag}-metrics.txt`), metrics);
     ctx.log(`${tag}: ${seconds.toFixed(2)} s, replay misses ${replay.misses}` +
-      (agent ? `, agent hinted ${result.agentHinted} (fetched ${result.agentFetched}), window ${result.agentWindow} pages` : ''));
+      (agent ? `, agent hinted ${result.agentHinted} (fetched ${result.agentFetched}), window ${result.agentWindow} pages, records replay passed before the agent planned them ${behind ?? '?'}` : ''));
     return result;
   } finally {
     if (agent) {
       agent.signalTree('SIGCONT');
       await agent.stop();
     }
+  }
+}
+
+/** prefault.recordsBehind from /status: records replay had passed when the agent got to them. */
+async function recordsBehind(agent: RunningAgent): Promise<number | null> {
+  try {
+    const res = await fetch(agent.metricsUrl.replace(/\/metrics$/, '/status'), { signal: AbortSignal.timeout(5000) });
+    const body = (await res.json()) as { prefault?: { recordsBehind?: number } | null };
+    return body.prefault?.recordsBehind ?? null;
+  } catch {
+    return null;
   }
 }
 
