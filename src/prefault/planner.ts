@@ -64,17 +64,18 @@ export class BlockPlanner {
     const skipped = this.skipped;
     const recent = this.recent;
     const checkEvents = !this.events.empty;
+    let seq = this.seq;
     for (let i = 0; i < blocks.length; i++) {
       const b = blocks[i]!;
       const slot = recent.find(b.spcOid, b.dbOid, b.relNumber, b.fork, b.block);
-      const fresh = slot >= 0 && recent.fresh(slot, this.seq);
-      if (!fresh) this.seq++;
+      const fresh = slot >= 0 && recent.fresh(slot, seq);
+      if (!fresh) seq++;
       if (b.applyImage || b.willInit) {
         // Replay writes this page from the record; later references find it in shared_buffers.
         if (b.applyImage) skipped.image++;
         else skipped.will_init++;
-        if (slot >= 0) recent.touch(slot, this.seq, KEPT_BY_REPLAY);
-        else recent.insert(b.spcOid, b.dbOid, b.relNumber, b.fork, b.block, this.seq, KEPT_BY_REPLAY);
+        if (slot >= 0) recent.touch(slot, seq, KEPT_BY_REPLAY);
+        else recent.insert(b.spcOid, b.dbOid, b.relNumber, b.fork, b.block, seq, KEPT_BY_REPLAY);
         continue;
       }
       if (checkEvents) {
@@ -86,17 +87,18 @@ export class BlockPlanner {
       }
       if (fresh) {
         skipped.recent++;
-        recent.touch(slot, this.seq);
+        recent.touch(slot, seq);
         continue;
       }
       // A page replay wrote itself (image, init) sits in the follower's page cache, charged to
       // the follower's memory limit, not ours: our hint finds it resident and keeps nothing,
       // so count it as replay's again (short reach) and hint it again once that has passed.
-      if (slot >= 0) recent.touch(slot, this.seq, recent.keptBy(slot) === KEPT_BY_REPLAY ? KEPT_BY_REPLAY : KEPT_BY_HINT);
-      else recent.insert(b.spcOid, b.dbOid, b.relNumber, b.fork, b.block, this.seq, KEPT_BY_HINT);
+      if (slot >= 0) recent.touch(slot, seq, recent.keptBy(slot) === KEPT_BY_REPLAY ? KEPT_BY_REPLAY : KEPT_BY_HINT);
+      else recent.insert(b.spcOid, b.dbOid, b.relNumber, b.fork, b.block, seq, KEPT_BY_HINT);
       this.read(b.spcOid, b.dbOid, b.relNumber, b.fork, b.block);
       reads++;
     }
+    this.seq = seq;
     const events = rec.events;
     for (let i = 0; i < events.length; i++) this.events.apply(events[i]!, rec.lsn);
     return reads;
