@@ -115,12 +115,13 @@ async function runBurst(primary: PgServer, rows: number, opts: BenchOptions, dis
   return { endLsn, walBytes };
 }
 
-async function waitStreaming(agent: RunningAgent, timeoutMs: number): Promise<void> {
+async function waitStreaming(agent: RunningAgent, opts: BenchOptions, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (agent.exited() !== null) throw new Error(`pg-prefaulter run exited (${agent.exited()}); see ${agent.logFile}`);
     const m = await agent.scrape();
-    if (m !== null && agentStreaming(m)) return;
+    // --source local has no upstream connection: streaming is enough then.
+    if (m !== null && (agentStreaming(m) || (opts.agentArgs.includes('--source=local') && /^pg_prefaulter_state\{state="streaming"\} 1$/m.test(m)))) return;
     await sleep(100);
   }
   throw new Error(`pg-prefaulter run did not report streaming within ${timeoutMs} ms; see ${agent.logFile}`);
@@ -155,7 +156,7 @@ async function runOne(
       });
       // Into its container before node has run a line (it reads its limit once connected).
       moveTree(agent.pid, groups.agents.get(v.agentLimitMb)!.procs);
-      await waitStreaming(agent, 60_000);
+      await waitStreaming(agent, opts, 60_000);
     }
     await standby.pauseReplay();
     let before = { issued: 0, fetched: 0 };
