@@ -176,12 +176,14 @@ export interface AgentStart {
   extraArgs: string[];
   /** node flags before the script (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /** The CLI script to run (default bin/pg-prefaulter.js; dist/cli/main.js runs the build, as the image does). */
+  script?: string;
 }
 
 export function startAgent(opts: AgentStart): RunningAgent {
   const args = [
     ...(opts.nodeArgs ?? []),
-    join(opts.repoRoot, 'bin', 'pg-prefaulter.js'), 'run',
+    opts.script ?? join(opts.repoRoot, 'bin', 'pg-prefaulter.js'), 'run',
     '-D', opts.standby.dataDir,
     '-H', opts.standby.socketDir,
     '-p', String(opts.standby.port),

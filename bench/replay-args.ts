@@ -6,7 +6,7 @@ export const ALL_VARIANTS = ['cached', 'cold', 'builtin', 'builtin-tuned', 'pref
 export const DEFAULT_VARIANTS: readonly VariantName[] = ['cached', 'cold', 'builtin', 'builtin-tuned', 'prefaulter', 'prefaulter+builtin'];
 export type VariantName = (typeof ALL_VARIANTS)[number];
 
-export type BenchMode = 'restart' | 'live';
+export type BenchMode = 'restart' | 'live' | 'container';
 
 export interface BenchOptions {
   /** restart: the burst waits while the standby is stopped; live: while its replay is paused. */
@@ -28,6 +28,10 @@ export interface BenchOptions {
   agentNodeArgs: string[];
   /** Give up on one replay after this many seconds. */
   timeoutS: number;
+  /** Container mode (bench/replay-container.ts): the follower's and the agents' memory limits, and the bursts. */
+  followerLimitMb: number;
+  agentLimitsMb: number[];
+  distributions: ('uniform' | 'zipfian')[];
 }
 
 export const USAGE = `npm run bench:replay -- [options]
@@ -70,6 +74,14 @@ Options:
   --agent-arg ARG       extra argument for pg-prefaulter run (repeatable)
   --agent-node-args=S   node flags for the agent only, e.g. "--agent-node-args=--cpu-prof --cpu-prof-dir=/tmp/prof"
   --timeout-s N         abort one replay after N seconds (default 900)
+
+Container mode (--mode container, bench/replay-container.ts): the follower
+in one memory cgroup, the agent in another (root; cgroup v1 memory or v2),
+live-mode timing, variants none (cold) / builtin / builtin-tuned / prefaulter
+(once per agent limit); use with --fpw on:
+  --follower-limit-mb N   the follower's memory cgroup limit (default 48)
+  --agent-limits-mb a,b   the agent's limits, one prefaulter variant each (default 64,1024)
+  --distributions a,b     uniform and/or zipfian bursts (default uniform,zipfian)
 `;
 
 function positiveInt(name: string, text: string | undefined, fallback: number): number {
@@ -98,6 +110,9 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
       'agent-arg': { type: 'string', multiple: true },
       'agent-node-args': { type: 'string' },
       'timeout-s': { type: 'string' },
+      'follower-limit-mb': { type: 'string' },
+      'agent-limits-mb': { type: 'string' },
+      distributions: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -111,7 +126,9 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   const fpw = values.fpw ?? 'off';
   if (fpw !== 'on' && fpw !== 'off') throw new Error(`--fpw must be on or off, got "${fpw}"`);
   const modes = (values.mode ?? 'live').split(',').filter(Boolean);
-  for (const m of modes) if (m !== 'restart' && m !== 'live') throw new Error(`--mode must be restart, live or restart,live; got "${m}"`);
+  for (const m of modes) if (m !== 'restart' && m !== 'live' && m !== 'container') throw new Error(`--mode must be restart, live, container or a list of them; got "${m}"`);
+  const distributions = (values.distributions ?? 'uniform,zipfian').split(',').filter(Boolean);
+  for (const d of distributions) if (d !== 'uniform' && d !== 'zipfian') throw new Error(`--distributions names "${d}": use uniform, zipfian or both`);
   const variants = (values.variants ?? DEFAULT_VARIANTS.join(',')).split(',').filter(Boolean);
   for (const v of variants) {
     if (!(ALL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--variants names "${v}": choose from ${ALL_VARIANTS.join(', ')}`);
@@ -131,5 +148,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     agentArgs: values['agent-arg'] ?? [],
     agentNodeArgs: (values['agent-node-args'] ?? '').split(/\s+/).filter(Boolean),
     timeoutS: positiveInt('timeout-s', values['timeout-s'], 900),
+    followerLimitMb: positiveInt('follower-limit-mb', values['follower-limit-mb'], 48),
+    agentLimitsMb: (values['agent-limits-mb'] ?? '64,1024').split(',').filter(Boolean).map((x) => positiveInt('agent-limits-mb', x, 0)),
+    distributions: distributions as BenchOptions['distributions'],
   };
 }

@@ -21,9 +21,10 @@ export interface SlowIo {
   setLatency(us: number): void;
 }
 
-/** Finds slowio.c relative to the repo root: ../shared/tools/slowio.c. */
+/** Finds slowio.c: $SLOWIO_C, else relative to the repo root: ../shared/tools/slowio.c. */
 export function findSlowIoSource(repoRoot: string): string {
-  const path = resolve(repoRoot, '..', 'shared', 'tools', 'slowio.c');
+  // SLOWIO_C names it elsewhere (e.g. from a git worktree one level deeper).
+  const path = process.env.SLOWIO_C ?? resolve(repoRoot, '..', 'shared', 'tools', 'slowio.c');
   if (!existsSync(path)) throw new Error(`slowio.c not found at ${path}: the storage model must sit beside the repo (../shared/tools/slowio.c)`);
   return path;
 }

@@ -13,6 +13,7 @@ import { agentAvailable, agentStreaming, metricSum, sampleProc, schedStat, start
 import { evict, relationFiles, residency, warm } from './replay-cache.ts';
 import { createBenchCluster, flushSlowIoCounters, loadTable, parkStandby, replayReached, runBurst, type Burst, type LoadedTable } from './replay-cluster.ts';
 import { agentTable, replayTable, runsTable, summarize, targetsTable, type AgentFigures, type RunResult } from './replay-report.ts';
+import { runContainerMode } from './replay-container.ts';
 import { buildSlowIo, readSlowIoStats, sumCounters, type SlowIo } from './replay-slowio.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -401,6 +402,10 @@ async function benchVersion(
     const warmup = await runBurst(cluster.primary, table.rows, opts);
     await cluster.standby.waitForReplay(warmup.endLsn, 600_000);
     for (const mode of opts.modes) {
+      if (mode === 'container') {
+        emit(await runContainerMode({ opts, cluster, table, slowio, statsDir, logDir, repoRoot, log }));
+        continue;
+      }
       const ctx: Context = { opts, mode, cluster, table, slowio, statsDir, logDir };
       const results: RunResult[] = [];
       // Variants interleave within each repetition, so drift of the table

@@ -45,7 +45,7 @@ test('no sources at all gives the documented defaults', (t) => {
     pgdata: '', host: '/var/run/postgresql', port: 5432, username: 'postgres', database: 'postgres', password: '',
     passwordFile: '', primaryConninfo: '', replicationUser: '', replicationPassword: '', replicationPasswordFile: '',
     sslmode: 'prefer', sslrootcert: '', applicationName: 'pg_prefaulter', replicationSlot: '', source: 'stream',
-    readaheadBytes: 32 * 1024 * 1024, maxPagesAhead: 16384, ioConcurrency: 64, ioMethod: 'auto', maxOpenFiles: 0, pollIntervalMs: 100,
+    readaheadBytes: 32 * 1024 * 1024, maxPagesAhead: 'auto', ioConcurrency: 64, ioMethod: 'auto', maxOpenFiles: 0, pollIntervalMs: 100,
     statusIntervalMs: 10_000, connectTimeoutMs: 10_000, reconnectMinMs: 500, reconnectMaxMs: 30_000,
     metricsListen: '0.0.0.0:9441', logLevel: 'info',
   });
@@ -130,6 +130,9 @@ reconnect_max = "1h"
   assert.equal(c.reconnectMinMs, 100);
   assert.equal(c.reconnectMaxMs, 3_600_000);
   assert.equal(c.maxPagesAhead, 100);
+  // max_pages_ahead also takes "auto" (flag, env and file), and names it when the value is bad.
+  assert.equal(loadConfig({ argv: ['--max-pages-ahead', 'auto'], env: {}, cwd: dir }).config.maxPagesAhead, 'auto');
+  assert.throws(() => loadConfig({ argv: ['--max-pages-ahead', 'lots'], env: {}, cwd: dir }), /max_pages_ahead.*expected an integer at least 1 or "auto"/);
   for (const [s, bytes] of [['1GB', 1024 ** 3], ['512kB', 524288], ['32MiB', 33554432], ['8192', 8192], ['2TB', 2 * 1024 ** 4]] as const) {
     assert.equal(loadConfig({ argv: ['--readahead-bytes', s], env: {}, cwd: dir }).config.readaheadBytes, bytes, s);
   }

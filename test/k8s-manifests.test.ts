@@ -100,12 +100,14 @@ function checkPostgresqlCr(v: Obj, where: string): void {
 /** max_pages_ahead as the sidecar will see it: env, else its config file, else the default. */
 function maxPagesAhead(s: ReturnType<typeof sidecars>[number]): number {
   const env = s.env.find((e) => e.name === 'PG_PREFAULTER_MAX_PAGES_AHEAD');
-  if (env?.value !== undefined) return Number(env.value);
+  if (env?.value !== undefined) return env.value === 'auto' ? 0 : Number(env.value);
   for (const text of s.files.values()) {
     const v = parseToml(text).max_pages_ahead;
     if (typeof v === 'number') return v;
   }
-  return Number(KEYS.find((k) => k.key === 'max_pages_ahead')!.default);
+  const dflt = KEYS.find((k) => k.key === 'max_pages_ahead')!.default;
+  // "auto" sizes the window to the limit itself: only the process has to fit.
+  return dflt === 'auto' ? 0 : Number(dflt);
 }
 
 function portNumber(c: Json, port: Json | undefined): number | undefined {

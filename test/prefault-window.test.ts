@@ -120,7 +120,7 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
 
     await t.test('pages the standby has not extended to yet are beyond EOF, not errors', async () => {
       // With "recent" disabled, inserts that follow a page's initialising insert are offered for reading.
-      const p = new Prefaulter(opts({ recentTtlMs: -1, maxPagesAhead: 1 << 20 }));
+      const p = new Prefaulter(opts({ resident: { sharedBuffers: 0, pageCache: 0 }, maxPagesAhead: 1 << 20 }));
       p.setReplayLsn(replayLsn);
       for (const r of records) p.offer(r);
       await p.drain();

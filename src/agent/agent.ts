@@ -9,8 +9,8 @@
 import type { Logger } from 'pino';
 import { SESSION_FIELDS, type Config } from '../config/schema.ts';
 import { followerPassword } from '../credentials.ts';
-import { Follower, FollowerConnectError, type FollowerFacts, type FollowerStatus } from '../follower/index.ts';
-import { Prefaulter, checkDataDirectory, resolveIoMethod, type ResolvedIoMethod } from '../prefault/index.ts';
+import { CatchUpEstimate, Follower, FollowerConnectError, type FollowerFacts, type FollowerStatus } from '../follower/index.ts';
+import { Prefaulter, checkDataDirectory, planMemory, residencyProbeOrNull, resolveIoMethod, type MemoryPlan, type ResolvedIoMethod } from '../prefault/index.ts';
 import type { WalSource } from '../wal-source/source.ts';
 import { sleep } from '../sleep.ts';
 import { Backoff } from './backoff.ts';
@@ -24,6 +24,7 @@ import { BuiltinPrefetchAdvice } from './builtin-prefetch.ts';
 import { answerWithin, errInfo, followerRetryBounds } from './session-helpers.ts';
 import { applyFollowerStatus, clearUpstream, initialSnapshot, type AgentSnapshot, type AgentState } from './states.ts';
 import { statusView } from './status-view.ts';
+import { agentValue } from './status-value.ts';
 import { followerUpstream } from './upstream.ts';
 
 export type { AgentSnapshot, AgentState, RmgrCounts } from './states.ts';
@@ -73,6 +74,10 @@ export class Agent {
   private quickRetries = 0;
   // While PostgreSQL is down every retry fails the same way: logged once a minute, not every retry.
   private readonly sessionEndLog = new LogThrottle(60_000);
+  /** Replay's rate and the catch-up ETA, from the polls. */
+  readonly catchUp = new CatchUpEstimate();
+  /** The window and reach as sized for the current prefaulter (memory-budget.ts). */
+  memory: MemoryPlan | null = null;
 
   /** Throws when io_method = "willneed" is set but cannot be loaded here. */
   constructor(cfg: Config, log: Logger, opts: AgentOptions = {}) {
@@ -137,7 +142,7 @@ export class Agent {
 
   /** A plain JSON view for /status and the status command. */
   statusJson(): Record<string, unknown> {
-    return statusView(this.snap, this.cfg, this.io.method);
+    return statusView(this.snap, this.cfg, this.io.method, agentValue(this.snap.prefault, this.catchUp, this.memory), this.memory?.window.maxPagesAhead ?? null);
   }
 
   /** Liveness: the main loop ticked recently (or is legitimately waiting on backoff). */
@@ -266,6 +271,7 @@ export class Agent {
   private onStatus(s: FollowerStatus): void {
     this.status = s;
     applyFollowerStatus(this.snap, s, this.source?.upstreamEnd() ?? null);
+    this.catchUp.observe(s.inRecovery ? s.replayLsn : null, this.snap.lagBytes, Date.now());
     if (s.replayLsn !== null && this.prefaulter) this.prefaulter.setReplayLsn(s.replayLsn);
     this.snap.prefault = this.prefaulter?.stats ?? null;
     this.replayTicks.tick();
@@ -288,13 +294,19 @@ export class Agent {
   private ensurePrefaulter(facts: FollowerFacts): Prefaulter {
     if (this.prefaulter) return this.prefaulter;
     const cfg = this.cfg;
+    const memory = planMemory(cfg.maxPagesAhead, facts.blockSize, facts.sharedBuffersBytes);
+    if (memory.window.warning) this.log.warn({ memory: memory.budget }, memory.window.warning);
+    this.log.info({ maxPagesAhead: memory.window.maxPagesAhead, setting: cfg.maxPagesAhead, memory: memory.budget, resident: memory.resident }, 'readahead window sized');
+    this.memory = memory;
     this.prefaulter = new Prefaulter({
       pgdata: cfg.pgdata || facts.dataDirectory,
       blockSize: facts.blockSize,
       majorVersion: Math.floor(facts.serverVersionNum / 10000),
       catalogVersion: facts.catalogVersion,
       readaheadBytes: cfg.readaheadBytes,
-      maxPagesAhead: cfg.maxPagesAhead,
+      maxPagesAhead: memory.window.maxPagesAhead,
+      resident: memory.resident,
+      residencyProbe: residencyProbeOrNull(),
       ioConcurrency: cfg.ioConcurrency,
       ioMethod: this.io,
       maxOpenFiles: cfg.maxOpenFiles || undefined,

@@ -4,6 +4,7 @@
 import { AgentMetrics, SKIP_REASONS } from '../metrics/registry.ts';
 import { startHttp, type HttpEndpoint } from '../metrics/http.ts';
 import type { Agent, AgentOptions } from './agent.ts';
+import { agentValue, copyValueMetrics } from './status-value.ts';
 
 /** The agent's instruments, and the hook the agent feeds pread latencies through (AgentOptions). */
 export function agentMetrics(): { metrics: AgentMetrics; options: AgentOptions } {
@@ -82,6 +83,7 @@ function copyStats(agent: Agent, m: AgentMetrics): void {
   m.prefaultAheadPages.set(p?.aheadPages ?? 0);
   m.readsInFlight.set(p?.inFlight ?? 0);
   m.fileHandlesOpen.set(p?.fileHandle.open ?? 0);
+  copyValueMetrics(agentValue(p, agent.catchUp, agent.memory), agent.memory?.window.maxPagesAhead ?? null, m);
   if (!p) return;
   m.setCounter(m.prefaultsIssued, {}, p.issued);
   m.setCounter(m.prefaultsCompleted, {}, p.completed);

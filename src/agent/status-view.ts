@@ -2,8 +2,10 @@
 import type { Config } from '../config/schema.ts';
 import { formatLsn } from '../lsn.ts';
 import type { AgentSnapshot } from './states.ts';
+import type { AgentValue } from './status-value.ts';
 
-export function statusView(s: AgentSnapshot, cfg: Config, ioMethod: string): Record<string, unknown> {
+/** value: what prefaulting is worth and what memory it has (status-value.ts); maxPagesAhead: the window as sized. */
+export function statusView(s: AgentSnapshot, cfg: Config, ioMethod: string, value: AgentValue, maxPagesAhead: number | null): Record<string, unknown> {
   const lsn = (v: bigint | null) => (v === null ? null : formatLsn(v));
   const p = s.prefault;
   const rmgrs = [...s.walByRmgr.values()];
@@ -24,6 +26,7 @@ export function statusView(s: AgentSnapshot, cfg: Config, ioMethod: string): Rec
     lagSeconds: s.lagSeconds,
     aheadBytes: p?.aheadBytes ?? 0,
     aheadPages: p?.aheadPages ?? 0,
+    ...value,
     decodeErrors: s.decodeErrors,
     walRecords: rmgrs.reduce((a, c) => a + c.records, 0),
     walBytes: rmgrs.reduce((a, c) => a + c.bytes, 0),
@@ -33,7 +36,8 @@ export function statusView(s: AgentSnapshot, cfg: Config, ioMethod: string): Rec
       ioConcurrency: cfg.ioConcurrency,
       ioMethod,
       readaheadBytes: cfg.readaheadBytes,
-      maxPagesAhead: cfg.maxPagesAhead,
+      maxPagesAhead: maxPagesAhead ?? cfg.maxPagesAhead,
+      maxPagesAheadSetting: cfg.maxPagesAhead,
       source: cfg.source,
       logLevel: cfg.logLevel,
     },

@@ -105,6 +105,12 @@ async function followerView(o: { host: string; port: number; user: string; datab
   }
 }
 
+function memoryLine(m: Record<string, number | string | null> | null, mib: (n: unknown) => string): string {
+  if (!m) return '-';
+  const limit = m.limitBytes == null ? 'no limit' : `limit ${mib(m.limitBytes)}`;
+  return `${m.source} ${limit}   used ${m.usageBytes == null ? '-' : mib(m.usageBytes)}   page cache ${m.pageCacheBytes == null ? '-' : mib(m.pageCacheBytes)}`;
+}
+
 function render(out: Record<string, unknown>): string {
   const lines: string[] = [];
   const a = out.agent as Record<string, unknown> | null;
@@ -119,6 +125,9 @@ function render(out: Record<string, unknown>): string {
       `replay     ${a.replayLsn ?? '-'}${a.replayPaused ? ' (paused)' : ''}   receive ${a.receiveLsn ?? '-'}   stream ${a.streamLsn ?? '-'}`,
       `lag        ${mib(a.lagBytes)}   ${Number(a.lagSeconds ?? 0).toFixed(1)} s`,
       `ahead      ${mib(a.aheadBytes)}   ${a.aheadPages ?? 0} pages`,
+      `catch-up   ${a.catchUpSeconds == null ? (a.replayRateBytesPerSecond === 0 ? 'replay not advancing' : '-') : `${Number(a.catchUpSeconds).toFixed(0)} s`}   replay rate ${a.replayRateBytesPerSecond == null ? '-' : `${mib(a.replayRateBytesPerSecond)}/s`}`,
+      `value      ${a.pagesFetchedForReplay ?? 0} pages fetched for replay (~${Number(a.replayWaitSavedSeconds ?? 0).toFixed(1)} s of replay wait saved)   ${a.pagesAlreadyResident ?? 0} already resident`,
+      `memory     ${memoryLine(a.memory as Record<string, number | string | null> | null, mib)}   window ${((a.settings ?? {}) as Record<string, unknown>).maxPagesAhead ?? '-'} pages`,
       `prefaults  ${p.ioMethod ?? '-'}   issued ${p.issued ?? 0}   completed ${p.completed ?? 0}   in flight ${p.inFlight ?? 0}`,
       `skipped    ${Object.entries(skipped).map(([k, v]) => `${k} ${v}`).join('   ') || '-'}`,
       `files      open ${fh.open ?? 0}   hits ${fh.hits ?? 0}   misses ${fh.misses ?? 0}`,

@@ -10,7 +10,7 @@ const PRECEDENCE = `flags > PG_PREFAULTER_* env > config file > libpq env (${LIB
 
 function placeholder(k: KeyDef): string {
   switch (k.type) {
-    case 'int': return 'N';
+    case 'int': return k.auto ? 'N|auto' : 'N';
     case 'size': return 'SIZE';
     case 'duration': return 'DURATION';
     case 'enum': return k.values!.join('|');

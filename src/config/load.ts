@@ -241,10 +241,11 @@ function convert(k: KeyDef, input: unknown, source: string): Value {
       }
       return input as string;
     case 'int': {
+      if (k.auto && input === 'auto') return 'auto';
       let n: number;
       if (typeof input === 'number' || typeof input === 'bigint') n = Number(input);
       else if (typeof input === 'string' && /^\s*[-+]?\d+\s*$/.test(input)) n = Number(input);
-      else return fail(`invalid value ${describe(input)}: expected an integer${rangeSuffix(k)}`);
+      else return fail(`invalid value ${describe(input)}: expected an integer${rangeSuffix(k)}${k.auto ? ' or "auto"' : ''}`);
       if (!Number.isSafeInteger(n)) fail(`invalid value ${describe(input)}: expected an integer${rangeSuffix(k)}`);
       return checkRange(k, n, String, fail);
     }

@@ -22,7 +22,8 @@ export interface Config {
   replicationSlot: string;
   source: 'stream' | 'local';
   readaheadBytes: number;
-  maxPagesAhead: number;
+  /** "auto": sized to the page cache our memory cgroup leaves (prefault/memory-budget.ts). */
+  maxPagesAhead: number | 'auto';
   ioConcurrency: number;
   ioMethod: IoMethodSetting;
   maxOpenFiles: number;
@@ -56,6 +57,8 @@ export interface KeyDef {
   /** Inclusive bounds for numeric keys (bytes for sizes, ms for durations). */
   min?: number;
   max?: number;
+  /** An int key that also takes the word "auto". */
+  auto?: boolean;
   /** Never printed or logged in clear. */
   secret?: boolean;
   /** A change on SIGHUP ends the session (connections, pipeline) and starts a new one; other keys apply live. */
@@ -111,8 +114,9 @@ export const KEYS: readonly KeyDef[] = [
       + 'upstream no longer has the WAL) or "local" (the follower\'s pg_wal only; needs no walsender)' }),
   def({ key: 'readahead_bytes', restartsSession: true, field: 'readaheadBytes', type: 'size', default: '32MiB', min: 8192,
     description: 'How far ahead of replay to read WAL' }),
-  def({ key: 'max_pages_ahead', restartsSession: true, field: 'maxPagesAhead', type: 'int', default: 16384, min: 1,
-    description: 'Maximum number of distinct pages prefaulted ahead of replay' }),
+  def({ key: 'max_pages_ahead', restartsSession: true, field: 'maxPagesAhead', type: 'int', default: 'auto', min: 1, auto: true,
+    description: 'Maximum number of distinct pages prefaulted ahead of replay; "auto" = what the page cache our memory '
+      + 'cgroup (or the machine) leaves can hold until replay reads them, at most 16384' }),
   def({ key: 'io_method', field: 'ioMethod', type: 'enum', default: 'auto', values: IO_METHODS,
     description: 'How pages are brought into the page cache: "willneed" asks the kernel to read them (posix_fadvise, as '
       + 'PostgreSQL\'s recovery_prefetch does: one syscall per page, no thread waits), "pread" reads each one on a '

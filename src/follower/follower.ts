@@ -34,6 +34,7 @@ interface FactsRow {
   segment_size: string;
   data_directory: string;
   catalog_version: number;
+  shared_buffers: string;
 }
 
 // One statement, one round trip. CASE guards the functions that raise an
@@ -60,7 +61,8 @@ select current_setting('server_version_num')::int as version_num,
        current_setting('block_size')::int as block_size,
        (select setting from pg_settings where name = 'wal_segment_size') as segment_size,
        current_setting('data_directory') as data_directory,
-       (select catalog_version_no from pg_control_system())::int as catalog_version`;
+       (select catalog_version_no from pg_control_system())::int as catalog_version,
+       pg_size_bytes(current_setting('shared_buffers'))::text as shared_buffers`;
 
 const TABLESPACES_QUERY = `
 select oid::int as oid, pg_tablespace_location(oid) as location
@@ -179,6 +181,7 @@ export class Follower {
       segmentSize: Number(row.segment_size),
       dataDirectory: row.data_directory,
       catalogVersion: row.catalog_version,
+      sharedBuffersBytes: Number(row.shared_buffers),
       tablespaces: new Map(spcs.map((s) => [s.oid, s.location])),
     };
   }

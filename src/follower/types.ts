@@ -43,6 +43,8 @@ export interface FollowerFacts {
   segmentSize: number;
   dataDirectory: string;
   catalogVersion: number;
+  /** shared_buffers in bytes: how much replay keeps in memory itself. */
+  sharedBuffersBytes: number;
   /** Tablespace oid -> location (pg_tablespace_location); pg_default and pg_global are left out. */
   tablespaces: Map<number, string>;
 }

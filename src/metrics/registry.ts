@@ -54,6 +54,15 @@ export const METRIC_NAMES: string[] = [
   'pg_prefaulter_upstream_connected',
   'pg_prefaulter_wal_source',
   'pg_prefaulter_metrics_collect_errors_total',
+  'pg_prefaulter_max_pages_ahead',
+  'pg_prefaulter_memory_limit_bytes',
+  'pg_prefaulter_memory_usage_bytes',
+  'pg_prefaulter_memory_page_cache_bytes',
+  'pg_prefaulter_pages_fetched_for_replay_total',
+  'pg_prefaulter_prefaults_already_resident_total',
+  'pg_prefaulter_replay_wait_saved_seconds_total',
+  'pg_prefaulter_replay_rate_bytes_per_second',
+  'pg_prefaulter_catch_up_seconds',
 ];
 
 type Labels<L extends string> = Partial<Record<L, string | number>>;
@@ -97,6 +106,15 @@ export class AgentMetrics {
   readonly upstreamConnected: Gauge;
   readonly walSource: Gauge<'source'>;
   readonly collectErrors: Counter;
+  readonly maxPagesAhead: Gauge;
+  readonly memoryLimit: Gauge;
+  readonly memoryUsage: Gauge;
+  readonly memoryPageCache: Gauge;
+  readonly pagesFetchedForReplay: Counter;
+  readonly prefaultsAlreadyResident: Counter;
+  readonly replayWaitSaved: Counter;
+  readonly replayRate: Gauge;
+  readonly catchUpSeconds: Gauge;
 
   private readonly hooks: CollectHook[] = [];
   /** Last absolute value fed per counter and label set (see setCounter). */
@@ -139,6 +157,16 @@ export class AgentMetrics {
     this.upstreamConnected = gauge('pg_prefaulter_upstream_connected', '1 while the replication connection to the upstream is up');
     this.walSource = gauge('pg_prefaulter_wal_source', 'Where WAL is read from: 1 for the current source, 0 for the other', ['source']);
     this.collectErrors = counter('pg_prefaulter_metrics_collect_errors_total', 'onCollect hooks that threw during a scrape');
+
+    this.maxPagesAhead = gauge('pg_prefaulter_max_pages_ahead', 'The readahead window in use, in pages (max_pages_ahead, "auto" sized to the memory cgroup)');
+    this.memoryLimit = gauge('pg_prefaulter_memory_limit_bytes', "The agent's memory cgroup limit (hinted pages are charged to it); 0 = no limit");
+    this.memoryUsage = gauge('pg_prefaulter_memory_usage_bytes', "The agent's memory cgroup usage, page cache included");
+    this.memoryPageCache = gauge('pg_prefaulter_memory_page_cache_bytes', "Page cache charged to the agent's memory cgroup (the pages it hinted first)");
+    this.pagesFetchedForReplay = counter('pg_prefaulter_pages_fetched_for_replay_total', 'Hinted pages that were not in the page cache: storage reads replay did not wait for (estimated from one hint in 4)');
+    this.prefaultsAlreadyResident = counter('pg_prefaulter_prefaults_already_resident_total', 'Hinted pages that were in the page cache already (estimated from one hint in 4)');
+    this.replayWaitSaved = counter('pg_prefaulter_replay_wait_saved_seconds_total', 'Estimated replay wait saved: pages fetched for replay x 1 ms (a cloud volume read)');
+    this.replayRate = gauge('pg_prefaulter_replay_rate_bytes_per_second', "Replay's WAL rate over the last ~10 s");
+    this.catchUpSeconds = gauge('pg_prefaulter_catch_up_seconds', 'Replay lag / replay rate: seconds until caught up (0 caught up, +Inf not advancing, NaN unknown)');
 
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 

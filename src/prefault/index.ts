@@ -5,3 +5,6 @@ export { FileHandles, openFileSoftLimit, defaultFileCapacity, type FileHandleSta
 export type { SkipCounts, SkipReason } from './skip.ts';
 export { checkDataDirectory } from './data-directory.ts';
 export { resolveIoMethod, loadWillneed, IO_METHODS, type IoMethod, type IoMethodSetting, type ResolvedIoMethod } from './willneed.ts';
+export { planMemory, type MemoryPlan, type MemoryBudget } from './memory-budget.ts';
+export { readMemoryCgroup, type MemoryCgroup } from './memory-cgroup.ts';
+export { residencyProbeOrNull } from './page-residency.ts';

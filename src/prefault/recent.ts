@@ -1,9 +1,27 @@
-// "Recently prefaulted" as a bounded, allocation-free set: a 2-way
-// set-associative table indexed by a hash of (spc, db, rel, fork, block).
-// Each slot keeps the full key, so a hit is exact; an insert into a full pair
-// replaces the older entry (which can only cost an extra, harmless read later).
+// Blocks whose page replay will still find in memory, judged in replay's
+// terms: by how many distinct pages replay touches in between, not by the
+// agent's clock (the agent decodes far ahead of replay, so "10 s ago" on its
+// clock can be a whole shared_buffers ago for replay).
+//
+// The planner numbers the distinct pages of the WAL as it meets them (seq).
+// An entry remembers the seq of the page's last reference and what kept the
+// page in memory: replay itself (a full-page image or an initialised page,
+// kept in the follower's shared_buffers) or our hint (kept in the page cache
+// charged to this process, and in shared_buffers once replay read it). It
+// is fresh while fewer than reach[kind] distinct pages came after it.
+//
+// Bounded and allocation-free: a 2-way set-associative table indexed by a
+// hash of (spc, db, rel, fork, block). Each slot keeps the full key, so a hit
+// is exact; an insert into a full pair replaces the older entry (which can
+// only cost an extra, harmless read later).
 
 const WORDS = 5;
+
+/** Replay wrote the page from the record (image or WILL_INIT): it sits in shared_buffers. */
+export const KEPT_BY_REPLAY = 0;
+/** We hinted (or read) the page: it sits in the page cache, then in shared_buffers. */
+export const KEPT_BY_HINT = 1;
+export type KeptBy = typeof KEPT_BY_REPLAY | typeof KEPT_BY_HINT;
 
 function nextPowerOfTwo(n: number): number {
   let p = 1;
@@ -15,19 +33,39 @@ export class RecentBlocks {
   readonly slots: number;
   private readonly mask: number;
   private readonly keys: Uint32Array;
-  /** When the slot was filled (ms, performance.now()); 0 = empty. */
-  private readonly stamps: Float64Array;
-  private readonly ttlMs: number;
+  /** seq of the page's last reference; -Infinity = empty. */
+  private readonly seen: Float64Array;
+  private readonly kind: Uint8Array;
+  /** Distinct pages after its last reference that a page kept by each kind stays in memory. */
+  private readonly reach = new Float64Array(2);
+  /** First slot of the pair find() looked at last (insert() reuses it). */
+  private lastPair = 0;
 
-  constructor(slots: number, ttlMs: number) {
+  constructor(slots: number, reachByReplay: number, reachByHint: number) {
     this.slots = nextPowerOfTwo(Math.max(16, slots));
     this.mask = this.slots - 1;
     this.keys = new Uint32Array(this.slots * WORDS);
-    this.stamps = new Float64Array(this.slots);
-    this.ttlMs = ttlMs;
+    this.seen = new Float64Array(this.slots).fill(-Infinity);
+    this.kind = new Uint8Array(this.slots);
+    this.setReach(reachByReplay, reachByHint);
   }
 
-  private slotOf(spc: number, db: number, rel: number, fork: number, block: number): number {
+  /** How far (distinct pages) a page kept by replay / by our hint stays in memory; <= 0 disables. */
+  setReach(byReplay: number, byHint: number): void {
+    this.reach[KEPT_BY_REPLAY] = Math.max(0, byReplay);
+    this.reach[KEPT_BY_HINT] = Math.max(0, byHint);
+  }
+
+  get reachByReplay(): number {
+    return this.reach[KEPT_BY_REPLAY]!;
+  }
+
+  get reachByHint(): number {
+    return this.reach[KEPT_BY_HINT]!;
+  }
+
+  /** The slot holding this block, or -1 (also remembers its pair for insert()). */
+  find(spc: number, db: number, rel: number, fork: number, block: number): number {
     // murmur3-style mixing of the five words
     let h = 0x9747b28c;
     h = mix(h, spc);
@@ -41,31 +79,34 @@ export class RecentBlocks {
     h ^= h >>> 13;
     h = Math.imul(h, 0xc2b2ae35);
     h ^= h >>> 16;
-    return (h >>> 0) & this.mask;
+    const first = (h >>> 0) & this.mask;
+    this.lastPair = first;
+    if (this.holds(first, spc, db, rel, fork, block)) return first;
+    if (this.holds(first ^ 1, spc, db, rel, fork, block)) return first ^ 1;
+    return -1;
   }
 
-  private matches(slot: number, spc: number, db: number, rel: number, fork: number, block: number, now: number): boolean {
-    const stamp = this.stamps[slot]!;
-    if (stamp === 0 || now - stamp > this.ttlMs) return false;
-    const k = slot * WORDS;
-    const keys = this.keys;
-    return keys[k] === spc >>> 0 && keys[k + 1] === db >>> 0 && keys[k + 2] === rel >>> 0 && keys[k + 3] === fork && keys[k + 4] === block >>> 0;
+  /** Whether the page of a found slot is still in memory at seq. */
+  fresh(slot: number, seq: number): boolean {
+    return seq - this.seen[slot]! < this.reach[this.kind[slot]!]!;
   }
 
-  /** True if the block was added less than ttlMs ago (now from performance.now()). */
-  has(spc: number, db: number, rel: number, fork: number, block: number, now: number): boolean {
-    const slot = this.slotOf(spc, db, rel, fork, block);
-    return this.matches(slot, spc, db, rel, fork, block, now) || this.matches(slot ^ 1, spc, db, rel, fork, block, now);
+  /** What kept the page of a found slot in memory. */
+  keptBy(slot: number): KeptBy {
+    return this.kind[slot] as KeptBy;
   }
 
-  add(spc: number, db: number, rel: number, fork: number, block: number, now: number): void {
-    const first = this.slotOf(spc, db, rel, fork, block);
+  /** A new reference to the page of a found slot; keptBy, when given, replaces what keeps it. */
+  touch(slot: number, seq: number, keptBy?: KeptBy): void {
+    this.seen[slot] = seq;
+    if (keptBy !== undefined) this.kind[slot] = keptBy;
+  }
+
+  /** Records a block find() just missed, in the older (or empty) slot of its pair. */
+  insert(spc: number, db: number, rel: number, fork: number, block: number, seq: number, keptBy: KeptBy): void {
+    const first = this.lastPair;
     const second = first ^ 1;
-    // Refresh the entry holding this key, else take the older (or empty) of the pair.
-    let slot: number;
-    if (this.matches(first, spc, db, rel, fork, block, now)) slot = first;
-    else if (this.matches(second, spc, db, rel, fork, block, now)) slot = second;
-    else slot = this.stamps[second]! < this.stamps[first]! ? second : first;
+    const slot = this.seen[second]! < this.seen[first]! ? second : first;
     const k = slot * WORDS;
     const keys = this.keys;
     keys[k] = spc;
@@ -73,11 +114,32 @@ export class RecentBlocks {
     keys[k + 2] = rel;
     keys[k + 3] = fork;
     keys[k + 4] = block;
-    this.stamps[slot] = now > 0 ? now : Number.MIN_VALUE;
+    this.seen[slot] = seq;
+    this.kind[slot] = keptBy;
+  }
+
+  /** Convenience for tests and callers off the hot path: is the block fresh at seq? */
+  has(spc: number, db: number, rel: number, fork: number, block: number, seq: number): boolean {
+    const slot = this.find(spc, db, rel, fork, block);
+    return slot >= 0 && this.fresh(slot, seq);
+  }
+
+  /** Convenience: record a reference at seq (find + touch or insert). */
+  add(spc: number, db: number, rel: number, fork: number, block: number, seq: number, keptBy: KeptBy): void {
+    const slot = this.find(spc, db, rel, fork, block);
+    if (slot >= 0) this.touch(slot, seq, keptBy);
+    else this.insert(spc, db, rel, fork, block, seq, keptBy);
   }
 
   clear(): void {
-    this.stamps.fill(0);
+    this.seen.fill(-Infinity);
+  }
+
+  private holds(slot: number, spc: number, db: number, rel: number, fork: number, block: number): boolean {
+    if (this.seen[slot] === -Infinity) return false;
+    const k = slot * WORDS;
+    const keys = this.keys;
+    return keys[k] === spc >>> 0 && keys[k + 1] === db >>> 0 && keys[k + 2] === rel >>> 0 && keys[k + 3] === fork && keys[k + 4] === block >>> 0;
   }
 }
 
