@@ -4,13 +4,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, fstatSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, fstatSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileHandles, defaultFileCapacity, openFileSoftLimit, type OpenFile } from '../src/prefault/file-handles.ts';
 
-function fdCount(): number {
-  return readdirSync('/proc/self/fd').length;
+/** Our fds on files under dir (other tests' fds closing on the threadpool do not count). */
+function fdCount(dir: string): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir + '/')) n++;
+    } catch {
+      // closed while we looked
+    }
+  }
+  return n;
 }
 
 function withFiles(n: number, fn: (paths: string[], dir: string) => Promise<void>): Promise<void> {
@@ -34,8 +43,8 @@ test('the soft RLIMIT_NOFILE is read from /proc and leaves headroom', () => {
 });
 
 test('bounded LRU: capacity respected, hits counted, fds back to baseline after closeAll', async () => {
-  await withFiles(10, async (paths) => {
-    const baseline = fdCount();
+  await withFiles(10, async (paths, dir) => {
+    const baseline = fdCount(dir);
     const h = new FileHandles({ maxOpenFiles: 3 });
     for (const p of paths) {
       const f = (await acquire(h, p))!;
@@ -46,20 +55,20 @@ test('bounded LRU: capacity respected, hits counted, fds back to baseline after 
     // Evicted fds close asynchronously (on the threadpool): wait for the closes, however busy the machine.
     for (let i = 0; i < 500 && h.stats.open > 3; i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal(h.stats.open, 3);
-    assert.equal(fdCount(), baseline + 3);
+    assert.equal(fdCount(dir), baseline + 3);
     assert.equal(h.stats.evictions, 7);
     const again = (await acquire(h, paths[9]!))!;
     h.release(again);
     assert.equal(h.stats.hits, 1, 'the most recent file is still open');
     await h.closeAll();
     assert.equal(h.stats.open, 0);
-    assert.equal(fdCount(), baseline);
+    assert.equal(fdCount(dir), baseline);
   });
 });
 
 test('a file being read is not closed by eviction or closeAll until released', async () => {
-  await withFiles(6, async (paths) => {
-    const baseline = fdCount();
+  await withFiles(6, async (paths, dir) => {
+    const baseline = fdCount(dir);
     const h = new FileHandles({ maxOpenFiles: 1 });
     // Many concurrent acquires of several files through a one-fd cache.
     const got = await Promise.all(paths.flatMap((p) => [acquire(h, p), acquire(h, p), acquire(h, p)]));
@@ -69,7 +78,7 @@ test('a file being read is not closed by eviction or closeAll until released', a
     for (const f of got) h.release(f!);
     await closing;
     assert.equal(h.stats.open, 0);
-    assert.equal(fdCount(), baseline);
+    assert.equal(fdCount(dir), baseline);
   });
 });
 
