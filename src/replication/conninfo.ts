@@ -3,8 +3,10 @@
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { libpqPassword } from '../credentials.ts';
+import { SSL_MODES, type SslMode } from '../options.ts';
 
-export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+export { redactConninfo } from '../redact.ts';
+export type { SslMode };
 
 export interface ConnOptions {
   host: string; // hostname/IP, or a directory for a unix socket (starts with '/')
@@ -22,8 +24,6 @@ export interface ConnOptions {
   /** Fail with TIMEOUT when nothing at all arrives for this long while streaming. Default 60000. */
   readTimeoutMs?: number;
 }
-
-const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
 
 function badValue(key: string, value: string, want: string): Error {
   // password is never echoed back
@@ -259,16 +259,6 @@ function safeUserName(): string {
   } catch {
     return 'postgres';
   }
-}
-
-/** The same text with passwords replaced by ***, safe for logs. */
-export function redactConninfo(text: string): string {
-  if (/^\s*postgres(ql)?:\/\//.test(text)) {
-    return text
-      .replace(/^(\s*postgres(?:ql)?:\/\/[^:@/?]*):[^@/?]*@/, '$1:***@')
-      .replace(/([?&]password=)[^&]*/g, '$1***');
-  }
-  return text.replace(/(\bpassword\s*=\s*)('(?:\\.|[^'\\])*'|(?:\\.|\S)*)/g, '$1***');
 }
 
 /** host:port or socket path, for messages. */
