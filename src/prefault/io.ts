@@ -37,8 +37,6 @@ export class BlockReader {
   private lanes = 0;
   /** Live counters; pass an object to have them kept in a larger stats record. */
   readonly stats: IoStats;
-  /** The last read error, for logs ("what failed"). */
-  lastError: Error | null = null;
   private readonly blockSize: number;
   private readonly pool: Buffer[] = [];
   private readonly observe: ((seconds: number) => void) | undefined;
@@ -123,7 +121,6 @@ export class BlockReader {
         this.pool.push(buf);
         if (err) {
           this.stats.readErrors++;
-          this.lastError = err;
           resolve(0);
           return;
         }

@@ -5,11 +5,11 @@
 // Read-only by construction: files are opened O_RDONLY, never created,
 // written, truncated or locked, and the process never chdir()s into PGDATA.
 import type { WalRecord } from '../wal/types.ts';
-import { FileHandles, type FileHandleStats, type OpenFile } from './file-handles.ts';
+import { FileHandles, blockFit, type FileHandleStats, type OpenFile } from './file-handles.ts';
 import { BlockReader } from './io.ts';
 import { SegmentPaths } from './paths.ts';
 import { BlockPlanner } from './planner.ts';
-import type { ResolvedIoMethod, WillneedHint } from './willneed.ts';
+import type { IoMethod, ResolvedIoMethod, WillneedHint } from './willneed.ts';
 import { emptySkipCounts, type SkipCounts } from './skip.ts';
 import { ReadaheadWindow } from './window.ts';
 
@@ -57,11 +57,8 @@ export interface PrefaultStats {
   fileHandle: FileHandleStats;
   readErrors: number;
   ioConcurrency: number;
-  ioMethod: 'willneed' | 'pread';
+  ioMethod: IoMethod;
 }
-
-/** Files whose size was checked this recently are trusted for beyond-EOF decisions. */
-const SIZE_FRESH_MS = 500;
 
 export class Prefaulter {
   readonly stats: PrefaultStats;
@@ -199,10 +196,9 @@ export class Prefaulter {
     let path: string;
     try {
       path = this.paths.pathOf(spc, db, rel, fork, block);
-    } catch (e) {
+    } catch {
       // Only an impossible fork number gets here; a decoder bug must not stop the agent.
       this.stats.readErrors++;
-      this.reader.lastError = e instanceof Error ? e : new Error(String(e));
       return;
     }
     const offset = this.paths.offsetOf(block);
@@ -216,34 +212,30 @@ export class Prefaulter {
   }
 
   private async readOne(path: string, offset: number, spc: number, db: number, rel: number): Promise<void> {
-    const skipped = this.stats.skipped;
     let file: OpenFile | null = null;
     try {
       if (this.handles.isMissing(path, performance.now())) {
-        skipped.missing_file++;
+        this.skip('missing_file');
         return;
       }
       const got = this.handles.acquire(path, spc, db, rel);
       file = got instanceof Promise ? await got : got;
-      if (file === null) {
-        skipped.missing_file++;
+      let fit = blockFit(file, offset, this.blockSize, performance.now());
+      if (fit === 'recheck') {
+        const now = performance.now();
+        await this.handles.refreshSize(file!, now);
+        fit = blockFit(file, offset, this.blockSize, now);
+      }
+      if (fit !== 'ok') {
+        this.skip(fit);
         return;
       }
-      if (offset + this.blockSize > file.size) {
-        // The file may have grown since we looked (replay extends relations).
-        const now = performance.now();
-        if (now - file.sizeAt < SIZE_FRESH_MS || offset + this.blockSize > (await this.handles.refreshSize(file, now))) {
-          skipped.beyond_eof++;
-          return;
-        }
-      }
       this.stats.queued = this.reader.queued;
-      if (this.hint !== null) this.hintBlock(file.fd, offset, path);
-      else await this.reader.readBlock(file.fd, offset);
-    } catch (e) {
+      if (this.hint !== null) this.hintBlock(file!.fd, offset);
+      else await this.reader.readBlock(file!.fd, offset);
+    } catch {
       // open/fstat failures other than ENOENT (EACCES, EMFILE, ...): count and carry on.
-      this.reader.stats.readErrors++;
-      this.reader.lastError = e instanceof Error ? e : new Error(String(e));
+      this.stats.readErrors++;
     } finally {
       if (file !== null) this.handles.release(file);
     }
@@ -251,54 +243,40 @@ export class Prefaulter {
 
   /** Hint one block now; false only when an asynchronous open of its file is under way (then queue it). */
   private hintNow(path: string, offset: number, spc: number, db: number, rel: number): boolean {
-    const skipped = this.stats.skipped;
-    let file: OpenFile | null | 'opening' | undefined = this.handles.cached(path);
+    let file: OpenFile | null | undefined = this.handles.cached(path);
     try {
       if (file === undefined) {
-        const now = performance.now();
-        if (this.handles.isMissing(path, now)) {
-          skipped.missing_file++;
-          return true;
-        }
-        file = this.handles.openNow(path, spc, db, rel);
-        if (file === 'opening') return false;
-        if (file === null) {
-          skipped.missing_file++;
-          return true;
-        }
+        if (this.handles.isMissing(path, performance.now())) return this.skip('missing_file');
+        const opened = this.handles.openNow(path, spc, db, rel);
+        if (opened === 'opening') return false;
+        file = opened;
       }
-      if (offset + this.blockSize > file.size) {
-        // The file may have grown since we looked (replay extends relations).
+      let fit = blockFit(file, offset, this.blockSize, performance.now());
+      if (fit === 'recheck') {
         const now = performance.now();
-        if (now - file.sizeAt < SIZE_FRESH_MS || offset + this.blockSize > this.handles.refreshSizeNow(file, now)) {
-          skipped.beyond_eof++;
-          return true;
-        }
+        this.handles.refreshSizeNow(file!, now);
+        fit = blockFit(file, offset, this.blockSize, now);
       }
-    } catch (e) {
+      if (fit !== 'ok') return this.skip(fit);
+    } catch {
       // open/fstat failures other than ENOENT (EACCES, EMFILE, ...): count and carry on.
       this.stats.readErrors++;
-      this.reader.lastError = e instanceof Error ? e : new Error(String(e));
       return true;
     }
-    this.hintBlock(file.fd, offset, path);
+    this.hintBlock(file!.fd, offset);
     return true;
   }
 
-  private hintBlock(fd: number, offset: number, path: string): void {
-    this.stats.issued++;
-    const errno = this.hint!(fd, offset, this.blockSize);
-    if (errno === 0) {
-      this.stats.completed++;
-      return;
-    }
-    this.stats.readErrors++;
-    this.reader.lastError = new Error(`posix_fadvise(WILLNEED) on ${path} at ${offset} failed with errno ${errno}`);
+  /** Count a block not read (a refreshed size that still falls short is past EOF); true: the block is dealt with. */
+  private skip(reason: 'missing_file' | 'beyond_eof' | 'recheck'): true {
+    this.stats.skipped[reason === 'recheck' ? 'beyond_eof' : reason]++;
+    return true;
   }
 
-  /** The last read/open error, for logs. */
-  get lastError(): Error | null {
-    return this.reader.lastError;
+  private hintBlock(fd: number, offset: number): void {
+    this.stats.issued++;
+    if (this.hint!(fd, offset, this.blockSize) === 0) this.stats.completed++;
+    else this.stats.readErrors++;
   }
 
   private syncWindowStats(): void {
