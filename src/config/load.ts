@@ -11,7 +11,7 @@ import { parseListen } from './listen.ts';
 import {
   CONFIG_ENV, DEFAULT_CONFIG_FILE, ENV_PREFIX, KEYS, KEYS_BY_NAME, OTHER_COMMAND_ENVS, type Config, type KeyDef,
 } from './schema.ts';
-import { formatDuration, formatSize, parseDuration, parseSize } from './units.ts';
+import { formatDuration, formatSize, parseDuration, parseSize } from '../units.ts';
 
 export interface LoadArgs {
   argv: string[];

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { libpqPassword } from '../credentials.ts';
 import { SSL_MODES, type SslMode } from '../options.ts';
+import { parseDuration } from '../units.ts';
 
 export { redactConninfo } from '../redact.ts';
 export type { SslMode };
@@ -78,10 +79,10 @@ function applyKey(out: Partial<ConnOptions>, key: string, value: string): void {
       out.passfile = value;
       break;
     case 'connect_timeout': {
-      const n = Number(value);
-      if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw badValue(key, value, 'seconds (a non-negative number)');
+      const t = parseDuration(value, 's');
+      if (!t.ok) throw badValue(key, value, 'seconds (a non-negative number)');
       // libpq: 0 means wait forever; values below 2 s are raised to 2 s
-      out.connectTimeoutMs = n === 0 ? 0 : Math.max(2, n) * 1000;
+      out.connectTimeoutMs = t.value === 0 ? 0 : Math.max(2000, t.value);
       break;
     }
     default:
