@@ -8,7 +8,6 @@
 //   statusView (status-view.ts)      the /status JSON
 import type { Logger } from 'pino';
 import { SESSION_FIELDS, type Config } from '../config/schema.ts';
-import { followerPassword } from '../credentials.ts';
 import { Follower, FollowerConnectError, type FollowerFacts, type FollowerStatus } from '../follower/index.ts';
 import { Prefaulter, checkDataDirectory, resolveIoMethod, type ResolvedIoMethod } from '../prefault/index.ts';
 import type { WalSource } from '../wal-source/source.ts';
@@ -21,7 +20,7 @@ import { pipelineStartLsn } from './readahead.ts';
 import { pipelineRestartReason } from './pipeline-restart.ts';
 import { SourceChoice, afterPipelineError } from './source-choice.ts';
 import { BuiltinPrefetchAdvice } from './builtin-prefetch.ts';
-import { answerWithin, errInfo, followerRetryBounds } from './session-helpers.ts';
+import { answerWithin, errInfo, followerConnectOptions, followerRetryBounds, prefaultOptions } from './session-helpers.ts';
 import { applyFollowerStatus, clearUpstream, initialSnapshot, type AgentSnapshot, type AgentState } from './states.ts';
 import { statusView } from './status-view.ts';
 import { followerUpstream } from './upstream.ts';
@@ -207,15 +206,7 @@ export class Agent {
   private async session(signal: AbortSignal): Promise<void> {
     this.setState('waiting_for_postgres');
     const cfg = this.cfg;
-    const follower = await Follower.connect({
-      host: cfg.host,
-      port: cfg.port,
-      user: cfg.username,
-      database: cfg.database,
-      password: followerPassword(cfg, process.env),
-      connectTimeoutMs: cfg.connectTimeoutMs,
-      applicationName: `${cfg.applicationName}_monitor`,
-    });
+    const follower = await Follower.connect(followerConnectOptions(cfg));
     this.follower = follower;
     this.facts = await answerWithin(follower.facts(), cfg.connectTimeoutMs, 'the follower facts query');
     await checkDataDirectory(cfg.pgdata || this.facts.dataDirectory, Math.floor(this.facts.serverVersionNum / 10000));
@@ -285,19 +276,7 @@ export class Agent {
 
   private ensurePrefaulter(facts: FollowerFacts): Prefaulter {
     if (this.prefaulter) return this.prefaulter;
-    const cfg = this.cfg;
-    this.prefaulter = new Prefaulter({
-      pgdata: cfg.pgdata || facts.dataDirectory,
-      blockSize: facts.blockSize,
-      majorVersion: Math.floor(facts.serverVersionNum / 10000),
-      catalogVersion: facts.catalogVersion,
-      readaheadBytes: cfg.readaheadBytes,
-      maxPagesAhead: cfg.maxPagesAhead,
-      ioConcurrency: cfg.ioConcurrency,
-      ioMethod: this.io,
-      maxOpenFiles: cfg.maxOpenFiles || undefined,
-      observeReadSeconds: this.observeReadSeconds,
-    });
+    this.prefaulter = new Prefaulter(prefaultOptions(this.cfg, facts, this.io, this.observeReadSeconds));
     // /status must show the handles it opens from its first read on.
     this.snap.prefault = this.prefaulter.stats;
     if (this.status?.replayLsn != null) this.prefaulter.setReplayLsn(this.status.replayLsn);
@@ -360,5 +339,4 @@ export class Agent {
       if (this.snap.state === 'streaming') this.setState('following');
     }
   }
-
 }
