@@ -15,8 +15,8 @@ const DURATION_UNITS: Record<string, number> = {
   us: 0.001, ms: 1, s: 1000, sec: 1000, min: 60_000, h: 3_600_000, d: 86_400_000,
 };
 
-export const SIZE_HELP = 'a number of bytes or a number with a unit B, kB, MB, GB, TB (1024-based; KiB, MiB, GiB, TiB also accepted), e.g. "32MiB"';
-export const DURATION_HELP = 'a number of milliseconds or a number with a unit us, ms, s, min, h, d, e.g. "100ms" or "10s"';
+const SIZE_HELP = 'a number of bytes or a number with a unit B, kB, MB, GB, TB (1024-based; KiB, MiB, GiB, TiB also accepted), e.g. "32MiB"';
+const DURATION_HELP = 'a number of milliseconds or a number with a unit us, ms, s, min, h, d, e.g. "100ms" or "10s"';
 
 const NUMBER_WITH_UNIT = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/;
 

@@ -139,7 +139,7 @@ class Out {
   }
 }
 
-export function recordNdjson(r: WalRecord): string {
+function recordNdjson(r: WalRecord): string {
   let s = `{"lsn":"${formatLsn(r.lsn)}","rmgr":"${r.rmgrName}","info":${r.info},"len":${r.totalLength},"blocks":[`;
   for (let i = 0; i < r.blocks.length; i++) {
     const b = r.blocks[i]!;
@@ -148,7 +148,7 @@ export function recordNdjson(r: WalRecord): string {
   return `${s}]}`;
 }
 
-export function recordText(r: WalRecord): string {
+function recordText(r: WalRecord): string {
   let s = `rmgr: ${r.rmgrName.padEnd(11)} len: ${String(r.totalLength).padStart(6)}, tx: ${String(r.xid).padStart(10)}, lsn: ${formatLsn(r.lsn)}, prev ${formatLsn(r.prevLsn)}, info 0x${r.info.toString(16).toUpperCase().padStart(2, '0')}`;
   for (const b of r.blocks) {
     s += `, blkref #${b.id}: rel ${b.spcOid}/${b.dbOid}/${b.relNumber}${b.fork ? ` fork ${FORK_NAMES[b.fork] ?? b.fork}` : ''} blk ${b.block}`;
