@@ -114,8 +114,8 @@ test(`PG ${version}: primary killed (immediate) mid-stream, then restarted: agen
       await sleep(50);
       await c.primary.stop('immediate');
       await load1;
-      await agent.waitFor((s) => s.upstreamConnected === false, 'the upstream connection seen as lost');
-      await sleep(1500); // a few reconnect attempts against a dead primary
+      const lost = await agent.waitFor((s) => s.upstreamConnected === false, 'the upstream connection seen as lost');
+      await agent.waitFor((s) => s.reconnects.upstream >= lost.reconnects.upstream + 3, 'a few reconnect attempts against a dead primary', 30_000);
       assertAlive(agent, 'primary down');
       const down = assertHandlesClean(agent, c.standby.dataDir, 'primary down');
       await assertCacheConsistent(agent, c.standby.dataDir, 'primary down');
