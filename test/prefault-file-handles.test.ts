@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, fstatSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileHandles, defaultFileCapacity, openFileSoftLimit, type OpenFile } from '../src/prefault/file-handles.ts';
+import { FileHandles, blockFit, defaultFileCapacity, openFileSoftLimit, type OpenFile } from '../src/prefault/file-handles.ts';
 import { until } from './helpers/until.ts';
 
 function fdCount(): number {
@@ -108,4 +108,12 @@ test('closeRelation closes every fork and segment of that relation only', async 
     await h.closeAll();
     assert.equal(h.stats.open, 0);
   });
+});
+
+test('blockFit: missing, inside the size, past a fresh size, past a stale size (recheck)', () => {
+  const file = { path: 'x', fd: -1, size: 8192 * 2, sizeAt: 1000, refs: 0, closing: false, spcOid: 1663, dbOid: 5, relNumber: 1 };
+  assert.equal(blockFit(null, 0, 8192, 1000), 'missing_file');
+  assert.equal(blockFit(file, 8192, 8192, 1e9), 'ok', 'the last block inside the size');
+  assert.equal(blockFit(file, 8192 * 2, 8192, 1100), 'beyond_eof', 'the size was read 100 ms ago');
+  assert.equal(blockFit(file, 8192 * 2, 8192, 1000 + 60_000), 'recheck', 'the size is a minute old: the file may have grown');
 });

@@ -75,12 +75,14 @@ const SIZE_FRESH_MS = 500;
  * Whether a block can be read, from what is known of its file (null: it does
  * not exist): 'ok', a skip reason, or 'recheck' when it lies past the size we
  * saw long enough ago that the file may have grown (replay extends relations):
- * refresh the size and ask again. The one rule for the sync and async paths.
+ * refresh the size and ask again (with the refresh's time as now). The one
+ * rule for the sync and async paths.
  */
-export function blockFit(file: OpenFile | null, offset: number, blockSize: number, now: number): 'ok' | 'missing_file' | 'beyond_eof' | 'recheck' {
+export function blockFit(file: OpenFile | null, offset: number, blockSize: number, now?: number): 'ok' | 'missing_file' | 'beyond_eof' | 'recheck' {
   if (file === null) return 'missing_file';
   if (offset + blockSize <= file.size) return 'ok';
-  return now - file.sizeAt < SIZE_FRESH_MS ? 'beyond_eof' : 'recheck';
+  // The clock is read only here: most blocks lie inside the size already known.
+  return (now ?? performance.now()) - file.sizeAt < SIZE_FRESH_MS ? 'beyond_eof' : 'recheck';
 }
 
 const O_NOATIME: number = (constants as { O_NOATIME?: number }).O_NOATIME ?? 0;

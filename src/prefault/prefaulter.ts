@@ -220,7 +220,7 @@ export class Prefaulter {
       }
       const got = this.handles.acquire(path, spc, db, rel);
       file = got instanceof Promise ? await got : got;
-      let fit = blockFit(file, offset, this.blockSize, performance.now());
+      let fit = blockFit(file, offset, this.blockSize);
       if (fit === 'recheck') {
         const now = performance.now();
         await this.handles.refreshSize(file!, now);
@@ -251,7 +251,7 @@ export class Prefaulter {
         if (opened === 'opening') return false;
         file = opened;
       }
-      let fit = blockFit(file, offset, this.blockSize, performance.now());
+      let fit = blockFit(file, offset, this.blockSize);
       if (fit === 'recheck') {
         const now = performance.now();
         this.handles.refreshSizeNow(file!, now);
