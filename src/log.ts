@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { NAME } from './version.ts';
-import { REDACTED, redactConninfo } from './config/redact.ts';
+import { REDACTED, redactConninfo } from './redact.ts';
 
 export type { Logger } from 'pino';
 

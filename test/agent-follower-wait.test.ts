@@ -2,7 +2,7 @@
 // a refused connection says why, so the agent can retry at the right pace.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitForFollower } from '../src/agent/follower-wait.ts';
@@ -15,13 +15,26 @@ test('the wait ends when the server socket appears, not when other files do', { 
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   let done = false;
   // An hour-long backoff: only the socket's creation can end it within the test's timeout.
+  // (The wait's watch is in place when waitForFollower returns.)
   const waiting = waitForFollower(dir, 5999, HOUR, new AbortController().signal).then(() => {
     done = true;
   });
-  await new Promise((r) => setTimeout(r, 100));
-  writeFileSync(join(dir, '.s.PGSQL.6000'), ''); // another port's socket
-  writeFileSync(join(dir, 'postmaster.log'), '');
-  await new Promise((r) => setTimeout(r, 200));
+  // A second watch on the same directory: once it has seen both files, so has the wait's
+  // (libuv hands one inotify event to every watch of that directory in the same turn).
+  const others = ['.s.PGSQL.6000', 'postmaster.log']; // another port's socket, a log
+  const seen = new Set<string>();
+  const othersSeen = new Promise<void>((resolve) => {
+    const w = watch(dir, { persistent: false }, (_event, name) => {
+      if (name) seen.add(name);
+      if (others.every((n) => seen.has(n))) {
+        w.close();
+        resolve();
+      }
+    });
+  });
+  for (const name of others) writeFileSync(join(dir, name), '');
+  await othersSeen;
+  await new Promise((r) => setImmediate(r));
   assert.equal(done, false, 'woken by a file that is not our socket');
   writeFileSync(join(dir, '.s.PGSQL.5999'), '');
   await waiting;
@@ -30,11 +43,21 @@ test('the wait ends when the server socket appears, not when other files do', { 
 
 test('the wait ends on abort, and falls back to the timer without a socket directory', { timeout: 20_000 }, async () => {
   const stop = new AbortController();
-  const waiting = waitForFollower('/nonexistent/socket/dir', 5432, HOUR, stop.signal);
+  let done = false;
+  const waiting = waitForFollower('/nonexistent/socket/dir', 5432, HOUR, stop.signal).then(() => {
+    done = true;
+  });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(done, false, 'an hour-long wait ended by itself');
   stop.abort();
-  await waiting;
-  await waitForFollower('/nonexistent/socket/dir', 5432, 10, new AbortController().signal);
-  await waitForFollower('127.0.0.1', 5432, 10, new AbortController().signal);
+  await waiting; // an hour-long wait: only the abort can end it within the test's timeout
+  assert.equal(done, true);
+  // Nothing appears (a socket directory that does not exist, or a TCP host): the timer ends the wait, no sooner.
+  for (const host of ['/nonexistent/socket/dir', '127.0.0.1']) {
+    const started = performance.now();
+    await waitForFollower(host, 5432, 30, new AbortController().signal);
+    assert.ok(performance.now() - started >= 25, `${host}: the wait ended after ${performance.now() - started} ms, before its 30 ms`);
+  }
 });
 
 test('connecting to a socket directory without a server fails with a FollowerConnectError naming the errno', async (t) => {

@@ -29,6 +29,11 @@ test('durations: number = ms; us, ms, s, min, h, d', () => {
   assert.deepEqual(parseDuration('250'), ok(250));
   assert.deepEqual(parseDuration('100ms'), ok(100));
   assert.deepEqual(parseDuration('10s'), ok(10_000));
+  // a bare number in seconds where the setting's base unit is seconds (libpq's connect_timeout)
+  assert.deepEqual(parseDuration('5', 's'), ok(5000));
+  assert.deepEqual(parseDuration(1.5, 's'), ok(1500));
+  assert.deepEqual(parseDuration('250ms', 's'), ok(250));
+  assert.match((parseDuration('-1', 's') as { error: string }).error, /seconds/);
   assert.deepEqual(parseDuration('1min'), ok(60_000));
   assert.deepEqual(parseDuration('2h'), ok(7_200_000));
   assert.deepEqual(parseDuration('1d'), ok(86_400_000));

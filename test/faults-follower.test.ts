@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { selectedVersions, withCluster, sleep, serverUser, type Cluster } from './harness/index.ts';
 import { startAgent, BIN } from './helpers/agent-process.ts';
 import { startTcpProxy } from './helpers/tcp-proxy.ts';
+import { until } from './helpers/until.ts';
 import { agentArgs, lsn, openFiles, assertHandlesClean, assertCacheConsistent, assertAlive, warnLines, finish, waitNoHandles, type OpenFile } from './helpers/fault-checks.ts';
 
 const versions = selectedVersions();
@@ -67,7 +68,10 @@ test(`PG ${version}: standby stopped while streaming: every handle closed within
       const late = await startAgent(agentArgs(c.standby));
       try {
         await late.waitFor((s) => s.state === 'waiting_for_postgres', 'the late agent waiting for PostgreSQL');
-        await sleep(1000);
+        // It keeps retrying (rather than exiting), and so does the first agent.
+        const retries = (await agent.status()).reconnects.follower;
+        await late.waitFor((s) => s.reconnects.follower >= 3, 'the late agent retrying PostgreSQL', 10_000);
+        await agent.waitFor((s) => s.reconnects.follower >= retries + 2, 'the first agent retrying PostgreSQL', 10_000);
         assertAlive(agent, 'PostgreSQL down');
         assertAlive(late, 'started while PostgreSQL was down');
         assert.deepEqual(openFiles(agent, c.standby.dataDir), [], 'a handle was opened while PostgreSQL was down');
@@ -352,17 +356,14 @@ test(`PG ${version}: SIGHUP applies a changed io_concurrency and io_method live;
       assert.equal(agent.proc.pid, pid);
       assertAlive(agent, 'after SIGHUP');
       assert.equal(st1.reconnects.follower, st0.reconnects.follower, 'the reload restarted the session');
-      for (let i = 0; !/configuration reloaded/.test(agent.output()) && i < 40; i++) await sleep(50);
-      assert.match(agent.output(), /configuration reloaded/);
+      await until('the agent to log the reload', () => /configuration reloaded/.test(agent.output()));
 
       // A broken file on reload keeps the running configuration.
       writeFileSync(config, 'io_concurrency = "many"\n');
       process.kill(pid!, 'SIGHUP');
-      await sleep(500);
+      await until('the agent to log the failed reload', () => /config reload failed/.test(agent.output()));
       assertAlive(agent, 'after a bad reload');
       assert.equal((await agent.status()).settings.ioConcurrency, 16);
-      for (let i = 0; !/config reload failed/.test(agent.output()) && i < 40; i++) await sleep(50);
-      assert.match(agent.output(), /config reload failed/);
 
       // Reads to hints, live: same session, and prefaulting goes on with hints.
       writeFileSync(config, 'io_concurrency = 16\nio_method = "willneed"\n');

@@ -13,6 +13,7 @@ import postgres from 'postgres';
 import { selectedVersions, withCluster, sleep, type Cluster, type PgServer } from './harness/index.ts';
 import { startAgent, metricValue, type AgentProcess } from './helpers/agent-process.ts';
 import { startTcpProxy } from './helpers/tcp-proxy.ts';
+import { until } from './helpers/until.ts';
 import { makeCert } from './helpers/tls.ts';
 import { agentArgs, lsn, openFiles, assertHandlesClean, assertCacheConsistent, assertAlive, warnLines, finish } from './helpers/fault-checks.ts';
 
@@ -114,8 +115,8 @@ test(`PG ${version}: primary killed (immediate) mid-stream, then restarted: agen
       await sleep(50);
       await c.primary.stop('immediate');
       await load1;
-      await agent.waitFor((s) => s.upstreamConnected === false, 'the upstream connection seen as lost');
-      await sleep(1500); // a few reconnect attempts against a dead primary
+      const lost = await agent.waitFor((s) => s.upstreamConnected === false, 'the upstream connection seen as lost');
+      await agent.waitFor((s) => s.reconnects.upstream >= lost.reconnects.upstream + 3, 'a few reconnect attempts against a dead primary', 30_000);
       assertAlive(agent, 'primary down');
       const down = assertHandlesClean(agent, c.standby.dataDir, 'primary down');
       await assertCacheConsistent(agent, c.standby.dataDir, 'primary down');
@@ -346,7 +347,16 @@ test(`PG ${version}: synchronous_standby_names='*': the sidecar never acknowledg
       assert.equal(await c.primary.scalar<string>(`select count(*)::text from pg_stat_replication where application_name = 'pg_prefaulter'`), '1');
       let committed = false;
       const commit = client`insert into sync_t values (1)`.then(() => (committed = true));
-      await sleep(3000);
+      // The sidecar has received (and reported as written) WAL past the commit record,
+      // while the commit still waits for a synchronous standby: one snapshot shows both.
+      await until('the sidecar past the commit while it waits on SyncRep', async () => {
+        const [row] = await c.primary.query<{ waiting: boolean; past: boolean }>(
+          `select exists (select 1 from pg_stat_activity where wait_event = 'SyncRep') as waiting,
+                  coalesce((select write_lsn >= pg_current_wal_flush_lsn() from pg_stat_replication where application_name = 'pg_prefaulter'), false) as past`,
+        );
+        assert.equal(committed, false, 'a commit returned while only the sidecar was connected');
+        return row!.waiting && row!.past;
+      }, 30_000, 50);
       const rep = await c.primary.query<{ flush: string | null; state: string; sent: string | null; sync: string }>(
         `select flush_lsn::text as flush, state, sent_lsn::text as sent, sync_state as sync from pg_stat_replication where application_name = 'pg_prefaulter'`,
       );

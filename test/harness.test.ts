@@ -21,7 +21,8 @@ for (const version of selectedVersions()) {
       assert.deepEqual(state.map((r) => [r.application_name, r.state]), [['standby', 'streaming']]);
       await standby.pauseReplay();
       await primary.exec(`insert into t values (1001, 'late')`);
-      await new Promise((r) => setTimeout(r, 300));
+      // The insert has reached the standby, and replay, paused, has not applied it.
+      await standby.waitForReceive(await primary.currentLsn());
       assert.equal(await standby.scalar('select count(*)::int from t'), 1000);
       await standby.resumeReplay();
       await standby.waitForReplay(await primary.currentLsn());

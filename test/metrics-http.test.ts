@@ -1,7 +1,7 @@
 // The metrics HTTP endpoint over real HTTP on an ephemeral port.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AgentMetrics, METRIC_NAMES, SKIP_REASONS, startHttp, Heartbeat } from '../src/metrics/index.ts';
+import { AgentMetrics, METRIC_NAMES, SKIP_REASONS, startHttp } from '../src/metrics/index.ts';
 import { VERSION } from '../src/version.ts';
 
 /** Families announced in a text-format scrape (# TYPE lines). */
@@ -168,13 +168,4 @@ test('close() stops listening even with a keep-alive connection open', async () 
   await res.text();
   await http.close();
   await assert.rejects(fetch(`http://${http.address}/metrics`));
-});
-
-test('Heartbeat is healthy right after a tick and not once older than its limit', async () => {
-  const hb = new Heartbeat(20);
-  assert.equal(hb.healthy(), true);
-  await new Promise((r) => setTimeout(r, 40));
-  assert.equal(hb.healthy(), false);
-  hb.tick();
-  assert.equal(hb.healthy(), true);
 });

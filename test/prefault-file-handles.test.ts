@@ -7,7 +7,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, fstatSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileHandles, defaultFileCapacity, openFileSoftLimit, type OpenFile } from '../src/prefault/file-handles.ts';
+import { FileHandles, blockFit, defaultFileCapacity, openFileSoftLimit, type OpenFile } from '../src/prefault/file-handles.ts';
+import { until } from './helpers/until.ts';
 
 /** Our fds on files under dir (other tests' fds closing on the threadpool do not count). */
 function fdCount(dir: string): number {
@@ -53,7 +54,7 @@ test('bounded LRU: capacity respected, hits counted, fds back to baseline after 
       h.release(f);
     }
     // Evicted fds close asynchronously (on the threadpool): wait for the closes, however busy the machine.
-    for (let i = 0; i < 500 && h.stats.open > 3; i++) await new Promise((r) => setTimeout(r, 10));
+    await until('the evicted fds to close', () => h.stats.open <= 3);
     assert.equal(h.stats.open, 3);
     assert.equal(fdCount(dir), baseline + 3);
     assert.equal(h.stats.evictions, 7);
@@ -90,8 +91,8 @@ test('a missing file is null, counted, remembered briefly, and never created', a
     assert.equal(h.stats.missing, 1);
     assert.equal(existsSync(gone), false, 'open never creates');
     assert.equal(h.isMissing(gone, performance.now()), true);
-    await new Promise((r) => setTimeout(r, 60));
-    assert.equal(h.isMissing(gone, performance.now()), false, 'forgotten after the TTL');
+    // isMissing takes the clock as an argument: ask as of just past the TTL.
+    assert.equal(h.isMissing(gone, performance.now() + 60), false, 'forgotten after the TTL');
     writeFileSync(gone, Buffer.alloc(8192));
     const f = await acquire(h, gone);
     assert.ok(f, 'found once it exists');
@@ -108,10 +109,20 @@ test('closeRelation closes every fork and segment of that relation only', async 
     for (const p of files) h.release((await h.acquire(p, 1663, 5, p.includes('16385') ? 16385 : 16384))!);
     h.closeRelation(1663, 5, 16384);
     h.closeRelation(1663, 6, 16385); // other database: untouched
-    await new Promise((r) => setTimeout(r, 20));
+    // Which handles are cached changes at once; the close(2) calls finish later.
+    assert.deepEqual(files.filter((p) => h.cached(p) !== undefined), [files[3]]);
+    await until('the closes of relation 16384 to finish', () => h.stats.open === 1);
     assert.equal(h.stats.open, 1);
     h.closeDatabase(5);
     await h.closeAll();
     assert.equal(h.stats.open, 0);
   });
+});
+
+test('blockFit: missing, inside the size, past a fresh size, past a stale size (recheck)', () => {
+  const file = { path: 'x', fd: -1, size: 8192 * 2, sizeAt: 1000, refs: 0, closing: false, spcOid: 1663, dbOid: 5, relNumber: 1 };
+  assert.equal(blockFit(null, 0, 8192, 1000), 'missing_file');
+  assert.equal(blockFit(file, 8192, 8192, 1e9), 'ok', 'the last block inside the size');
+  assert.equal(blockFit(file, 8192 * 2, 8192, 1100), 'beyond_eof', 'the size was read 100 ms ago');
+  assert.equal(blockFit(file, 8192 * 2, 8192, 1000 + 60_000), 'recheck', 'the size is a minute old: the file may have grown');
 });

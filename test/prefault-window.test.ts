@@ -12,6 +12,7 @@ import { Prefaulter, checkDataDirectory, type PrefaultOptions } from '../src/pre
 import { parseLsn } from '../src/wal/index.ts';
 import { selectedVersions, withCluster } from './harness/index.ts';
 import { pendingRecords } from './helpers/pending-wal.ts';
+import { until } from './helpers/until.ts';
 
 const version = selectedVersions().at(-1)!;
 
@@ -109,8 +110,7 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
       assert.ok(inDropme().length > 0, 'a table of the database dropped ahead of replay was read');
       const openBefore = p.stats.fileHandle.open;
       p.setReplayLsn(endLsn);
-      await new Promise((r) => setImmediate(r));
-      await new Promise((r) => setTimeout(r, 50));
+      await until('the dropped relations\' fds to be closed', () => p.stats.fileHandle.open === openBefore - 2);
       assert.ok(!openPaths().includes(doomedPath), 'fd of the dropped table closed after replay passed the drop');
       assert.deepEqual(inDropme(), [], 'fds in the dropped database closed after replay passed the drop');
       assert.equal(p.stats.fileHandle.open, openBefore - 2);

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { selectedVersions, withPrimary, sleep, type PgServer } from './harness/index.ts';
+import { until } from './helpers/until.ts';
 import { ReplicationConnection, ReplicationError, parseConninfo, resolveConnOptions, parseLsn, type ReplicationStream } from '../src/replication/index.ts';
 
 const versions = selectedVersions();
@@ -72,23 +73,34 @@ for (const version of versions) {
   });
 }
 
+const READ_TIMEOUT_MS = 2500;
+
 test(`PG ${last}: a stalled walsender fails the stream with TIMEOUT; an idle one does not`, async () => {
   await withPrimary(last, { name: 'repl-timeout' }, async ({ primary }) => {
-    const conn = await connect(primary, 'application_name=prefaulter_stall', { readTimeoutMs: 2500 });
+    const conn = await connect(primary, 'application_name=prefaulter_stall', { readTimeoutMs: READ_TIMEOUT_MS });
     try {
       const sys = await conn.identifySystem();
       const stream = conn.startReplication({ startLsn: sys.xlogpos, timeline: sys.timeline });
       const seen: { failure: unknown } = { failure: null };
       const reading = drain(stream).catch((e) => (seen.failure = e));
       const failureNow = (): unknown => seen.failure; // a call, so assertions do not narrow it for good
-      // idle for over two read timeouts: liveness probes keep it alive
-      await sleep(6000);
+      // Idle: our status updates keep the walsender from sending keepalives, so
+      // what arrives are the replies to our liveness probes (one per half read
+      // timeout of silence). Four of them span more than two read timeouts.
+      let received = 0;
+      let last = conn.lastReceiveAt;
+      await until('four receptions on the idle stream', () => {
+        if (conn.lastReceiveAt !== last) [last, received] = [conn.lastReceiveAt, received + 1];
+        return received >= 4 || failureNow() !== null;
+      }, 30_000);
       assert.equal(failureNow(), null, 'the idle stream must not fail');
-      // pausing longer than the read timeout is the consumer's choice, not silence
+      // Pausing longer than the read timeout is the consumer's choice, not silence
+      // (here the length of the pause is what is tested, not a guess at a delay).
       stream.pause();
-      await sleep(4000);
+      await sleep(READ_TIMEOUT_MS * 1.6);
       stream.resume();
-      await sleep(300);
+      const resumedAt = conn.lastReceiveAt; // resume restarts the silence clock
+      await until('a probe answered after the resume', () => conn.lastReceiveAt > resumedAt || failureNow() !== null, 30_000);
       assert.equal(failureNow(), null, 'a paused stream must not time out');
       const pid = await primary.scalar<number>(`select pid from pg_stat_replication where application_name = 'prefaulter_stall'`);
       process.kill(pid, 'SIGSTOP');
@@ -125,7 +137,8 @@ test(`PG ${last}: a terminated walsender ends the iteration with CLOSED`, async 
       const sys = await conn.identifySystem();
       const stream = conn.startReplication({ startLsn: sys.xlogpos, timeline: sys.timeline });
       const reading = expectError(drain(stream));
-      await sleep(300);
+      await until('the walsender in pg_stat_replication', async () =>
+        (await primary.scalar<number>(`select count(*)::int from pg_stat_replication where application_name = 'prefaulter_term'`)) === 1);
       const killed = await primary.scalar<boolean>(`select pg_terminate_backend(pid) from pg_stat_replication where application_name = 'prefaulter_term'`);
       assert.equal(killed, true);
       const e = await reading;
@@ -155,7 +168,7 @@ test('a server that accepts but never answers fails the connect with TIMEOUT', a
       assert.equal(e.code, 'TIMEOUT', e.message);
       assert.match(e.message, /connect_timeout/);
     }
-    await sleep(100);
+    await until('the server to see both sockets closed', () => closedByClient >= 2);
     assert.equal(sockets.length, 2);
     assert.equal(closedByClient, 2, 'the client closed its sockets');
   } finally {

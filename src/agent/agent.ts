@@ -8,9 +8,8 @@
 //   statusView (status-view.ts)      the /status JSON
 import type { Logger } from 'pino';
 import { SESSION_FIELDS, type Config } from '../config/schema.ts';
-import { followerPassword } from '../credentials.ts';
 import { CatchUpEstimate, Follower, FollowerConnectError, type FollowerFacts, type FollowerStatus } from '../follower/index.ts';
-import { Prefaulter, checkDataDirectory, planMemory, residencyProbeOrNull, resolveIoMethod, type MemoryPlan, type ResolvedIoMethod } from '../prefault/index.ts';
+import { Prefaulter, checkDataDirectory, planMemory, resolveIoMethod, type MemoryPlan, type ResolvedIoMethod } from '../prefault/index.ts';
 import type { WalSource } from '../wal-source/source.ts';
 import { sleep } from '../sleep.ts';
 import { Backoff } from './backoff.ts';
@@ -21,7 +20,7 @@ import { pipelineStartLsn } from './readahead.ts';
 import { pipelineRestartReason } from './pipeline-restart.ts';
 import { SourceChoice, afterPipelineError } from './source-choice.ts';
 import { BuiltinPrefetchAdvice } from './builtin-prefetch.ts';
-import { answerWithin, errInfo, followerRetryBounds } from './session-helpers.ts';
+import { answerWithin, errInfo, followerConnectOptions, followerRetryBounds, prefaultOptions } from './session-helpers.ts';
 import { applyFollowerStatus, clearUpstream, initialSnapshot, type AgentSnapshot, type AgentState } from './states.ts';
 import { statusView } from './status-view.ts';
 import { agentValue } from './status-value.ts';
@@ -214,15 +213,7 @@ export class Agent {
   private async session(signal: AbortSignal): Promise<void> {
     this.setState('waiting_for_postgres');
     const cfg = this.cfg;
-    const follower = await Follower.connect({
-      host: cfg.host,
-      port: cfg.port,
-      user: cfg.username,
-      database: cfg.database,
-      password: followerPassword(cfg, process.env),
-      connectTimeoutMs: cfg.connectTimeoutMs,
-      applicationName: `${cfg.applicationName}_monitor`,
-    });
+    const follower = await Follower.connect(followerConnectOptions(cfg));
     this.follower = follower;
     this.facts = await answerWithin(follower.facts(), cfg.connectTimeoutMs, 'the follower facts query');
     await checkDataDirectory(cfg.pgdata || this.facts.dataDirectory, Math.floor(this.facts.serverVersionNum / 10000));
@@ -293,25 +284,11 @@ export class Agent {
 
   private ensurePrefaulter(facts: FollowerFacts): Prefaulter {
     if (this.prefaulter) return this.prefaulter;
-    const cfg = this.cfg;
-    const memory = planMemory(cfg.maxPagesAhead, facts.blockSize, facts.sharedBuffersBytes);
+    const memory = planMemory(this.cfg.maxPagesAhead, facts.blockSize, facts.sharedBuffersBytes);
     if (memory.window.warning) this.log.warn({ memory: memory.budget }, memory.window.warning);
-    this.log.info({ maxPagesAhead: memory.window.maxPagesAhead, setting: cfg.maxPagesAhead, memory: memory.budget, resident: memory.resident }, 'readahead window sized');
+    this.log.info({ maxPagesAhead: memory.window.maxPagesAhead, setting: this.cfg.maxPagesAhead, memory: memory.budget, resident: memory.resident }, 'readahead window sized');
     this.memory = memory;
-    this.prefaulter = new Prefaulter({
-      pgdata: cfg.pgdata || facts.dataDirectory,
-      blockSize: facts.blockSize,
-      majorVersion: Math.floor(facts.serverVersionNum / 10000),
-      catalogVersion: facts.catalogVersion,
-      readaheadBytes: cfg.readaheadBytes,
-      maxPagesAhead: memory.window.maxPagesAhead,
-      resident: memory.resident,
-      residencyProbe: residencyProbeOrNull(),
-      ioConcurrency: cfg.ioConcurrency,
-      ioMethod: this.io,
-      maxOpenFiles: cfg.maxOpenFiles || undefined,
-      observeReadSeconds: this.observeReadSeconds,
-    });
+    this.prefaulter = new Prefaulter(prefaultOptions(this.cfg, facts, this.io, memory, this.observeReadSeconds));
     // /status must show the handles it opens from its first read on.
     this.snap.prefault = this.prefaulter.stats;
     if (this.status?.replayLsn != null) this.prefaulter.setReplayLsn(this.status.replayLsn);
@@ -381,5 +358,4 @@ export class Agent {
       if (this.snap.state === 'streaming' || this.snap.state === 'wal_undecodable') this.setState('following');
     }
   }
-
 }

@@ -1,5 +1,46 @@
 // Small rules the state machine applies around its sessions.
 import type { Config } from '../config/schema.ts';
+import { followerPassword } from '../credentials.ts';
+import type { FollowerConnOptions, FollowerFacts } from '../follower/index.ts';
+import { residencyProbeOrNull, type MemoryPlan, type PrefaultOptions, type ResolvedIoMethod } from '../prefault/index.ts';
+
+/** The monitoring connection to the follower, as configured. */
+export function followerConnectOptions(cfg: Config): FollowerConnOptions {
+  return {
+    host: cfg.host,
+    port: cfg.port,
+    user: cfg.username,
+    database: cfg.database,
+    password: followerPassword(cfg, process.env),
+    connectTimeoutMs: cfg.connectTimeoutMs,
+    applicationName: `${cfg.applicationName}_monitor`,
+  };
+}
+
+/** The prefaulter for this follower (its data directory, block size, version) and the configured limits. */
+/** memory: the window and reach as sized for our memory cgroup (prefault/memory-budget.ts). */
+export function prefaultOptions(
+  cfg: Config,
+  facts: FollowerFacts,
+  io: ResolvedIoMethod,
+  memory: MemoryPlan,
+  observeReadSeconds: ((s: number) => void) | undefined,
+): PrefaultOptions {
+  return {
+    pgdata: cfg.pgdata || facts.dataDirectory,
+    blockSize: facts.blockSize,
+    majorVersion: Math.floor(facts.serverVersionNum / 10000),
+    catalogVersion: facts.catalogVersion,
+    readaheadBytes: cfg.readaheadBytes,
+    maxPagesAhead: memory.window.maxPagesAhead,
+    resident: memory.resident,
+    residencyProbe: residencyProbeOrNull(),
+    ioConcurrency: cfg.ioConcurrency,
+    ioMethod: io,
+    maxOpenFiles: cfg.maxOpenFiles || undefined,
+    observeReadSeconds,
+  };
+}
 
 /** Resolves as work does, or rejects once ms pass without an answer (work's late outcome is ignored). */
 export function answerWithin<T>(work: Promise<T>, ms: number, what: string): Promise<T> {

@@ -3,6 +3,7 @@
 // line in README "How it works"); metrics/registry.ts derives its labels from it.
 import type { FollowerStatus } from '../follower/index.ts';
 import type { PrefaultStats } from '../prefault/index.ts';
+import type { WalSourceKind } from '../options.ts';
 
 /** In order of a normal start; `stopped` is the end, after SIGTERM. */
 export const AGENT_STATES = ['waiting_for_postgres', 'primary_idle', 'following', 'streaming', 'wal_undecodable', 'stopped'] as const;
@@ -23,7 +24,7 @@ export interface AgentSnapshot {
   role: Role;
   timeline: number | null;
   upstream: string | null;
-  source: 'stream' | 'local' | null;
+  source: WalSourceKind | null;
   upstreamConnected: boolean;
   replayLsn: bigint | null;
   receiveLsn: bigint | null;

@@ -40,7 +40,7 @@ export async function upstreamConnOptions(cfg: Config, status: FollowerStatus, f
   }
   if (cfg.replicationUser) partial.user = cfg.replicationUser;
   if (cfg.sslrootcert) partial.sslrootcert = cfg.sslrootcert;
-  if (cfg.sslmode && !cfg.primaryConninfo) partial.sslmode = cfg.sslmode as ConnOptions['sslmode'];
+  if (cfg.sslmode && !cfg.primaryConninfo) partial.sslmode = cfg.sslmode;
   partial.applicationName = cfg.applicationName;
   partial.connectTimeoutMs = cfg.connectTimeoutMs;
   delete partial.dbname;

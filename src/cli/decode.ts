@@ -2,6 +2,7 @@
 // one line per record (text or ndjson) or a per-rmgr summary (--stats).
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { ArgError, parseOptions } from '../args.ts';
 import { WalDecoder, formatLsn, isDecodeError, parseLsn, parseSegmentName, listSegments, readSegmentFile, segmentSizeOf, FORK_NAMES, type WalRecord, type SegmentFile } from '../wal/index.ts';
 
 const HELP = `Usage: pg-prefaulter decode [--start LSN] [--end LSN] [--format text|ndjson] [--stats] [--block-size N] PATH...
@@ -29,61 +30,43 @@ interface Args {
 class UsageError extends Error {}
 
 function parseArgs(argv: string[]): Args | 'help' {
-  const args: Args = { start: null, end: null, format: 'text', stats: false, blockSize: 8192, paths: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const eq = a.indexOf('=');
-    const name = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
-    const value = (): string => {
-      if (a.startsWith('--') && eq > 0) return a.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${name} needs a value`);
-      return v;
-    };
-    switch (name) {
-      case '-h':
-      case '--help':
-        return 'help';
-      case '--start':
-      case '--end': {
-        const v = value();
-        let lsn: bigint;
-        try {
-          lsn = parseLsn(v);
-        } catch (e) {
-          throw new UsageError(`${name}: ${(e as Error).message}`);
-        }
-        if (name === '--start') args.start = lsn;
-        else args.end = lsn;
-        break;
-      }
-      case '--format': {
-        const v = value();
-        if (v !== 'text' && v !== 'ndjson') throw new UsageError(`--format "${v}": use text or ndjson`);
-        args.format = v;
-        break;
-      }
-      case '--stats':
-        args.stats = true;
-        break;
-      case '--block-size': {
-        const v = value();
-        const n = Number(v);
-        // PostgreSQL's configure accepts 1, 2, 4, 8, 16 and 32 kB
-        if (![1024, 2048, 4096, 8192, 16384, 32768].includes(n)) throw new UsageError(`--block-size "${v}": use 1024, 2048, 4096, 8192, 16384 or 32768`);
-        args.blockSize = n;
-        break;
-      }
-      default:
-        if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option "${a}"`);
-        args.paths.push(a);
-    }
+  let parsed;
+  try {
+    parsed = parseOptions(argv, {
+      start: { type: 'string' },
+      end: { type: 'string' },
+      format: { type: 'string' },
+      stats: { type: 'boolean' },
+      'block-size': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    }, { positionals: true });
+  } catch (e) {
+    throw e instanceof ArgError ? new UsageError(e.message) : e;
   }
+  const { values, positionals } = parsed;
+  if (values.help) return 'help';
+  const format = values.format ?? 'text';
+  if (format !== 'text' && format !== 'ndjson') throw new UsageError(`--format "${format}": use text or ndjson`);
+  const blockSize = Number(values['block-size'] ?? 8192);
+  // PostgreSQL's configure accepts 1, 2, 4, 8, 16 and 32 kB
+  if (![1024, 2048, 4096, 8192, 16384, 32768].includes(blockSize)) {
+    throw new UsageError(`--block-size "${values['block-size']}": use 1024, 2048, 4096, 8192, 16384 or 32768`);
+  }
+  const args: Args = { start: lsnFlag('--start', values.start), end: lsnFlag('--end', values.end), format, stats: values.stats ?? false, blockSize, paths: positionals };
   if (args.paths.length === 0) throw new UsageError('no PATH given: name a pg_wal directory or WAL segment files');
   if (args.start !== null && args.end !== null && args.end <= args.start) {
     throw new UsageError(`--end ${formatLsn(args.end)} is not after --start ${formatLsn(args.start)}`);
   }
   return args;
+}
+
+function lsnFlag(flag: string, text: string | undefined): bigint | null {
+  if (text === undefined) return null;
+  try {
+    return parseLsn(text);
+  } catch (e) {
+    throw new UsageError(`${flag}: ${(e as Error).message}`);
+  }
 }
 
 /** Segment files named by the paths, their segment size (from the first file's long page header). */
@@ -178,7 +161,7 @@ class Out {
   }
 }
 
-export function recordNdjson(r: WalRecord): string {
+function recordNdjson(r: WalRecord): string {
   let s = `{"lsn":"${formatLsn(r.lsn)}","rmgr":"${r.rmgrName}","info":${r.info},"len":${r.totalLength},"blocks":[`;
   for (let i = 0; i < r.blocks.length; i++) {
     const b = r.blocks[i]!;
@@ -187,7 +170,7 @@ export function recordNdjson(r: WalRecord): string {
   return `${s}]}`;
 }
 
-export function recordText(r: WalRecord): string {
+function recordText(r: WalRecord): string {
   let s = `rmgr: ${r.rmgrName.padEnd(11)} len: ${String(r.totalLength).padStart(6)}, tx: ${String(r.xid).padStart(10)}, lsn: ${formatLsn(r.lsn)}, prev ${formatLsn(r.prevLsn)}, info 0x${r.info.toString(16).toUpperCase().padStart(2, '0')}`;
   for (const b of r.blocks) {
     s += `, blkref #${b.id}: rel ${b.spcOid}/${b.dbOid}/${b.relNumber}${b.fork ? ` fork ${FORK_NAMES[b.fork] ?? b.fork}` : ''} blk ${b.block}`;

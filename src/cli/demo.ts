@@ -2,11 +2,11 @@
 // load, and the agent prefaulting for the standby, with a live view.
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import pino from 'pino';
 import postgres from 'postgres';
 import { Agent } from '../agent/agent.ts';
 import { AgentHttp, agentMetrics } from '../agent/http.ts';
+import { parseOptions } from '../args.ts';
 import { loadConfig } from '../config/load.ts';
 import { createCluster, installedVersions, type Cluster } from '../embedded/index.ts';
 import { renderDemoView, type DemoFrame } from './demo-view.ts';
@@ -32,19 +32,15 @@ Options:
 export default async function demoCommand(argv: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        pg: { type: 'string' },
-        rows: { type: 'string', default: '200000' },
-        clients: { type: 'string', default: '4' },
-        duration: { type: 'string' },
-        'metrics-listen': { type: 'string', default: '127.0.0.1:9441' },
-        keep: { type: 'boolean', default: false },
-        headless: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
+    ({ values } = parseOptions(argv, {
+      pg: { type: 'string' },
+      rows: { type: 'string' },
+      clients: { type: 'string' },
+      duration: { type: 'string' },
+      'metrics-listen': { type: 'string' },
+      keep: { type: 'boolean' },
+      headless: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
     }));
   } catch (e) {
     process.stderr.write(`pg-prefaulter demo: ${(e as Error).message}\n\n${HELP}`);
@@ -62,8 +58,8 @@ export default async function demoCommand(argv: string[]): Promise<number> {
     );
     return 2;
   }
-  const rows = positiveInt(values.rows, '--rows');
-  const clients = positiveInt(values.clients, '--clients');
+  const rows = positiveInt(values.rows ?? '200000', '--rows');
+  const clients = positiveInt(values.clients ?? '4', '--clients');
   const duration = values.duration === undefined ? null : positiveInt(values.duration, '--duration');
   if (rows === null || clients === null || duration === undefined) return 2;
   const headless = values.headless || !process.stdout.isTTY;
@@ -92,7 +88,7 @@ export default async function demoCommand(argv: string[]): Promise<number> {
         '--host', cluster.standby.socketDir,
         '--port', String(cluster.standby.port),
         '--username', 'postgres',
-        '--metrics-listen', values['metrics-listen'],
+        '--metrics-listen', values['metrics-listen'] ?? '127.0.0.1:9441',
         '--log-level', 'info',
       ],
       env: {},

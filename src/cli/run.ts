@@ -55,8 +55,8 @@ export default async function runCommand(argv: string[]): Promise<number> {
   process.exit(code);
 }
 
-/** Runs the agent until SIGTERM/SIGINT; exported for the demo. */
-export async function runAgent(config: Config, configPath: string | null, argv: string[]): Promise<number> {
+/** Runs the agent and its HTTP endpoint until SIGTERM/SIGINT; SIGHUP reloads. */
+async function runAgent(config: Config, configPath: string | null, argv: string[]): Promise<number> {
   const log = createLogger(config.logLevel);
   const { metrics, options } = agentMetrics();
   const agent = new Agent(config, log, options);

@@ -1,6 +1,6 @@
 // `pg-prefaulter status`: one screen of facts from a running agent's HTTP
 // endpoint and, with connection flags, from the follower itself.
-import { parseArgs } from 'node:util';
+import { parseOptions } from '../args.ts';
 import { Follower } from '../follower/index.ts';
 import { formatLsn } from '../lsn.ts';
 
@@ -24,19 +24,15 @@ Options:
 export default async function statusCommand(argv: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        url: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        host: { type: 'string', short: 'H' },
-        port: { type: 'string', short: 'p' },
-        username: { type: 'string', short: 'U' },
-        database: { type: 'string', short: 'd' },
-        timeout: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
+    ({ values } = parseOptions(argv, {
+      url: { type: 'string' },
+      json: { type: 'boolean' },
+      host: { type: 'string', short: 'H' },
+      port: { type: 'string', short: 'p' },
+      username: { type: 'string', short: 'U' },
+      database: { type: 'string', short: 'd' },
+      timeout: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     }));
   } catch (e) {
     process.stderr.write(`pg-prefaulter status: ${(e as Error).message}\n\n${HELP}`);

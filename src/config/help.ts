@@ -3,7 +3,7 @@
 
 import { CONFIG_ENV, DEFAULT_CONFIG_FILE, KEYS, type Config, type KeyDef } from './schema.ts';
 import { redactedConfig } from './redact.ts';
-import { formatDuration, formatSize } from './units.ts';
+import { formatDuration, formatSize } from '../units.ts';
 
 const LIBPQ_ENVS = KEYS.flatMap((k) => (k.libpqEnv ? [k.libpqEnv] : []));
 const PRECEDENCE = `flags > PG_PREFAULTER_* env > config file > libpq env (${LIBPQ_ENVS.join(', ')}) > defaults`;

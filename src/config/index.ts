@@ -5,6 +5,6 @@ export { loadConfig, defaultConfig, type LoadArgs, type LoadResult } from './loa
 export { configHelp, sampleToml, effectiveConfigToml, configReferenceMarkdown } from './help.ts';
 export { redactedConfig, redactConninfo, REDACTED } from './redact.ts';
 export { parseListen, type ListenAddress } from './listen.ts';
-export { parseSize, parseDuration, formatSize, formatDuration } from './units.ts';
+export { parseSize, parseDuration, formatSize, formatDuration } from '../units.ts';
 export { readSecretFile, resolvePassword, resolveReplicationPassword } from './secrets.ts';
 export { lookupPgpass, pgpassPath, type PgpassTarget } from '../pgpass.ts';

@@ -5,12 +5,13 @@
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
+import { ArgError, parseArgs, type FlagSpec } from '../args.ts';
 import { ConfigError } from './errors.ts';
 import { parseListen } from './listen.ts';
 import {
   CONFIG_ENV, DEFAULT_CONFIG_FILE, ENV_PREFIX, KEYS, KEYS_BY_NAME, OTHER_COMMAND_ENVS, type Config, type KeyDef,
 } from './schema.ts';
-import { formatDuration, formatSize, parseDuration, parseSize } from './units.ts';
+import { formatDuration, formatSize, parseDuration, parseSize } from '../units.ts';
 
 export interface LoadArgs {
   argv: string[];
@@ -40,11 +41,11 @@ interface Setting {
   source: string;
 }
 
-const FLAGS = new Map<string, KeyDef>();
-for (const k of KEYS) {
-  FLAGS.set(k.flag, k);
-  if (k.short) FLAGS.set(k.short, k);
-}
+// --config and --check are flags of `run`, not settings.
+const CONFIG_FLAG = { flag: '--config', value: true } as const;
+const CHECK_FLAG = { flag: '--check', value: false } as const;
+const FLAGS: readonly FlagSpec[] = [...KEYS.map((k) => ({ flag: k.flag, short: k.short, value: true })), CONFIG_FLAG, CHECK_FLAG];
+const KEYS_BY_FLAG = new Map(KEYS.map((k) => [k.flag, k]));
 const ENVS = new Map(KEYS.map((k) => [k.env, k]));
 
 export function loadConfig(args: LoadArgs): LoadResult {
@@ -105,47 +106,28 @@ function parseArgv(argv: string[]): ParsedArgv {
     out.check = argv.includes('--check');
     return out;
   }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    let name: string;
-    let inline: string | undefined;
-    if (arg.startsWith('--')) {
-      const eq = arg.indexOf('=');
-      name = eq < 0 ? arg : arg.slice(0, eq);
-      inline = eq < 0 ? undefined : arg.slice(eq + 1);
-    } else if (arg.startsWith('-') && arg.length > 1) {
-      name = arg.slice(0, 2);
-      inline = arg.length > 2 ? arg.slice(arg[2] === '=' ? 3 : 2) : undefined;
-    } else {
-      throw new ConfigError(arg, `argument ${JSON.stringify(arg)}`,
+  let uses;
+  try {
+    ({ uses } = parseArgs(argv, FLAGS));
+  } catch (e) {
+    if (!(e instanceof ArgError)) throw e;
+    const key = KEYS_BY_FLAG.get(e.flag)?.key ?? (e.flag === '--config' ? 'config' : e.flag.replace(/^-+/, ''));
+    if (e.kind === 'positional') {
+      throw new ConfigError(e.flag, `argument ${JSON.stringify(e.flag)}`,
         'unexpected argument: options take the form --key value or --key=value (see pg-prefaulter run --help)');
     }
-
-    if (name === '--check') {
-      if (inline !== undefined) throw new ConfigError('check', 'flag --check', '--check takes no value');
+    const advice = e.kind === 'unknown' ? `${suggest(e.flag)}; run "pg-prefaulter run --help" for the list` : '';
+    throw new ConfigError(key, `flag ${e.flag}`, e.message + advice);
+  }
+  for (const { spec, given, value } of uses) {
+    if (spec === CHECK_FLAG) {
       out.check = true;
       continue;
     }
-    const k = FLAGS.get(name);
-    if (!k && name !== '--config') {
-      throw new ConfigError(name.replace(/^-+/, ''), `flag ${name}`, `unknown option ${name}${suggest(name)}; run "pg-prefaulter run --help" for the list`);
-    }
-    const flagName = k?.flag ?? name;
-    let raw = inline;
-    if (raw === undefined) {
-      const next = argv[i + 1];
-      if (next === undefined || (next.startsWith('-') && next.length > 1 && !/^-\d/.test(next))) {
-        throw new ConfigError(k?.key ?? 'config', `flag ${name}`, `${name} needs a value (write ${name}=VALUE for a value starting with "-")`);
-      }
-      raw = next;
-      i++;
-    }
-    const source = `flag ${name === flagName ? name : `${name} (${flagName})`}`;
-    if (!k) {
-      out.configPath = { path: raw, source };
-      continue;
-    }
-    out.settings.set(k, { value: convert(k, raw, source), layer: 'flag', source });
+    const source = `flag ${given === spec.flag ? given : `${given} (${spec.flag})`}`;
+    const k = KEYS_BY_FLAG.get(spec.flag);
+    if (!k) out.configPath = { path: value!, source };
+    else out.settings.set(k, { value: convert(k, value!, source), layer: 'flag', source });
   }
   return out;
 }

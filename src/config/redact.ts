@@ -1,12 +1,9 @@
 // Secret scrubbing for anything printed or logged.
 
-import { redactConninfo } from '../replication/conninfo.ts';
+import { REDACTED, redactConninfo } from '../redact.ts';
 import { KEYS, type Config } from './schema.ts';
 
-export const REDACTED = '***';
-
-// One conninfo redaction for logs, config dumps and the replication client.
-export { redactConninfo };
+export { REDACTED, redactConninfo };
 
 /** The config with secrets replaced by "***" (empty secrets stay "", so "unset" remains visible). */
 export function redactedConfig(c: Config): Record<string, unknown> {

@@ -1,6 +1,6 @@
 // The one table of configuration keys. Parsing, the --help text, the sample
 // TOML file and the docs are all generated from it, so they cannot drift apart.
-import { IO_METHODS, type IoMethodSetting } from '../prefault/willneed.ts';
+import { IO_METHODS, SSL_MODES, WAL_SOURCE_KINDS, type IoMethodSetting, type SslMode, type WalSourceKind } from '../options.ts';
 
 export type KeyType = 'string' | 'int' | 'size' | 'duration' | 'enum';
 
@@ -16,11 +16,11 @@ export interface Config {
   replicationUser: string;
   replicationPassword: string;
   replicationPasswordFile: string;
-  sslmode: string;
+  sslmode: SslMode;
   sslrootcert: string;
   applicationName: string;
   replicationSlot: string;
-  source: 'stream' | 'local';
+  source: WalSourceKind;
   readaheadBytes: number;
   /** "auto": sized to the page cache our memory cgroup leaves (prefault/memory-budget.ts). */
   maxPagesAhead: number | 'auto';
@@ -66,8 +66,8 @@ export interface KeyDef {
   description: string;
 }
 
-export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
-export const SOURCES = ['stream', 'local'] as const;
+export { SSL_MODES };
+export const SOURCES = WAL_SOURCE_KINDS;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
 export const ENV_PREFIX = 'PG_PREFAULTER_';

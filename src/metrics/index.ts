@@ -4,4 +4,3 @@ export {
   type AgentState, type Role, type SkipReason, type WalSource, type AgentMetricsOptions,
 } from './registry.ts';
 export { startHttp, type HttpOptions, type HttpEndpoint } from './http.ts';
-export { Heartbeat, DEFAULT_MAX_TICK_AGE_MS } from './health.ts';

@@ -7,7 +7,7 @@ import { VERSION } from '../version.ts';
 // Label values come from the lists their owners declare (one declaration each).
 import { RUNNING_STATES, ROLES, type Role } from '../agent/states.ts';
 import { SKIP_REASONS, type SkipReason } from '../prefault/skip.ts';
-import { IO_METHODS, type IoMethod } from '../prefault/willneed.ts';
+import { IO_METHODS, type IoMethod } from '../options.ts';
 import { WAL_SOURCE_KINDS, type WalSourceKind } from '../wal-source/source.ts';
 
 /** pg_prefaulter_state labels: every state of a running agent. */
@@ -18,8 +18,7 @@ export const RECONNECT_TARGETS = ['follower', 'upstream'] as const;
 export const WAL_SOURCES = WAL_SOURCE_KINDS;
 export type WalSource = WalSourceKind;
 /** io methods as run (auto resolves to one of these). */
-export const IO_METHODS_RUN: readonly IoMethod[] = IO_METHODS.filter((m): m is IoMethod => m !== 'auto');
-export type IoMethodRun = IoMethod;
+const IO_METHODS_RUN: readonly IoMethod[] = IO_METHODS.filter((m): m is IoMethod => m !== 'auto');
 
 /** pread latency buckets, 50 us .. 100 ms (page cache hit .. slow network disk). */
 export const PREAD_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
@@ -191,7 +190,7 @@ export class AgentMetrics {
   }
 
   /** The io method in use, or null before the agent has decided. */
-  setIoMethod(method: IoMethodRun | null): void {
+  setIoMethod(method: IoMethod | null): void {
     for (const m of IO_METHODS_RUN) this.ioMethod.set({ method: m }, m === method ? 1 : 0);
   }
 

@@ -68,6 +68,23 @@ interface Opening {
   done: Promise<OpenFile | null> | null;
 }
 
+/** Files whose size was checked this recently are trusted for beyond-EOF decisions. */
+const SIZE_FRESH_MS = 500;
+
+/**
+ * Whether a block can be read, from what is known of its file (null: it does
+ * not exist): 'ok', a skip reason, or 'recheck' when it lies past the size we
+ * saw long enough ago that the file may have grown (replay extends relations):
+ * refresh the size and ask again (with the refresh's time as now). The one
+ * rule for the sync and async paths.
+ */
+export function blockFit(file: OpenFile | null, offset: number, blockSize: number, now?: number): 'ok' | 'missing_file' | 'beyond_eof' | 'recheck' {
+  if (file === null) return 'missing_file';
+  if (offset + blockSize <= file.size) return 'ok';
+  // The clock is read only here: most blocks lie inside the size already known.
+  return (now ?? performance.now()) - file.sizeAt < SIZE_FRESH_MS ? 'beyond_eof' : 'recheck';
+}
+
 const O_NOATIME: number = (constants as { O_NOATIME?: number }).O_NOATIME ?? 0;
 
 function openReadOnly(path: string, flags: number): Promise<number> {
@@ -76,6 +93,11 @@ function openReadOnly(path: string, flags: number): Promise<number> {
 
 function sizeOf(fd: number): Promise<number> {
   return new Promise((resolve, reject) => fstat(fd, (err, st) => (err ? reject(err) : resolve(st.size))));
+}
+
+function setSize(f: OpenFile, size: number, now: number): void {
+  f.size = size;
+  f.sizeAt = now;
 }
 
 function closeFd(fd: number): Promise<void> {
@@ -151,10 +173,8 @@ export class FileHandles {
   }
 
   /** Re-read the size of a file that may have grown since it was opened. */
-  async refreshSize(f: OpenFile, now: number): Promise<number> {
-    f.size = await sizeOf(f.fd);
-    f.sizeAt = now;
-    return f.size;
+  async refreshSize(f: OpenFile, now: number): Promise<void> {
+    setSize(f, await sizeOf(f.fd), now);
   }
 
   /** Close the fds of a relation (all forks and segments): it was dropped, its space must be freed. */
@@ -213,10 +233,8 @@ export class FileHandles {
   }
 
   /** refreshSize on this thread. */
-  refreshSizeNow(f: OpenFile, now: number): number {
-    f.size = fstatSync(f.fd).size;
-    f.sizeAt = now;
-    return f.size;
+  refreshSizeNow(f: OpenFile, now: number): void {
+    setSize(f, fstatSync(f.fd).size, now);
   }
 
   private async openFile(path: string, spcOid: number, dbOid: number, relNumber: number, o: Opening): Promise<OpenFile | null> {

@@ -5,6 +5,7 @@
 // 4 concurrent preads need a bigger pool: see threadpool.ts.
 import { read } from 'node:fs';
 import PQueue from 'p-queue';
+import { Fifo } from '../fifo.ts';
 
 export interface BlockReaderOptions {
   blockSize: number;
@@ -32,13 +33,10 @@ export interface IoStats {
  */
 export class BlockReader {
   readonly queue: PQueue;
-  private pending: ((() => Promise<void>) | undefined)[] = [];
-  private head = 0;
+  private readonly pending = new Fifo<() => Promise<void>>();
   private lanes = 0;
   /** Live counters; pass an object to have them kept in a larger stats record. */
   readonly stats: IoStats;
-  /** The last read error, for logs ("what failed"). */
-  lastError: Error | null = null;
   private readonly blockSize: number;
   private readonly pool: Buffer[] = [];
   private readonly observe: ((seconds: number) => void) | undefined;
@@ -61,7 +59,7 @@ export class BlockReader {
 
   /** Jobs waiting for a slot. */
   get queued(): number {
-    return this.pending.length - this.head;
+    return this.pending.length;
   }
 
   /** Queue a job; jobs never reject (they count their own failures). */
@@ -85,7 +83,7 @@ export class BlockReader {
     try {
       for (;;) {
         if (this.lanes > this.queue.concurrency) return; // concurrency was lowered
-        const job = this.take();
+        const job = this.pending.shift();
         if (job === undefined) return;
         this.busy++;
         try {
@@ -95,20 +93,9 @@ export class BlockReader {
         }
       }
     } finally {
-      // Runs in the same turn as the empty take(), so a job scheduled later always finds lanes < concurrency or a lane still looping.
+      // Runs in the same turn as the empty shift(), so a job scheduled later always finds lanes < concurrency or a lane still looping.
       this.lanes--;
     }
-  }
-
-  private take(): (() => Promise<void>) | undefined {
-    if (this.head >= this.pending.length) return undefined;
-    const job = this.pending[this.head];
-    this.pending[this.head++] = undefined;
-    if (this.head >= 4096 && this.head * 2 >= this.pending.length) {
-      this.pending = this.pending.slice(this.head);
-      this.head = 0;
-    }
-    return job;
   }
 
   /** pread one block at position; resolves with the bytes read (0 past EOF). Counts errors instead of throwing. */
@@ -123,7 +110,6 @@ export class BlockReader {
         this.pool.push(buf);
         if (err) {
           this.stats.readErrors++;
-          this.lastError = err;
           resolve(0);
           return;
         }
@@ -136,8 +122,7 @@ export class BlockReader {
 
   /** Drop jobs not yet started. */
   clear(): void {
-    this.pending = [];
-    this.head = 0;
+    this.pending.clear();
     this.queue.clear();
   }
 

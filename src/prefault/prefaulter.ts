@@ -5,13 +5,13 @@
 // Read-only by construction: files are opened O_RDONLY, never created,
 // written, truncated or locked, and the process never chdir()s into PGDATA.
 import type { WalRecord } from '../wal/types.ts';
-import { FileHandles, type FileHandleStats, type OpenFile } from './file-handles.ts';
+import { FileHandles, blockFit, type FileHandleStats, type OpenFile } from './file-handles.ts';
 import { HintCoalescer } from './hint-coalescer.ts';
 import { BlockReader } from './io.ts';
 import { SegmentPaths } from './paths.ts';
 import { BlockPlanner, DEFAULT_RESIDENT, type ResidentPages } from './planner.ts';
 import type { ResidencyProbe } from './page-residency.ts';
-import type { ResolvedIoMethod, WillneedHint } from './willneed.ts';
+import type { IoMethod, ResolvedIoMethod, WillneedHint } from './willneed.ts';
 import { emptySkipCounts, type SkipCounts } from './skip.ts';
 import { ReadaheadWindow } from './window.ts';
 
@@ -61,7 +61,7 @@ export interface PrefaultStats {
   fileHandle: FileHandleStats;
   readErrors: number;
   ioConcurrency: number;
-  ioMethod: 'willneed' | 'pread';
+  ioMethod: IoMethod;
   /** Hinted pages found resident / not resident beforehand (one hint in RESIDENCY_SAMPLE checked, counted for RESIDENCY_SAMPLE). */
   hintedResident: number;
   hintedNotResident: number;
@@ -69,9 +69,6 @@ export interface PrefaultStats {
 
 /** Check one hint in this many for residency: keeps the check's cost (~0.8 us, like the hint) near 4 % of a page's. */
 export const RESIDENCY_SAMPLE = 4;
-
-/** Files whose size was checked this recently are trusted for beyond-EOF decisions. */
-const SIZE_FRESH_MS = 500;
 
 export class Prefaulter {
   readonly stats: PrefaultStats;
@@ -128,8 +125,8 @@ export class Prefaulter {
     const handles = this.handles;
     const paths = this.paths;
     // Runs of adjacent blocks: one hint per run, at most 128 KiB (the kernel's default readahead).
-    this.hints = new HintCoalescer(this.hint, opts.blockSize, 128 * 1024, (f) => handles.release(f), (errno, file, offset, blocks) =>
-      this.hinted(errno, file.path, offset, blocks),
+    this.hints = new HintCoalescer(this.hint, opts.blockSize, 128 * 1024, (f) => handles.release(f), (errno, _file, _offset, blocks) =>
+      this.hinted(errno, blocks),
     );
     const resident = opts.resident ?? DEFAULT_RESIDENT;
     this.planner = new BlockPlanner(
@@ -219,10 +216,9 @@ export class Prefaulter {
     let path: string;
     try {
       path = this.paths.pathOf(spc, db, rel, fork, block);
-    } catch (e) {
+    } catch {
       // Only an impossible fork number gets here; a decoder bug must not stop the agent.
       this.stats.readErrors++;
-      this.reader.lastError = e instanceof Error ? e : new Error(String(e));
       return;
     }
     const offset = this.paths.offsetOf(block);
@@ -236,34 +232,30 @@ export class Prefaulter {
   }
 
   private async readOne(path: string, offset: number, spc: number, db: number, rel: number): Promise<void> {
-    const skipped = this.stats.skipped;
     let file: OpenFile | null = null;
     try {
       if (this.handles.isMissing(path, performance.now())) {
-        skipped.missing_file++;
+        this.skip('missing_file');
         return;
       }
       const got = this.handles.acquire(path, spc, db, rel);
       file = got instanceof Promise ? await got : got;
-      if (file === null) {
-        skipped.missing_file++;
+      let fit = blockFit(file, offset, this.blockSize);
+      if (fit === 'recheck') {
+        const now = performance.now();
+        await this.handles.refreshSize(file!, now);
+        fit = blockFit(file, offset, this.blockSize, now);
+      }
+      if (fit !== 'ok') {
+        this.skip(fit);
         return;
       }
-      if (offset + this.blockSize > file.size) {
-        // The file may have grown since we looked (replay extends relations).
-        const now = performance.now();
-        if (now - file.sizeAt < SIZE_FRESH_MS || offset + this.blockSize > (await this.handles.refreshSize(file, now))) {
-          skipped.beyond_eof++;
-          return;
-        }
-      }
       this.stats.queued = this.reader.queued;
-      if (this.hint !== null) this.hintBlock(file, offset);
-      else await this.reader.readBlock(file.fd, offset);
-    } catch (e) {
+      if (this.hint !== null) this.hintBlock(file!, offset);
+      else await this.reader.readBlock(file!.fd, offset);
+    } catch {
       // open/fstat failures other than ENOENT (EACCES, EMFILE, ...): count and carry on.
-      this.reader.stats.readErrors++;
-      this.reader.lastError = e instanceof Error ? e : new Error(String(e));
+      this.stats.readErrors++;
     } finally {
       if (file !== null) this.handles.release(file);
     }
@@ -271,37 +263,33 @@ export class Prefaulter {
 
   /** Hint one block now; false only when an asynchronous open of its file is under way (then queue it). */
   private hintNow(path: string, offset: number, spc: number, db: number, rel: number): boolean {
-    const skipped = this.stats.skipped;
-    let file: OpenFile | null | 'opening' | undefined = this.handles.cached(path);
+    let file: OpenFile | null | undefined = this.handles.cached(path);
     try {
       if (file === undefined) {
-        const now = performance.now();
-        if (this.handles.isMissing(path, now)) {
-          skipped.missing_file++;
-          return true;
-        }
-        file = this.handles.openNow(path, spc, db, rel);
-        if (file === 'opening') return false;
-        if (file === null) {
-          skipped.missing_file++;
-          return true;
-        }
+        if (this.handles.isMissing(path, performance.now())) return this.skip('missing_file');
+        const opened = this.handles.openNow(path, spc, db, rel);
+        if (opened === 'opening') return false;
+        file = opened;
       }
-      if (offset + this.blockSize > file.size) {
-        // The file may have grown since we looked (replay extends relations).
+      let fit = blockFit(file, offset, this.blockSize);
+      if (fit === 'recheck') {
         const now = performance.now();
-        if (now - file.sizeAt < SIZE_FRESH_MS || offset + this.blockSize > this.handles.refreshSizeNow(file, now)) {
-          skipped.beyond_eof++;
-          return true;
-        }
+        this.handles.refreshSizeNow(file!, now);
+        fit = blockFit(file, offset, this.blockSize, now);
       }
-    } catch (e) {
+      if (fit !== 'ok') return this.skip(fit);
+    } catch {
       // open/fstat failures other than ENOENT (EACCES, EMFILE, ...): count and carry on.
       this.stats.readErrors++;
-      this.reader.lastError = e instanceof Error ? e : new Error(String(e));
       return true;
     }
-    this.hintBlock(file, offset);
+    this.hintBlock(file!, offset);
+    return true;
+  }
+
+  /** Count a block not read (a refreshed size that still falls short is past EOF); true: the block is dealt with. */
+  private skip(reason: 'missing_file' | 'beyond_eof' | 'recheck'): true {
+    this.stats.skipped[reason === 'recheck' ? 'beyond_eof' : reason]++;
     return true;
   }
 
@@ -311,13 +299,9 @@ export class Prefaulter {
     this.hints.add(file, offset);
   }
 
-  private hinted(errno: number, path: string, offset: number, blocks: number): void {
-    if (errno === 0) {
-      this.stats.completed += blocks;
-      return;
-    }
-    this.stats.readErrors++;
-    this.reader.lastError = new Error(`posix_fadvise(WILLNEED) on ${path} at ${offset} (${blocks} blocks) failed with errno ${errno}`);
+  private hinted(errno: number, blocks: number): void {
+    if (errno === 0) this.stats.completed += blocks;
+    else this.stats.readErrors++;
   }
 
   /** Before a sampled hint: was the page in the page cache already (the hint saved replay nothing)? */
@@ -326,11 +310,6 @@ export class Prefaulter {
     const r = this.probe!(fd, offset);
     if (r === 1) this.stats.hintedResident += RESIDENCY_SAMPLE;
     else if (r === 0) this.stats.hintedNotResident += RESIDENCY_SAMPLE;
-  }
-
-  /** The last read/open error, for logs. */
-  get lastError(): Error | null {
-    return this.reader.lastError;
   }
 
   private syncWindowStats(): void {

@@ -9,9 +9,9 @@
 // libc.so.6 directly, so an LD_PRELOAD shim (a storage model) still sees it.
 import { createRequire } from 'node:module';
 
-export const IO_METHODS = ['auto', 'willneed', 'pread'] as const;
-export type IoMethodSetting = (typeof IO_METHODS)[number];
-export type IoMethod = Exclude<IoMethodSetting, 'auto'>;
+import { IO_METHODS, type IoMethod, type IoMethodSetting } from '../options.ts';
+
+export { IO_METHODS, type IoMethod, type IoMethodSetting };
 
 /** Hint one range; returns 0 or the errno posix_fadvise returned. */
 export type WillneedHint = (fd: number, offset: number, length: number) => number;

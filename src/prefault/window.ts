@@ -5,6 +5,7 @@
 // feeder to stop while any wait. Pages are retired from the ahead count once
 // replay passes the record that asked for them.
 import type { WalRecord } from '../wal/types.ts';
+import { Fifo } from '../fifo.ts';
 
 export interface WindowOptions {
   readaheadBytes: number;
@@ -20,12 +21,10 @@ export class ReadaheadWindow {
   /** Last record let through (the head of the window). */
   private head: bigint | null = null;
   /** Records that arrived beyond the window, oldest first. */
-  private readonly waiting: WalRecord[] = [];
-  private waitingHead = 0;
-  /** Outstanding pages per admitted record, oldest first (parallel arrays). */
-  private readonly aheadLsns: bigint[] = [];
-  private readonly aheadCounts: number[] = [];
-  private aheadHead = 0;
+  private readonly waiting = new Fifo<WalRecord>();
+  /** Outstanding pages per admitted record, oldest first (two queues in step: no object per record). */
+  private readonly aheadLsns = new Fifo<bigint>();
+  private readonly aheadCounts = new Fifo<number>();
   private pages = 0;
   /** Records that were already behind replay when offered (or when their turn came). */
   behind = 0;
@@ -52,7 +51,7 @@ export class ReadaheadWindow {
   }
 
   get waitingCount(): number {
-    return this.waiting.length - this.waitingHead;
+    return this.waiting.length;
   }
 
   wantsMore(): boolean {
@@ -93,30 +92,20 @@ export class ReadaheadWindow {
   setReplayLsn(lsn: bigint, take: (rec: WalRecord) => void): void {
     this.replay = lsn;
     this.limit = lsn + this.readahead;
-    while (this.aheadHead < this.aheadLsns.length && this.aheadLsns[this.aheadHead]! < lsn) {
-      this.pages -= this.aheadCounts[this.aheadHead]!;
-      this.aheadHead++;
+    for (let first = this.aheadLsns.peek(); first !== undefined && first < lsn; first = this.aheadLsns.peek()) {
+      this.aheadLsns.shift();
+      this.pages -= this.aheadCounts.shift()!;
     }
-    if (this.aheadHead > 1024 && this.aheadHead * 2 > this.aheadLsns.length) {
-      this.aheadLsns.splice(0, this.aheadHead);
-      this.aheadCounts.splice(0, this.aheadHead);
-      this.aheadHead = 0;
-    }
-    while (this.waitingHead < this.waiting.length) {
-      const rec = this.waiting[this.waitingHead]!;
+    for (let rec = this.waiting.peek(); rec !== undefined; rec = this.waiting.peek()) {
       const verdict = this.verdict(rec.lsn);
       if (verdict === 'later') break;
-      this.waitingHead++;
+      this.waiting.shift();
       if (verdict === 'behind') {
         this.behind++;
         continue;
       }
       this.head = rec.lsn;
       take(rec);
-    }
-    if (this.waitingHead === this.waiting.length) {
-      this.waiting.length = 0;
-      this.waitingHead = 0;
     }
   }
 
@@ -125,11 +114,9 @@ export class ReadaheadWindow {
     this.replay = null;
     this.limit = null;
     this.head = null;
-    this.waiting.length = 0;
-    this.waitingHead = 0;
-    this.aheadLsns.length = 0;
-    this.aheadCounts.length = 0;
-    this.aheadHead = 0;
+    this.waiting.clear();
+    this.aheadLsns.clear();
+    this.aheadCounts.clear();
     this.pages = 0;
   }
 

@@ -10,6 +10,7 @@ import { describeTarget, type ConnOptions } from './conninfo.ts';
 import { classifyServerError, ReplicationError, type ServerErrorFields } from './errors.ts';
 import { Framer } from './framer.ts';
 import { formatLsn, parseLsn } from '../lsn.ts';
+import { parseDuration } from '../units.ts';
 import { md5PasswordResponse, ScramClient } from './auth.ts';
 import { PhysicalStream, type ReplicationStream, type StartReplicationOptions, type StreamHost } from './stream.ts';
 import { openTransport, type TlsAttempt } from './transport.ts';
@@ -456,11 +457,8 @@ export class ReplicationConnection implements StreamHost {
   }
 }
 
-// "60s", "500ms", "1min", "0" -> milliseconds
+// SHOW gives "60s", "500ms", "1min" or "0"; anything unreadable counts as 0 (no timeout).
 function parseDurationMs(text: string): number {
-  const m = /^(\d+)\s*(ms|s|min|h|d)?$/.exec(text.trim());
-  if (!m) return 0;
-  const n = Number(m[1]);
-  const unit = m[2] ?? 'ms';
-  return n * ({ ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 } as Record<string, number>)[unit]!;
+  const t = parseDuration(text);
+  return t.ok ? t.value : 0;
 }

@@ -3,8 +3,11 @@
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { libpqPassword } from '../credentials.ts';
+import { SSL_MODES, type SslMode } from '../options.ts';
+import { parseDuration } from '../units.ts';
 
-export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+export { redactConninfo } from '../redact.ts';
+export type { SslMode };
 
 export interface ConnOptions {
   host: string; // hostname/IP, or a directory for a unix socket (starts with '/')
@@ -22,8 +25,6 @@ export interface ConnOptions {
   /** Fail with TIMEOUT when nothing at all arrives for this long while streaming. Default 60000. */
   readTimeoutMs?: number;
 }
-
-const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
 
 function badValue(key: string, value: string, want: string): Error {
   // password is never echoed back
@@ -78,10 +79,10 @@ function applyKey(out: Partial<ConnOptions>, key: string, value: string): void {
       out.passfile = value;
       break;
     case 'connect_timeout': {
-      const n = Number(value);
-      if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw badValue(key, value, 'seconds (a non-negative number)');
+      const t = parseDuration(value, 's');
+      if (!t.ok) throw badValue(key, value, 'seconds (a non-negative number)');
       // libpq: 0 means wait forever; values below 2 s are raised to 2 s
-      out.connectTimeoutMs = n === 0 ? 0 : Math.max(2, n) * 1000;
+      out.connectTimeoutMs = t.value === 0 ? 0 : Math.max(2000, t.value);
       break;
     }
     default:
@@ -259,16 +260,6 @@ function safeUserName(): string {
   } catch {
     return 'postgres';
   }
-}
-
-/** The same text with passwords replaced by ***, safe for logs. */
-export function redactConninfo(text: string): string {
-  if (/^\s*postgres(ql)?:\/\//.test(text)) {
-    return text
-      .replace(/^(\s*postgres(?:ql)?:\/\/[^:@/?]*):[^@/?]*@/, '$1:***@')
-      .replace(/([?&]password=)[^&]*/g, '$1***');
-  }
-  return text.replace(/(\bpassword\s*=\s*)('(?:\\.|[^'\\])*'|(?:\\.|\S)*)/g, '$1***');
 }
 
 /** host:port or socket path, for messages. */

@@ -3,7 +3,7 @@
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { serialize } from 'pg-protocol';
 import { ReplicationError } from './errors.ts';
-import { Fifo } from './fifo.ts';
+import { Fifo } from '../fifo.ts';
 import { asDataRow, asError } from './messages.ts';
 import { parseLsn } from '../lsn.ts';
 import type { ReplicationStream, StartReplicationOptions, StreamHost, StreamMessage } from './stream-api.ts';
@@ -276,7 +276,7 @@ export class PhysicalStream implements ReplicationStream {
   private push(m: StreamMessage, bytes: number): void {
     if (this.closeRequested) return;
     const w = this.waiter;
-    if (w && this.queue.size === 0) {
+    if (w && this.queue.length === 0) {
       this.waiter = null;
       w.resolve({ value: m, done: false });
       return;
@@ -321,7 +321,7 @@ export class PhysicalStream implements ReplicationStream {
   private settleWaiter(): void {
     const w = this.waiter;
     if (!w) return;
-    if (this.queue.size) return; // a queued message is delivered first
+    if (this.queue.length) return; // a queued message is delivered first
     if (this.failure && !this.failureDelivered && !this.closeRequested) {
       this.waiter = null;
       this.failureDelivered = true;

@@ -6,8 +6,9 @@ export interface WalChunk {
   data: Buffer;
 }
 
-export const WAL_SOURCE_KINDS = ['stream', 'local'] as const;
-export type WalSourceKind = (typeof WAL_SOURCE_KINDS)[number];
+import { WAL_SOURCE_KINDS, type WalSourceKind } from '../options.ts';
+
+export { WAL_SOURCE_KINDS, type WalSourceKind };
 
 export interface WalSource extends AsyncIterable<WalChunk> {
   readonly kind: WalSourceKind;
