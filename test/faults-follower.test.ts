@@ -319,11 +319,16 @@ test(`PG ${version}: SIGHUP applies a changed io_concurrency and io_method live;
     const dir = mkdtempSync(join(tmpdir(), 'fault-signals-'));
     const config = join(dir, 'pg-prefaulter.toml');
     writeFileSync(config, 'io_concurrency = 4\nio_method = "pread"\n');
-    await c.primary.exec('create table busy (id int primary key, v int, f text); insert into busy select g, 0, repeat(\'b\', 300) from generate_series(1, 20000) g;');
+    // Two tables: once pages are hinted they count as resident for as long as our page
+    // cache can hold them, so the load moves to pages never touched to see new hints.
+    for (const t of ['busy', 'busy2']) {
+      await c.primary.exec(`create table ${t} (id int primary key, v int, f text); insert into ${t} select g, 0, repeat('b', 300) from generate_series(1, 20000) g;`);
+    }
     const agent = await startAgent(agentArgs(c.standby, ['--config', config]));
     let loading = true;
+    let table = 'busy';
     const loader = (async () => {
-      for (let i = 0; loading; i++) await c.primary.exec(`update busy set v = v + 1 where id % 50 = ${i % 50}`);
+      for (let i = 0; loading; i++) await c.primary.exec(`update ${table} set v = v + 1 where id % 50 = ${i % 50}`);
     })();
     try {
       const st0 = await agent.waitFor((s) => s.state === 'streaming' && (s.prefault?.completed ?? 0) > 0, 'prefaulting under load');
@@ -370,6 +375,7 @@ test(`PG ${version}: SIGHUP applies a changed io_concurrency and io_method live;
       process.kill(pid!, 'SIGHUP');
       const st2 = await agent.waitFor((s) => s.settings?.ioMethod === 'willneed' && s.prefault?.ioMethod === 'willneed', 'io_method willneed in force', 10_000);
       assert.equal(st2.reconnects.follower, st0.reconnects.follower, 'switching io_method restarted the session');
+      table = 'busy2';
       await agent.waitFor((s) => (s.prefault?.completed ?? 0) > st2.prefault.completed, 'hints after the switch', 10_000);
       assert.match(await agent.scrape(), /^pg_prefaulter_io_method\{method="willneed"\} 1$/m);
 

@@ -49,6 +49,8 @@ const sizing = sizeThreadpool(16);
 const code = await relaunchWithThreadpool(sizing);
 if (code !== null) { process.stdout.write('parent saw ' + code + '\\n'); process.exit(code); }
 process.stdout.write('child runs with ' + sizing.effective + '\\n');
+// libuv starts its pool at the first piece of work (newer Node.js versions do not start it eagerly).
+await (await import('node:fs/promises')).stat('/');
 process.stderr.write('threads ' + readdirSync('/proc/self/task').length + '\\n');
 process.exitCode = 3;
 `;
