@@ -10,7 +10,7 @@ function minorCollections(fn: () => void): Promise<number> {
   return new Promise((resolve) => {
     let n = 0;
     const obs = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) if ((e.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MINOR) n++;
+      for (const e of list.getEntries()) if (((e as unknown as { detail?: { kind?: number } }).detail)?.kind === constants.NODE_PERFORMANCE_GC_MINOR) n++;
     });
     obs.observe({ entryTypes: ['gc'] });
     fn();
