@@ -9,6 +9,7 @@ import { asDataRow, asError, asMd5, asParameterStatus, asRowDescription, asSaslD
 import { describeTarget, type ConnOptions } from './conninfo.ts';
 import { classifyServerError, ReplicationError, type ServerErrorFields } from './errors.ts';
 import { Framer } from './framer.ts';
+import { noteSocketRead } from './read-buffers.ts';
 import { formatLsn, parseLsn } from '../lsn.ts';
 import { parseDuration } from '../units.ts';
 import { md5PasswordResponse, ScramClient } from './auth.ts';
@@ -209,6 +210,7 @@ export class ReplicationConnection implements StreamHost {
   // ---- incoming bytes ----
 
   private onData(chunk: Buffer): void {
+    noteSocketRead(chunk.length);
     this.framer.push(chunk);
     for (;;) {
       let parts: Buffer[] | null;
