@@ -4,7 +4,12 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-/** Line 8: PM_STATUS_STARTING/STOPPING/READY/STANDBY ("ready   " is padded). */
+/**
+ * Line 8: PM_STATUS_STARTING/STOPPING/READY/STANDBY ("ready   " is padded).
+ * "ready" means connections are accepted (a primary, or a hot standby once
+ * consistent); "standby" means up but refusing connections (hot_standby = off:
+ * what pg_ctl start waits for).
+ */
 export type PostmasterStatus = 'starting' | 'stopping' | 'ready' | 'standby';
 
 export interface PostmasterPid {
@@ -51,7 +56,7 @@ export async function readPostmasterPid(dataDir: string): Promise<PostmasterPid 
   }
 }
 
-/** Whether this status means PostgreSQL accepts connections (a primary or a hot standby). */
+/** Whether this status means PostgreSQL accepts connections (a primary or a consistent hot standby). */
 export function acceptsConnections(pm: PostmasterPid | null): boolean {
-  return pm?.status === 'ready' || pm?.status === 'standby';
+  return pm?.status === 'ready';
 }
