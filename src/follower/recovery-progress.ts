@@ -26,7 +26,17 @@ export interface RecoveryProgress {
   recovery: RecoveryKind;
   /** PostgreSQL is running (postmaster.pid present) and does not accept connections yet. */
   recovering: boolean;
-  /** postmaster.pid says "ready": hand over to the SQL path now. */
+  /**
+   * The postmaster named in postmaster.pid runs: true when seen in /proc,
+   * false when there is no postmaster.pid, null when its processes are not
+   * visible (then a SIGKILLed postmaster's stale file cannot be told apart).
+   */
+  postmasterAlive: boolean | null;
+  /**
+   * postmaster.pid says "ready" and the postmaster is not known dead: hand
+   * over to the SQL path now. A SIGKILL leaves "ready" behind, so when
+   * postmasterAlive is null this is a hint to try SQL, not a certainty.
+   */
   acceptsConnections: boolean;
   /**
    * Replay is at or after this LSN: the start of the segment the startup
@@ -59,7 +69,8 @@ export async function readRecoveryProgress(dataDir: string, opts: { procDir?: st
   const startup = await findStartupProcess(dataDir, { segmentSize: control.xlogSegSize, procDir: opts.procDir });
   const postmaster = startup.postmaster;
   const signalled = (await exists(join(dataDir, 'standby.signal'))) || (await exists(join(dataDir, 'recovery.signal')));
-  const ready = acceptsConnections(postmaster);
+  const postmasterAlive = startup.kind === 'startup' || startup.kind === 'none' ? true : postmaster === null ? false : null;
+  const ready = acceptsConnections(postmaster) && postmasterAlive !== false;
   const recovery = recoveryKind(control, signalled, postmaster, startup);
   const redo = control.checkPointCopy.redo;
 
@@ -85,7 +96,8 @@ export async function readRecoveryProgress(dataDir: string, opts: { procDir?: st
     postmaster,
     startup,
     recovery,
-    recovering: postmaster !== null && !ready && recovery !== 'none',
+    recovering: postmasterAlive !== false && !ready && recovery !== 'none',
+    postmasterAlive,
     acceptsConnections: ready,
     replayLsn,
     replaySource,
