@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { freePort, sleep, type Cluster, type PgServer } from '../test/harness/index.ts';
 import { findStartupProcess } from '../src/follower/startup-process.ts';
 import { readPostmasterPid } from '../src/follower/postmaster-pid.ts';
-import { startAgent, type RunningAgent } from './replay-agent.ts';
+import { processTree, startAgent, type RunningAgent } from './replay-agent.ts';
 import type { BenchOptions, VariantName } from './replay-args.ts';
 import { evict, relationFiles, residency, warm } from './replay-cache.ts';
 import { replayReached, runBurst, type LoadedTable } from './replay-cluster.ts';
@@ -41,20 +41,11 @@ export interface CrashContext {
 
 const SEG = 16 * 1024 * 1024;
 
-/** Children of pid (one level), from /proc/<pid>/task/<pid>/children. */
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
 /** SIGKILL the postmaster and all its children at once, as a pod kill does, and wait until all are gone. */
 async function killAll(server: PgServer): Promise<void> {
   const pm = server.pid;
   if (pm === undefined) throw new Error(`${server.name} is not running`);
-  const pids = [...childrenOf(pm), pm];
+  const pids = processTree(pm);
   for (const p of pids) {
     try {
       process.kill(p, 'SIGKILL');
