@@ -59,8 +59,9 @@ Modes (--mode):
             at the same instant; timed until postmaster.pid says "ready"
             (crash recovery done, connections accepted).
   crash-standby  the same for the standby: at a restartpoint, the burst
-            received with replay paused, SIGKILL; both started together;
-            timed until replay passes the burst's end.
+            replayed, SIGKILL; both started together; timed until replay
+            passes the burst's end again (connections are refused until
+            replay reaches minRecoveryPoint).
 
 Options:
   --mode restart,live   one or more of restart, live, crash, crash-standby,

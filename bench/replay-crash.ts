@@ -3,15 +3,18 @@
 //   its processes is killed with SIGKILL; then PostgreSQL and the sidecar are
 //   started at the same instant and the timer runs until the postmaster
 //   reports "ready" in postmaster.pid (accepts connections): crash recovery.
-// - crash-standby: the standby, at a restartpoint, receives the burst with
-//   replay paused and is killed with SIGKILL; PostgreSQL and the sidecar start
-//   together and the timer runs until replay passes the burst's end (the
-//   burst is in its pg_wal: start-up replay of a lagging standby).
+// - crash-standby: the standby, at a restartpoint, replays the burst (buffers
+//   it evicts move minRecoveryPoint forward) and is killed with SIGKILL; then
+//   PostgreSQL and the sidecar start together and the timer runs until replay
+//   passes the burst's end again (the burst is in its pg_wal). It refuses
+//   connections until replay reaches minRecoveryPoint (consistency).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, sleep, type Cluster, type PgServer } from '../test/harness/index.ts';
 import { findStartupProcess } from '../src/follower/startup-process.ts';
 import { readPostmasterPid } from '../src/follower/postmaster-pid.ts';
+import { readControlFile } from '../src/follower/control-file.ts';
+import { formatLsn } from '../src/lsn.ts';
 import { processTree, startAgent, type RunningAgent } from './replay-agent.ts';
 import type { BenchOptions, VariantName } from './replay-args.ts';
 import { evict, relationFiles, residency, warm } from './replay-cache.ts';
@@ -91,13 +94,14 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
     if (!standby.running) await standby.start();
     await standby.waitForReplay(await primary.currentLsn(), 600_000);
     await standby.exec('checkpoint');
-    await standby.pauseReplay();
   } else if (standby.running) {
     await standby.stop('fast'); // not replaying the burst in parallel: the machine has 2 cores
   }
   const burst = await runBurst(primary, table.rows, opts);
-  if (ctx.mode === 'crash-standby') await standby.waitForReceive(burst.endLsn, 600_000);
+  if (ctx.mode === 'crash-standby') await standby.waitForReplay(burst.endLsn, 600_000);
   await killAll(target);
+  const control = await readControlFile(target.dataDir);
+  ctx.log(`${tag}: killed; pg_control: ${control.state}, redo ${formatLsn(control.checkPointCopy.redo)}, minRecoveryPoint ${formatLsn(control.minRecoveryPoint)}, burst ${burst.startLsn}..${burst.endLsn}`);
 
   const settings: Record<string, string | number> = { maintenance_io_concurrency: spec.ioConcurrency };
   if (cluster.version >= 15) settings.recovery_prefetch = spec.prefetch;
@@ -152,12 +156,10 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
     target.env = {};
     if (target.running) await target.stop('fast');
     await target.start();
-    if (ctx.mode === 'crash-standby') await standby.resumeReplay().catch(() => {});
   }
 }
 
-// A standby killed while paused starts replaying again (pause is not kept
-// across a restart); the burst is done once replay passes its end.
+// The burst is done once replay passes its end (SQL: after consistency).
 async function replayReachedAfterResume(standby: PgServer, endLsn: string): Promise<boolean> {
   try {
     return await replayReached(standby, endLsn);

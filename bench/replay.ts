@@ -358,7 +358,7 @@ async function section(ctx: Context, version: number, results: RunResult[], note
       `${((results[0]?.walBytes ?? 0) / 1048576).toFixed(1)} MB of WAL; full_page_writes ${opts.fpw ? 'on' : 'off'}; slowio miss latency ${opts.latencyUs} us; ${opts.reps} repetitions.`,
     '',
     ...(mode === 'crash' ? ['"replay s" here is from the start of PostgreSQL (killed with SIGKILL after the burst) and the sidecar to postmaster.pid saying "ready": crash recovery done.', ''] : []),
-    ...(mode === 'crash-standby' ? ['"replay s" here is from the start of the standby (killed with SIGKILL after receiving the burst) and the sidecar until replay passes the burst\'s end.', ''] : []),
+    ...(mode === 'crash-standby' ? ['"replay s" here is from the start of the standby (killed with SIGKILL after replaying the burst) and the sidecar until replay passes the burst\'s end again; "standby start s" in All runs is when it accepted connections (consistent).', ''] : []),
     replayTable(summaries),
     '',
   ];

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findStartupProcess } from '../src/follower/startup-process.ts';
-import { readRecoveryProgress } from '../src/follower/recovery-progress.ts';
+import { readRecoveryProgress, recoveryWindowEnd } from '../src/follower/recovery-progress.ts';
 import { parseLsn } from '../src/lsn.ts';
 import { selectedVersions, withCluster } from './harness/index.ts';
 import { pollUntil, startUnready } from './helpers/unready-server.ts';
@@ -89,6 +89,8 @@ for (const version of selectedVersions()) {
           assert.equal(blind.replayLsn, blind.control.checkPointCopy.redo);
           assert.equal(blind.recovering, true);
           assert.match(blind.notVisibleReason ?? '', /shareProcessNamespace/);
+          assert.equal(recoveryWindowEnd(blind, 1 << 20), blind.control.checkPointCopy.redo + (1n << 20n), 'a bounded window from the redo point');
+          assert.equal(recoveryWindowEnd(moved, 1 << 20), moved.replayLsn + BigInt(SEG) + (1n << 20n), 'the whole segment replay is in, and more');
         } finally {
           rmSync(emptyProc, { recursive: true, force: true });
         }

@@ -129,3 +129,14 @@ async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * Where a reader of local WAL should stop for now: `readaheadBytes` past
+ * replay. A position from the startup process is a segment's start and replay
+ * may be anywhere in that segment, so the window gets one segment more. The
+ * decoder finds the real end of WAL (unwritten or recycled pages) on its own.
+ */
+export function recoveryWindowEnd(p: Pick<RecoveryProgress, 'replayLsn' | 'replaySource' | 'segmentSize'>, readaheadBytes: number): bigint {
+  const slack = p.replaySource === 'startup-process' ? BigInt(p.segmentSize) : 0n;
+  return p.replayLsn + slack + BigInt(readaheadBytes);
+}
