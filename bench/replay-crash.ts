@@ -15,11 +15,11 @@ import { findStartupProcess } from '../src/follower/startup-process.ts';
 import { readPostmasterPid } from '../src/follower/postmaster-pid.ts';
 import { readControlFile } from '../src/follower/control-file.ts';
 import { formatLsn } from '../src/lsn.ts';
-import { processTree, startAgent, type RunningAgent } from './replay-agent.ts';
+import { metricSum, processTree, sampleProc, startAgent, type RunningAgent } from './replay-agent.ts';
 import type { BenchOptions, VariantName } from './replay-args.ts';
 import { evict, relationFiles, residency, warm } from './replay-cache.ts';
 import { replayReached, runBurst, type LoadedTable } from './replay-cluster.ts';
-import type { RunResult } from './replay-report.ts';
+import type { AgentFigures, RunResult } from './replay-report.ts';
 import { readSlowIoStats, sumCounters, type SlowIo } from './replay-slowio.ts';
 
 export interface CrashSpec {
@@ -130,11 +130,13 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
     // Poll the same signals the agent can see: postmaster.pid's status and the startup process.
     let startupPid: number | null = null;
     let readyS: number | null = null;
+    let firstPrefaultS: number | null = null;
     const deadline = Date.now() + opts.timeoutS * 1000;
     for (;;) {
       if (Date.now() > deadline) throw new Error(`${tag}: not done within ${opts.timeoutS} s\n${target.logTail()}`);
       const lookup = await findStartupProcess(target.dataDir, { segmentSize: SEG });
       if (lookup.kind === 'startup') startupPid = lookup.pid;
+      if (agent && firstPrefaultS === null && ((await agent.prefaultsIssued()) ?? 0) > 0) firstPrefaultS = (performance.now() - t0) / 1000;
       // The killed postmaster's postmaster.pid still says "ready": wait for the new one's.
       const pm = await readPostmasterPid(target.dataDir);
       if (readyS === null && pm !== null && pm.pid === target.pid && pm.status === 'ready') readyS = (performance.now() - t0) / 1000;
@@ -144,12 +146,12 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
     }
     const seconds = (performance.now() - t0) / 1000;
     await starting;
-    const agentExit = agent ? await agent.stop() : null;
+    const figures = agent ? await agentFigures(agent, firstPrefaultS, agentStats) : null;
     agent = null;
     const perPid = readSlowIoStats(statsPrefix);
     const counters = (startupPid !== null ? perPid.get(startupPid) : undefined) ?? sumCounters(perPid.values());
-    ctx.log(`${tag}: ${seconds.toFixed(2)} s (accepting connections at ${readyS?.toFixed(2)} s; burst ${(burst.walBytes / 1048576).toFixed(1)} MB WAL; resident ${(residentFraction * 100).toFixed(1)}%; replay misses ${counters.misses}, willneed ${counters.willneed}${agentExit ? `; agent misses ${sumCounters(readSlowIoStats(agentStats).values()).misses}, exit ${agentExit}` : ''})`);
-    return { variant, rep, seconds, startupSeconds: readyS ?? seconds, walBytes: burst.walBytes, residentFraction, standbyMisses: counters.misses, standbyWillneed: counters.willneed, agent: null };
+    ctx.log(`${tag}: ${seconds.toFixed(2)} s (accepting connections at ${readyS?.toFixed(2)} s; burst ${(burst.walBytes / 1048576).toFixed(1)} MB WAL; resident ${(residentFraction * 100).toFixed(1)}%; replay misses ${counters.misses}, willneed ${counters.willneed}${figures ? `; agent first prefault ${figures.firstPrefaultS?.toFixed(2) ?? 'never'} s, prefaults ${figures.prefaultsIssued ?? 'n/a'}, misses ${figures.misses}, exit ${figures.exit}` : ''})`);
+    return { variant, rep, seconds, startupSeconds: readyS ?? seconds, walBytes: burst.walBytes, residentFraction, standbyMisses: counters.misses, standbyWillneed: counters.willneed, agent: figures };
   } finally {
     if (agent) await agent.stop();
     // Back to a fast server for the next burst: without the storage model.
@@ -166,4 +168,28 @@ async function replayReachedAfterResume(standby: PgServer, endLsn: string): Prom
   } catch {
     return false; // not accepting connections yet
   }
+}
+
+// The sidecar's whole-life figures (it starts with PostgreSQL), then stop it.
+async function agentFigures(agent: RunningAgent, firstPrefaultS: number | null, statsPrefix: string): Promise<AgentFigures> {
+  const sample = sampleProc(agent.pid);
+  const metrics = await agent.scrape();
+  const died = agent.exited();
+  const exit = died !== null ? `died early (${died})` : await agent.stop();
+  const cpu = sample?.cpuSeconds ?? NaN;
+  return {
+    cpuSeconds: cpu,
+    cpuSecondsTotal: cpu,
+    peakRssBytes: sample?.peakRssBytes ?? 0,
+    processes: sample?.processes ?? 0,
+    threads: sample?.threads ?? 0,
+    firstPrefaultS,
+    readEndS: null,
+    walBytesMetric: metrics === null ? null : metricSum(metrics, 'pg_prefaulter_wal_bytes_total'),
+    records: metrics === null ? null : metricSum(metrics, 'pg_prefaulter_wal_records_total'),
+    prefaultsIssued: metrics === null ? null : metricSum(metrics, 'pg_prefaulter_prefaults_issued_total'),
+    misses: sumCounters(readSlowIoStats(statsPrefix).values()).misses,
+    exit,
+    threadCpu: sample?.perThread,
+  };
 }
