@@ -104,7 +104,7 @@ export async function findStartupProcess(dataDir: string, opts: FindStartupOptio
 }
 
 function notVisible(what: string): string {
-  return `${what}: PostgreSQL's processes are not visible from here (another PID namespace); in Kubernetes set shareProcessNamespace: true on the pod so replay progress can be followed`;
+  return `${what}: PostgreSQL's processes are not visible from here (another PID namespace, or /proc mounted with hidepid); in Kubernetes set shareProcessNamespace: true on the pod so replay progress can be followed`;
 }
 
 async function readText(path: string): Promise<string | null> {
