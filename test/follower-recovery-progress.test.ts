@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { findStartupProcess } from '../src/follower/startup-process.ts';
 import { readRecoveryProgress, recoveryWindowEnd } from '../src/follower/recovery-progress.ts';
 import { parseLsn } from '../src/lsn.ts';
-import { selectedVersions, withCluster } from './harness/index.ts';
+import { selectedVersions, withCluster, withPrimary } from './harness/index.ts';
 import { pollUntil, startUnready } from './helpers/unready-server.ts';
 
 const SEG = 16 * 1024 * 1024;
@@ -111,6 +111,49 @@ for (const version of selectedVersions()) {
       assert.equal(crashed.replaySource, 'redo-point');
       assert.equal(crashed.replayLsn, redoBefore);
       assert.equal(crashed.timeline, 1);
+    });
+  });
+}
+
+for (const version of selectedVersions()) {
+  test(`PG ${version}: crash recovery of a primary seen from PGDATA and /proc before it accepts connections`, async () => {
+    await withPrimary(version, { name: 'crash', primaryConf: { full_page_writes: 'off', max_wal_size: '4GB', checkpoint_timeout: '1h' } }, async ({ primary }) => {
+      await primary.exec(`create table c (id int, pad text); checkpoint;`);
+      const redo = parseLsn(await primary.scalar<string>('select redo_lsn::text from pg_control_checkpoint()'));
+      // Enough WAL (~3 segments) that replay takes a while and opens several segments.
+      await primary.exec(`insert into c select g, repeat('p', 500) from generate_series(1, 80000) g`);
+      const end = parseLsn(await primary.currentLsn());
+      await primary.stop('immediate');
+      const server = startUnready(primary);
+      try {
+        const seen = await pollUntil(
+          'the startup process in crash recovery',
+          () => readRecoveryProgress(primary.dataDir),
+          (p) => p.startup.kind === 'startup' || p.acceptsConnections,
+          60_000,
+          2,
+        );
+        if (seen.acceptsConnections) {
+          // Recovery finished between two polls: only what stays true afterwards can be checked.
+          assert.equal(seen.recovery, 'none');
+          return;
+        }
+        assert.equal(seen.recovery, 'crash');
+        assert.equal(seen.recovering, true);
+        assert.equal(seen.postmasterAlive, true);
+        assert.equal(seen.acceptsConnections, false);
+        assert.ok(['in production', 'in crash recovery'].includes(seen.control.state), seen.control.state);
+        assert.equal(seen.control.checkPointCopy.redo, redo);
+        assert.equal(seen.timeline, 1);
+        assert.ok(seen.replayLsn >= redo && seen.replayLsn <= end, 'between the redo point and the end of WAL');
+        const done = await pollUntil('the end of crash recovery', () => readRecoveryProgress(primary.dataDir), (p) => p.acceptsConnections, 60_000);
+        assert.equal(done.startup.kind, 'none');
+        assert.equal(done.recovery, 'none');
+        assert.equal(done.control.state, 'in production');
+        assert.ok(done.control.checkPointCopy.redo > redo, 'the end-of-recovery checkpoint');
+      } finally {
+        await server.kill();
+      }
     });
   });
 }
