@@ -142,7 +142,8 @@ for (const version of selectedVersions()) {
         assert.equal(seen.recovering, true);
         assert.equal(seen.postmasterAlive, true);
         assert.equal(seen.acceptsConnections, false);
-        assert.ok(['in production', 'in crash recovery'].includes(seen.control.state), seen.control.state);
+        // "shutting down": the end-of-recovery checkpoint, while the startup process waits for it.
+        assert.ok(['in production', 'in crash recovery', 'shutting down'].includes(seen.control.state), seen.control.state);
         assert.equal(seen.control.checkPointCopy.redo, redo);
         assert.equal(seen.timeline, 1);
         assert.ok(seen.replayLsn >= redo && seen.replayLsn <= end, 'between the redo point and the end of WAL');

@@ -116,6 +116,7 @@ function recoveryKind(control: ControlFile, signalled: boolean, pm: PostmasterPi
   if (control.state === 'in crash recovery') return 'crash';
   // "in production" with a postmaster still starting, or with none at all:
   // it was not shut down cleanly, so the next start replays from the redo point.
+  // "shutting down" while starting: the end-of-recovery checkpoint.
   if (control.state === 'shut down') return startup.kind === 'startup' ? 'crash' : 'none';
   if (pm === null) return 'crash';
   return pm.status === 'starting' || startup.kind === 'startup' ? 'crash' : 'none';
