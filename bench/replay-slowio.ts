@@ -23,7 +23,8 @@ export interface SlowIo {
 
 /** Finds slowio.c relative to the repo root: ../shared/tools/slowio.c. */
 export function findSlowIoSource(repoRoot: string): string {
-  const path = resolve(repoRoot, '..', 'shared', 'tools', 'slowio.c');
+  // SLOWIO_SOURCE: a checkout elsewhere (e.g. a git worktree one level deeper).
+  const path = process.env.SLOWIO_SOURCE ?? resolve(repoRoot, '..', 'shared', 'tools', 'slowio.c');
   if (!existsSync(path)) throw new Error(`slowio.c not found at ${path}: the storage model must sit beside the repo (../shared/tools/slowio.c)`);
   return path;
 }

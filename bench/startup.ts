@@ -1,0 +1,91 @@
+// Start-up time of the compiled agent as the image runs it (node
+// dist/cli/main.js run): process start to its first log line, next to a bare
+// `node -e`, and what importing each stage's module costs in a fresh process.
+// Run: npm run build && node --import tsx bench/startup.ts [runs]
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const MODULES = [
+  'cli/run.js',
+  'agent/agent.js',
+  'metrics/registry.js',
+  'follower/follower.js',
+  'replication/index.js',
+  'follower/recovery-progress.js',
+  'wal/decoder.js',
+  'prefault/willneed.js',
+  'log.js',
+];
+
+/** ms from spawn to the first byte on stdout or stderr; the child is then stopped. */
+function firstOutput(args: string[]): Promise<number> {
+  return new Promise((res, rej) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot });
+    let done = false;
+    const on = (): void => {
+      if (done) return;
+      done = true;
+      res(performance.now() - t0);
+      child.kill('SIGKILL');
+    };
+    child.stdout.once('data', on);
+    child.stderr.once('data', on);
+    child.once('error', rej);
+    setTimeout(() => {
+      if (!done) {
+        child.kill('SIGKILL');
+        rej(new Error(`no output within 10 s from node ${args.join(' ')}`));
+      }
+    }, 10_000);
+  });
+}
+
+/** ms to import one module, measured inside a fresh node. */
+function importCost(path: string): Promise<number> {
+  const script = `const t = performance.now(); await import(${JSON.stringify(path)}); process.stdout.write(String(performance.now() - t));`;
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], cwd: repoRoot });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => (code === 0 ? res(Number(out)) : rej(new Error(`importing ${path} failed (${code})`))));
+  });
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const range = (xs: number[]): string => `median ${median(xs).toFixed(0)} ms (${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)})`;
+
+async function main(): Promise<void> {
+  const runs = Number(process.argv[2] ?? 5);
+  const main = join(repoRoot, 'dist', 'cli', 'main.js');
+  if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build first`);
+  const empty = mkdtempSync(join(tmpdir(), 'pg-prefaulter-startup-'));
+  try {
+    const agent: number[] = [];
+    const bare: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      // A data directory and socket with no PostgreSQL: the agent logs at start and keeps retrying.
+      agent.push(await firstOutput([main, 'run', '-D', empty, '-H', empty, '-p', '1', '-U', 'postgres', '--metrics-listen', '127.0.0.1:0', '--log-level', 'info']));
+      bare.push(await firstOutput(['-e', 'console.log(1)']));
+    }
+    console.log(`load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; ${runs} runs`);
+    console.log(`node dist/cli/main.js run, start to first log line: ${range(agent)}`);
+    console.log(`node -e, start to first output:                    ${range(bare)}`);
+    for (const m of MODULES) {
+      const costs: number[] = [];
+      for (let i = 0; i < 3; i++) costs.push(await importCost(join(repoRoot, 'dist', m)));
+      console.log(`import dist/${m.padEnd(30)} ${range(costs)}`);
+    }
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench/startup: ${(e as Error).message}\n`);
+  process.exitCode = 1;
+});
