@@ -9,7 +9,8 @@
 import type { Logger } from 'pino';
 import { SESSION_FIELDS, type Config } from '../config/schema.ts';
 import { followerPassword } from '../credentials.ts';
-import { Follower, FollowerConnectError, type FollowerFacts, type FollowerStatus } from '../follower/index.ts';
+import type { Follower, FollowerFacts, FollowerStatus } from '../follower/index.ts';
+import { FollowerConnectError } from '../follower/connect-error.ts';
 import { Prefaulter, checkDataDirectory, resolveIoMethod, type ResolvedIoMethod } from '../prefault/index.ts';
 import type { WalSource } from '../wal-source/source.ts';
 import { sleep } from '../sleep.ts';
@@ -24,6 +25,7 @@ import { BuiltinPrefetchAdvice } from './builtin-prefetch.ts';
 import { answerWithin, errInfo, followerRetryBounds } from './session-helpers.ts';
 import { applyFollowerStatus, clearUpstream, initialSnapshot, type AgentSnapshot, type AgentState } from './states.ts';
 import { statusView } from './status-view.ts';
+import { RecoveryPrefetch } from './recovery.ts';
 import { followerUpstream } from './upstream.ts';
 
 export type { AgentSnapshot, AgentState, RmgrCounts } from './states.ts';
@@ -50,6 +52,8 @@ export class Agent {
   private readonly upstreamBackoff: Backoff;
   private readonly sources: SourceChoice;
   private readonly prefetchAdvice: BuiltinPrefetchAdvice;
+  /** Prefaulting before PostgreSQL accepts connections (recovery.ts). */
+  private readonly recovery: RecoveryPrefetch;
 
   private readonly stopController = new AbortController();
   private sessionController: AbortController | null = null;
@@ -82,6 +86,17 @@ export class Agent {
     this.upstreamBackoff = new Backoff(cfg.reconnectMinMs, cfg.reconnectMaxMs);
     this.sources = new SourceChoice(log);
     this.prefetchAdvice = new BuiltinPrefetchAdvice(log);
+    this.recovery = new RecoveryPrefetch({
+      cfg: () => this.cfg,
+      io: () => this.io,
+      observeReadSeconds: this.observeReadSeconds,
+      snap: this.snap,
+      log,
+      sessionUp: () => this.facts !== null,
+      onChange: () => {
+        if (this.facts === null && (this.snap.state === 'waiting_for_postgres' || this.snap.state === 'recovering')) this.setState(this.idleState());
+      },
+    });
   }
 
   /** How pages are brought in now (io_method as resolved). */
@@ -150,8 +165,15 @@ export class Agent {
     }
   }
 
+  /** No SQL session: prefaulting a recovery, or just waiting. */
+  private idleState(): AgentState {
+    return this.recovery.active ? 'recovering' : 'waiting_for_postgres';
+  }
+
   private async loop(): Promise<void> {
     const stop = this.stopController.signal;
+    // Started before the first SQL attempt: recovery begins as PostgreSQL starts, and each millisecond counts.
+    const recovering = this.recovery.run(stop);
     while (!stop.aborted) {
       this.snap.lastTick = Date.now();
       this.sessionController = new AbortController();
@@ -177,6 +199,7 @@ export class Agent {
         await waitForFollower(this.cfg.host, this.cfg.port, delay, stop);
       }
     }
+    await recovering;
     this.snap.state = 'stopped';
   }
 
@@ -194,7 +217,7 @@ export class Agent {
     this.follower = null;
     this.facts = null;
     this.snap.role = 'unknown';
-    if (!this.stopController.signal.aborted) this.setState('waiting_for_postgres');
+    if (!this.stopController.signal.aborted) this.setState(this.idleState());
   }
 
   private async closePrefaulter(): Promise<void> {
@@ -205,8 +228,10 @@ export class Agent {
 
   // One connection to the follower: poll it, and run WAL pipelines while it is a standby.
   private async session(signal: AbortSignal): Promise<void> {
-    this.setState('waiting_for_postgres');
+    this.setState(this.idleState());
     const cfg = this.cfg;
+    // Loaded on first use: the SQL client is not needed to start prefaulting a recovery.
+    const { Follower } = await import('../follower/follower.ts');
     const follower = await Follower.connect({
       host: cfg.host,
       port: cfg.port,
@@ -232,6 +257,7 @@ export class Agent {
       const status = await answerWithin(follower.status(), cfg.connectTimeoutMs, 'the follower status query');
       this.onStatus(status);
       if (!status.inRecovery) {
+        await this.recovery.stop(); // crash recovery ended: a primary
         if (pipeline) {
           this.pipelineController?.abort();
           await pipeline;
@@ -265,6 +291,7 @@ export class Agent {
     this.status = s;
     applyFollowerStatus(this.snap, s, this.source?.upstreamEnd() ?? null);
     if (s.replayLsn !== null && this.prefaulter) this.prefaulter.setReplayLsn(s.replayLsn);
+    if (s.replayLsn !== null && s.inRecovery && this.recovery.active) this.recovery.setReplayLsn(s.replayLsn);
     this.snap.prefault = this.prefaulter?.stats ?? null;
     this.replayTicks.tick();
   }
@@ -286,7 +313,8 @@ export class Agent {
   private ensurePrefaulter(facts: FollowerFacts): Prefaulter {
     if (this.prefaulter) return this.prefaulter;
     const cfg = this.cfg;
-    this.prefaulter = new Prefaulter({
+    // Hand-over from the recovery prefetch: the same prefaulter, so what it brought in is not read again.
+    this.prefaulter = this.recovery.release(cfg.pgdata || facts.dataDirectory) ?? new Prefaulter({
       pgdata: cfg.pgdata || facts.dataDirectory,
       blockSize: facts.blockSize,
       majorVersion: Math.floor(facts.serverVersionNum / 10000),

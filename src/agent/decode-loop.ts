@@ -69,12 +69,25 @@ export class DecodeLoop {
         c.bytes += item.totalLength;
         snap.decodedLsn = item.endLsn;
         prefaulter.offer(item);
+        if (snap.firstHintMs === null && prefaulter.stats.issued > 0) this.onFirstHint();
         while (!prefaulter.wantsMore()) {
           await this.o.nextReplayUpdate(signal);
           if (signal.aborted) return;
         }
       }
+      // Bytes not written yet (the end of WAL in pg_wal): the decoder wants them again once they are.
+      if (source.rewind && decoder.inputLsn < expected) {
+        expected = decoder.inputLsn;
+        source.rewind(expected);
+      }
     }
+  }
+
+  // performance.now() counts from process start: the start-up figure (issue #15: at most 300 ms).
+  private onFirstHint(): void {
+    const snap = this.o.snap;
+    snap.firstHintMs = Math.round(performance.now());
+    this.o.log.info({ sinceProcessStartMs: snap.firstHintMs, state: snap.state }, 'first prefault hint issued');
   }
 
   private onDecodeError(lsn: bigint, message: string): void {

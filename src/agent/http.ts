@@ -69,6 +69,7 @@ function copyStats(agent: Agent, m: AgentMetrics): void {
   if (s.streamLsn !== null) m.streamLsn.set(Number(s.streamLsn));
   m.upstreamConnected.set(s.upstreamConnected ? 1 : 0);
   m.setWalSource(s.source);
+  m.recoveryProgressVisible.set(s.state === 'recovering' && s.recovery?.progressVisible === false ? 0 : 1);
   m.setIoMethod(agent.ioMethod.method);
   m.setCounter(m.decodeErrors, {}, s.decodeErrors);
   m.setCounter(m.reconnects, { target: 'follower' }, s.reconnects.follower);

@@ -1,0 +1,282 @@
+// Prefaulting while PostgreSQL replays WAL before it accepts connections:
+// crash recovery of a primary, a standby starting up until it is consistent,
+// a standby with hot_standby = off (never accepts connections). No SQL: the
+// redo point, geometry and version come from PGDATA/global/pg_control and
+// PG_VERSION, replay progress from the startup process's title in /proc
+// (follower/recovery-progress.ts); WAL from the local pg_wal. Needs `pgdata`
+// configured (without SQL nothing else says where the data directory is).
+// The agent hands the prefaulter over to its SQL path once PostgreSQL
+// answers (release()), so pages already brought in are not read again.
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
+import { ControlFileError } from '../follower/control-file.ts';
+import { readRecoveryProgress, recoveryWindowEnd, type RecoveryProgress } from '../follower/recovery-progress.ts';
+import { Prefaulter, type ResolvedIoMethod } from '../prefault/index.ts';
+import { LocalSource } from '../wal-source/local.ts';
+import { formatLsn } from '../lsn.ts';
+import { sleep } from '../sleep.ts';
+import { DecodeLoop, ReplayTicks } from './decode-loop.ts';
+import { replayOvertook } from './readahead.ts';
+import { errInfo } from './session-helpers.ts';
+import type { AgentSnapshot } from './states.ts';
+
+export interface RecoveryHost {
+  cfg(): Config;
+  io(): ResolvedIoMethod;
+  observeReadSeconds: ((seconds: number) => void) | undefined;
+  snap: AgentSnapshot;
+  log: Logger;
+  /** The SQL session is up: the pipeline runs on until release(), and its window follows setReplayLsn(). */
+  sessionUp(): boolean;
+  /** The pipeline started or stopped (the agent's state follows). */
+  onChange(): void;
+}
+
+interface Pipeline {
+  controller: AbortController;
+  systemIdentifier: bigint;
+  pgdata: string;
+  prefaulter: Prefaulter;
+  loop: DecodeLoop;
+  done: Promise<void>;
+  ended: boolean;
+  /** Replay position last fed from PGDATA and /proc. */
+  replay: bigint;
+}
+
+/** Whether PostgreSQL will replay (or is replaying) WAL without accepting connections. */
+export function recoveryWanted(p: RecoveryProgress): boolean {
+  if (p.acceptsConnections && p.postmasterAlive === true) return false;
+  if (p.recovery !== 'none') return true;
+  // "in production" without a live postmaster seen: a crash (a SIGKILLed
+  // postmaster leaves "ready" in postmaster.pid), or one we cannot see: the
+  // SQL attempt running alongside tells, and a primary closes everything.
+  return p.control.state === 'in production' && p.postmasterAlive !== true;
+}
+
+export class RecoveryPrefetch {
+  private pipe: Pipeline | null = null;
+  private progress: RecoveryProgress | null = null;
+  /** Replay LSN from SQL, once the session is up. */
+  private sqlReplay: bigint | null = null;
+  private readonly ticks = new ReplayTicks();
+  private lastProblem = '';
+  private saidNoPgdata = false;
+  private saidNotVisible = false;
+
+  constructor(private readonly h: RecoveryHost) {}
+
+  /** A recovery pipeline runs (the agent is `recovering` until the SQL path takes over). */
+  get active(): boolean {
+    return this.pipe !== null;
+  }
+
+  /** Polls PGDATA until signal aborts; never throws. */
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const cfg = this.h.cfg();
+      try {
+        if (!cfg.pgdata) this.noPgdata();
+        else if (this.pipe || !this.h.sessionUp()) await this.poll(cfg);
+      } catch (e) {
+        this.h.log.warn({ err: errInfo(e) }, 'recovery prefetch failed; retrying');
+        await this.stop();
+      }
+      await sleep(cfg.pollIntervalMs, signal);
+    }
+    await this.stop();
+  }
+
+  /** Replay position from SQL (the session is up, the hand-over not done yet). */
+  setReplayLsn(lsn: bigint): void {
+    this.sqlReplay = lsn;
+    this.pipe?.prefaulter.setReplayLsn(lsn);
+    this.ticks.tick();
+  }
+
+  /**
+   * The SQL path takes over (the node is a standby): stop reading, keep the
+   * prefaulter (its recent pages and open files), or null when none runs.
+   */
+  release(pgdata: string): Prefaulter | null {
+    const pipe = this.pipe;
+    if (!pipe) return null;
+    this.pipe = null;
+    pipe.controller.abort();
+    this.freezeView(pipe);
+    if (pipe.pgdata !== pgdata) {
+      void pipe.done.then(() => pipe.prefaulter.closeAll());
+      this.h.onChange();
+      return null;
+    }
+    pipe.prefaulter.restartFeed();
+    this.h.log.info({ prefaultsIssued: pipe.prefaulter.stats.issued }, 'PostgreSQL accepts connections; the SQL path takes over the recovery prefetch');
+    this.h.onChange();
+    return pipe.prefaulter;
+  }
+
+  /** Stops the pipeline and closes every file (the node is a primary, PGDATA went away, or the agent stops). */
+  async stop(): Promise<void> {
+    const pipe = this.pipe;
+    if (!pipe) return;
+    this.pipe = null;
+    pipe.controller.abort();
+    await pipe.done;
+    this.freezeView(pipe);
+    await pipe.prefaulter.closeAll().catch(() => {});
+    if (this.h.snap.prefault === pipe.prefaulter.stats) this.h.snap.prefault = null;
+    this.h.onChange();
+  }
+
+  private noPgdata(): void {
+    if (this.saidNoPgdata) return;
+    this.saidNoPgdata = true;
+    this.h.log.info('pgdata is not configured: the data directory is unknown until PostgreSQL accepts connections, so recovery (crash recovery, a standby starting up, hot_standby = off) is not prefaulted; set pgdata to prefault it');
+  }
+
+  private async poll(cfg: Config): Promise<void> {
+    let p: RecoveryProgress;
+    try {
+      p = await readRecoveryProgress(cfg.pgdata);
+    } catch (e) {
+      const msg = e instanceof ControlFileError ? e.message : `reading the recovery state in ${cfg.pgdata} failed: ${errInfo(e).message}`;
+      if (this.pipe) {
+        this.h.log.warn({ pgdata: cfg.pgdata }, `${msg}; stopping the recovery prefetch and closing every file`);
+        await this.stop();
+      } else if (msg !== this.lastProblem) {
+        this.h.log.warn({ pgdata: cfg.pgdata }, `${msg}; not prefaulting recovery, waiting for PostgreSQL to accept connections`);
+      }
+      this.lastProblem = msg;
+      return;
+    }
+    this.lastProblem = '';
+    this.progress = p;
+    let pipe = this.pipe;
+    if (pipe && (pipe.pgdata !== cfg.pgdata || pipe.systemIdentifier !== p.control.systemIdentifier)) {
+      this.h.log.warn({ pgdata: cfg.pgdata }, 'PGDATA was replaced (another system identifier): stopping the recovery prefetch and closing every file');
+      await this.stop();
+      pipe = null;
+    }
+    const sessionUp = this.h.sessionUp();
+    if (!sessionUp && !recoveryWanted(p)) {
+      if (pipe) {
+        this.h.log.info({ controlState: p.control.state }, 'no recovery to prefault any more; closing every file');
+        await this.stop();
+      }
+      return;
+    }
+    if (sessionUp && !pipe) return;
+    // Replay moved back (PostgreSQL restarted from its redo point) or ran past what we read: start over there.
+    if (pipe && (pipe.ended || (!sessionUp && p.replayLsn < pipe.replay) || replayOvertook(p.replayLsn, pipe.loop.decoder.nextRecordLsn, cfg.readaheadBytes))) {
+      pipe.controller.abort();
+      await pipe.done;
+      pipe = this.pipe = this.startPipeline(p, cfg, pipe.prefaulter);
+    }
+    if (!pipe) {
+      if (p.control.majorVersion === null) {
+        const msg = `${join(cfg.pgdata, 'PG_VERSION')} is missing or unreadable: not prefaulting recovery`;
+        if (msg !== this.lastProblem) this.h.log.warn(msg);
+        this.lastProblem = msg;
+        return;
+      }
+      pipe = this.pipe = this.startPipeline(p, cfg, null);
+      this.h.log.info(
+        { controlState: p.control.state, kind: p.recovery, redo: formatLsn(p.control.checkPointCopy.redo), replay: formatLsn(p.replayLsn), timeline: p.timeline, progressVisible: p.progressVisible },
+        'PostgreSQL is recovering and refuses connections: prefaulting from the local pg_wal',
+      );
+      this.h.onChange();
+    }
+    if (!p.progressVisible && p.startup.kind === 'not-visible' && !this.saidNotVisible) {
+      this.saidNotVisible = true;
+      this.h.log.warn({ reason: p.notVisibleReason }, `replay progress is not visible: prefaulting a bounded window (readahead_bytes, max_pages_ahead) from the redo point only. ${p.notVisibleReason}`);
+    }
+    if (!sessionUp) {
+      pipe.replay = p.replayLsn;
+      pipe.prefaulter.setReplayLsn(p.replayLsn);
+      this.h.snap.prefault = pipe.prefaulter.stats;
+      this.h.snap.replayLsn = p.replayLsn;
+      this.h.snap.timeline = p.timeline;
+      this.h.snap.source = 'local';
+    }
+    this.updateView(pipe, p);
+    this.ticks.tick();
+  }
+
+  private startPipeline(p: RecoveryProgress, cfg: Config, kept: Prefaulter | null): Pipeline {
+    const prefaulter =
+      kept ??
+      new Prefaulter({
+        pgdata: cfg.pgdata,
+        blockSize: p.blockSize,
+        majorVersion: p.control.majorVersion!,
+        catalogVersion: p.control.catalogVersionNo,
+        readaheadBytes: cfg.readaheadBytes,
+        maxPagesAhead: cfg.maxPagesAhead,
+        ioConcurrency: cfg.ioConcurrency,
+        ioMethod: this.h.io(),
+        maxOpenFiles: cfg.maxOpenFiles || undefined,
+        observeReadSeconds: this.h.observeReadSeconds,
+      });
+    prefaulter.restartFeed();
+    prefaulter.setReplayLsn(p.replayLsn);
+    const start = p.replayLsn - (p.replayLsn % BigInt(p.control.xlogBlcksz));
+    const controller = new AbortController();
+    const source = new LocalSource({
+      pgWalDir: join(cfg.pgdata, 'pg_wal'),
+      startLsn: start,
+      timeline: p.timeline,
+      segmentSize: p.segmentSize,
+      pollIntervalMs: cfg.pollIntervalMs,
+      limit: () => this.readLimit(),
+      signal: controller.signal,
+    });
+    const loop = new DecodeLoop({
+      source,
+      startLsn: start,
+      segmentSize: p.segmentSize,
+      prefaulter,
+      snap: this.h.snap,
+      log: this.h.log,
+      nextReplayUpdate: (s) => this.ticks.next(s),
+      signal: controller.signal,
+    });
+    const pipe: Pipeline = { controller, systemIdentifier: p.control.systemIdentifier, pgdata: cfg.pgdata, prefaulter, loop, done: Promise.resolve(), ended: false, replay: p.replayLsn };
+    pipe.done = loop
+      .run()
+      .catch((e: unknown) => {
+        if (!controller.signal.aborted) this.h.log.warn({ err: errInfo(e) }, 'recovery prefetch pipeline failed; starting it again');
+      })
+      .finally(() => {
+        pipe.ended = true;
+        return source.close();
+      });
+    return pipe;
+  }
+
+  /** How far pg_wal may be read: readahead_bytes past replay as far as we know it (the decoder finds the end of WAL). */
+  private readLimit(): bigint | null {
+    const p = this.progress;
+    if (!p) return null;
+    const readahead = this.h.cfg().readaheadBytes;
+    let limit = recoveryWindowEnd(p, readahead);
+    if (this.sqlReplay !== null && this.sqlReplay + BigInt(readahead) > limit) limit = this.sqlReplay + BigInt(readahead);
+    return limit;
+  }
+
+  private updateView(pipe: Pipeline, p: RecoveryProgress): void {
+    this.h.snap.recovery = {
+      controlState: p.control.state,
+      kind: p.recovery,
+      redoLsn: p.control.checkPointCopy.redo,
+      replayLsn: p.replayLsn,
+      progressVisible: p.progressVisible,
+      notVisibleReason: p.notVisibleReason,
+      prefaultsIssued: pipe.prefaulter.stats.issued,
+    };
+  }
+
+  private freezeView(pipe: Pipeline): void {
+    if (this.h.snap.recovery) this.h.snap.recovery.prefaultsIssued = pipe.prefaulter.stats.issued;
+  }
+}
