@@ -51,6 +51,35 @@ for (const version of selectedVersions()) {
     });
   });
 
+  test(`PG ${version}: a standby killed during replay is prefaulted while it starts up, then handed over to streaming with the same prefaulter`, { timeout: 180_000 }, async () => {
+    await withCluster(version, { name: 'agent-sb-crash', primaryConf: FPW_OFF }, async ({ primary, standby }) => {
+      await primary.exec(`create table s (id int primary key, pad text); insert into s select g, repeat('s', 300) from generate_series(1, 40000) g`);
+      await standby.waitForReplay(await primary.currentLsn());
+      await standby.exec('checkpoint'); // a restartpoint: replay restarts from here
+      await primary.exec(`update s set pad = repeat('t', 300) where id % 4 = 0`);
+      await standby.waitForReplay(await primary.currentLsn());
+      await standby.stop('immediate');
+      const agent = await startAgent(agentArgs(standby));
+      try {
+        const before = await agent.waitFor((s) => s.state === 'recovering' && issued(s) > 0, 'hints before the standby starts', 30_000);
+        assert.equal(before.recovery.kind, 'archive');
+        const server = startUnready(standby);
+        try {
+          const after = await agent.waitFor((s) => s.state === 'streaming', 'the hand-over to streaming', 60_000);
+          assert.equal(after.role, 'standby');
+          // The same prefaulter: its counts go on from what was hinted while recovering (a new one starts at 0).
+          assert.ok(after.recovery.prefaultsIssued >= issued(before));
+          assert.ok(issued(after) >= after.recovery.prefaultsIssued, `issued ${issued(after)} after the hand-over, ${after.recovery.prefaultsIssued} while recovering`);
+          assert.match(agent.output(), /the SQL path takes over the recovery prefetch/);
+        } finally {
+          await server.kill();
+        }
+      } finally {
+        await finish(agent);
+      }
+    });
+  });
+
   test(`PG ${version}: PGDATA removed under a recovering agent releases every handle`, { timeout: 120_000 }, async () => {
     await withPrimary(version, { name: 'agent-crash-rm', primaryConf: FPW_OFF }, async ({ primary }) => {
       await primary.exec(`create table c (id int primary key, pad text); insert into c select g, repeat('p', 300) from generate_series(1, 30000) g; checkpoint`);
