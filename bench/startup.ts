@@ -1,7 +1,11 @@
 // Start-up time of the compiled agent as the image runs it (node
 // dist/cli/main.js run): process start to its first log line, next to a bare
 // `node -e`, and what importing each stage's module costs in a fresh process.
-// Run: npm run build && node --import tsx bench/startup.ts [runs]
+// With --first-hint, also the time to the first prefault hint against a
+// primary killed after a burst (PostgreSQL not started: the agent prefaults
+// its crash recovery from pg_control and pg_wal, issue #15), as the agent
+// reports it (ms since its process started) and as seen from outside.
+// Run: npm run build && node --import tsx bench/startup.ts [runs] [--first-hint [--pg N]]
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -56,11 +60,55 @@ function importCost(path: string): Promise<number> {
   });
 }
 
+/** Spawn the compiled agent on a crashed PGDATA; resolve at its "first prefault hint issued" log line. */
+function firstHint(pgdata: string): Promise<{ outsideMs: number; reportedMs: number }> {
+  return new Promise((res, rej) => {
+    const t0 = performance.now();
+    const args = [join(repoRoot, 'dist', 'cli', 'main.js'), 'run', '-D', pgdata, '-H', pgdata, '-p', '1', '-U', 'postgres', '--metrics-listen', '127.0.0.1:0', '--log-level', 'info'];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot });
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      rej(new Error(`no first hint within 10 s:\n${out.slice(-2000)}`));
+    }, 10_000);
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /"sinceProcessStartMs":(\d+)[^\n]*first prefault hint issued/.exec(out);
+      if (!m) return;
+      clearTimeout(timer);
+      res({ outsideMs: performance.now() - t0, reportedMs: Number(m[1]) });
+      child.kill('SIGKILL');
+    });
+  });
+}
+
+async function crashedFirstHint(runs: number, version: number): Promise<void> {
+  const { withPrimary } = await import('../src/embedded/index.ts');
+  await withPrimary(version, { name: 'startup-bench', primaryConf: { full_page_writes: 'off', max_wal_size: '4GB', checkpoint_timeout: '1h' } }, async ({ primary }) => {
+    await primary.exec(`create table c (id int primary key, pad text); insert into c select g, repeat('p', 300) from generate_series(1, 100000) g; checkpoint`);
+    await primary.exec(`update c set pad = 'q' where id % 3 = 0`);
+    await primary.stop('immediate');
+    const outside: number[] = [];
+    const reported: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const r = await firstHint(primary.dataDir);
+      outside.push(r.outsideMs);
+      reported.push(r.reportedMs);
+    }
+    console.log(`PG ${version} crashed primary, first prefault hint: spawn to log line ${range(outside)}; reported since process start ${range(reported)}`);
+  });
+}
+
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const range = (xs: number[]): string => `median ${median(xs).toFixed(0)} ms (${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)})`;
 
 async function main(): Promise<void> {
-  const runs = Number(process.argv[2] ?? 5);
+  const runs = Number(/^\d+$/.test(process.argv[2] ?? '') ? process.argv[2] : 5);
+  if (process.argv.includes('--first-hint')) {
+    const pg = process.argv.indexOf('--pg');
+    await crashedFirstHint(runs, pg > 0 ? Number(process.argv[pg + 1]) : 15);
+    return;
+  }
   const main = join(repoRoot, 'dist', 'cli', 'main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build first`);
   const empty = mkdtempSync(join(tmpdir(), 'pg-prefaulter-startup-'));

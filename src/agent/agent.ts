@@ -148,6 +148,11 @@ export class Agent {
     }
   }
 
+  /** Resolves once start-up is settled (recovery.ts): then load what the first hint does not need. */
+  get startupSettled(): Promise<void> {
+    return this.recovery.settled;
+  }
+
   /** A plain JSON view for /status and the status command. */
   statusJson(): Record<string, unknown> {
     return statusView(this.snap, this.cfg, this.io.method);
@@ -174,6 +179,7 @@ export class Agent {
     const stop = this.stopController.signal;
     // Started before the first SQL attempt: recovery begins as PostgreSQL starts, and each millisecond counts.
     const recovering = this.recovery.run(stop);
+    await this.recovery.settled;
     while (!stop.aborted) {
       this.snap.lastTick = Date.now();
       this.sessionController = new AbortController();

@@ -23,6 +23,8 @@ export interface DecodeLoopOptions {
   /** Resolves at the next replay-position update (or when signal aborts). */
   nextReplayUpdate: (signal: AbortSignal) => Promise<void>;
   signal: AbortSignal;
+  /** Called once, at the agent's first hint (snap.firstHintMs set). */
+  onFirstHint?: () => void;
 }
 
 export class DecodeLoop {
@@ -88,6 +90,7 @@ export class DecodeLoop {
     const snap = this.o.snap;
     snap.firstHintMs = Math.round(performance.now());
     this.o.log.info({ sinceProcessStartMs: snap.firstHintMs, state: snap.state }, 'first prefault hint issued');
+    this.o.onFirstHint?.();
   }
 
   private onDecodeError(lsn: bigint, message: string): void {

@@ -83,6 +83,8 @@ function copyStats(agent: Agent, m: AgentMetrics): void {
   m.prefaultAheadPages.set(p?.aheadPages ?? 0);
   m.readsInFlight.set(p?.inFlight ?? 0);
   m.fileHandlesOpen.set(p?.fileHandle.open ?? 0);
+  // The recovery prefetch's prefaulter was closed (the node is a primary): its hints still count.
+  if (!p && s.recovery) m.setCounter(m.prefaultsIssued, {}, s.recovery.prefaultsIssued);
   if (!p) return;
   m.setCounter(m.prefaultsIssued, {}, p.issued);
   m.setCounter(m.prefaultsCompleted, {}, p.completed);

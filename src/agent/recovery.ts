@@ -21,6 +21,9 @@ import { replayOvertook } from './readahead.ts';
 import { errInfo } from './session-helpers.ts';
 import type { AgentSnapshot } from './states.ts';
 
+/** Longest the agent defers loading the SQL path and the HTTP endpoint for the first recovery hint. */
+const STARTUP_SETTLE_MAX_MS = 300;
+
 export interface RecoveryHost {
   cfg(): Config;
   io(): ResolvedIoMethod;
@@ -65,7 +68,25 @@ export class RecoveryPrefetch {
   private saidNoPgdata = false;
   private saidNotVisible = false;
 
-  constructor(private readonly h: RecoveryHost) {}
+  private settle: () => void = () => {};
+  /**
+   * Start-up is settled: the first look at PGDATA found nothing to prefault,
+   * or the first hint is out (or a second passed). Until then the agent
+   * loads nothing else (the SQL client, prom-client): module loading blocks
+   * the event loop the first hint waits on.
+   */
+  readonly settled: Promise<void>;
+
+  constructor(private readonly h: RecoveryHost) {
+    this.settled = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, STARTUP_SETTLE_MAX_MS);
+      timer.unref();
+      this.settle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
 
   /** A recovery pipeline runs (the agent is `recovering` until the SQL path takes over). */
   get active(): boolean {
@@ -83,6 +104,7 @@ export class RecoveryPrefetch {
         this.h.log.warn({ err: errInfo(e) }, 'recovery prefetch failed; retrying');
         await this.stop();
       }
+      if (!this.pipe || this.h.snap.firstHintMs !== null) this.settle();
       await sleep(cfg.pollIntervalMs, signal);
     }
     await this.stop();
@@ -187,7 +209,7 @@ export class RecoveryPrefetch {
       );
       this.h.onChange();
     }
-    if (!p.progressVisible && p.startup.kind === 'not-visible' && !this.saidNotVisible) {
+    if (!p.progressVisible && p.startup.kind === 'not-visible' && p.startup.reason !== 'no-postmaster-pid' && !this.saidNotVisible) {
       this.saidNotVisible = true;
       this.h.log.warn({ reason: p.notVisibleReason }, `replay progress is not visible: prefaulting a bounded window (readahead_bytes, max_pages_ahead) from the redo point only. ${p.notVisibleReason}`);
     }
@@ -240,6 +262,7 @@ export class RecoveryPrefetch {
       log: this.h.log,
       nextReplayUpdate: (s) => this.ticks.next(s),
       signal: controller.signal,
+      onFirstHint: () => this.settle(),
     });
     const pipe: Pipeline = { controller, systemIdentifier: p.control.systemIdentifier, pgdata: cfg.pgdata, prefaulter, loop, done: Promise.resolve(), ended: false, replay: p.replayLsn };
     pipe.done = loop
