@@ -11,7 +11,7 @@ import { SESSION_FIELDS, type Config } from '../config/schema.ts';
 import { followerPassword } from '../credentials.ts';
 import type { Follower, FollowerFacts, FollowerStatus } from '../follower/index.ts';
 import { FollowerConnectError } from '../follower/connect-error.ts';
-import { Prefaulter, checkDataDirectory, resolveIoMethod, type ResolvedIoMethod } from '../prefault/index.ts';
+import { checkDataDirectory, resolveIoMethod, type Prefaulter, type ResolvedIoMethod } from '../prefault/index.ts';
 import type { WalSource } from '../wal-source/source.ts';
 import { sleep } from '../sleep.ts';
 import { Backoff } from './backoff.ts';
@@ -26,6 +26,7 @@ import { answerWithin, errInfo, followerRetryBounds } from './session-helpers.ts
 import { applyFollowerStatus, clearUpstream, initialSnapshot, type AgentSnapshot, type AgentState } from './states.ts';
 import { statusView } from './status-view.ts';
 import { RecoveryPrefetch } from './recovery.ts';
+import { newPrefaulter } from './prefaulter-factory.ts';
 import { followerUpstream } from './upstream.ts';
 
 export type { AgentSnapshot, AgentState, RmgrCounts } from './states.ts';
@@ -320,18 +321,9 @@ export class Agent {
     if (this.prefaulter) return this.prefaulter;
     const cfg = this.cfg;
     // Hand-over from the recovery prefetch: the same prefaulter, so what it brought in is not read again.
-    this.prefaulter = this.recovery.release(cfg.pgdata || facts.dataDirectory) ?? new Prefaulter({
-      pgdata: cfg.pgdata || facts.dataDirectory,
-      blockSize: facts.blockSize,
-      majorVersion: Math.floor(facts.serverVersionNum / 10000),
-      catalogVersion: facts.catalogVersion,
-      readaheadBytes: cfg.readaheadBytes,
-      maxPagesAhead: cfg.maxPagesAhead,
-      ioConcurrency: cfg.ioConcurrency,
-      ioMethod: this.io,
-      maxOpenFiles: cfg.maxOpenFiles || undefined,
-      observeReadSeconds: this.observeReadSeconds,
-    });
+    const pgdata = cfg.pgdata || facts.dataDirectory;
+    const layout = { pgdata, blockSize: facts.blockSize, majorVersion: Math.floor(facts.serverVersionNum / 10000), catalogVersion: facts.catalogVersion };
+    this.prefaulter = this.recovery.release(pgdata) ?? newPrefaulter(cfg, layout, this.io, this.observeReadSeconds);
     // /status must show the handles it opens from its first read on.
     this.snap.prefault = this.prefaulter.stats;
     if (this.status?.replayLsn != null) this.prefaulter.setReplayLsn(this.status.replayLsn);

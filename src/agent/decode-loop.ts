@@ -5,6 +5,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Prefaulter } from '../prefault/index.ts';
 import { WalDecoder } from '../wal/decoder.ts';
+import type { WalRecord } from '../wal/types.ts';
 import type { WalSource } from '../wal-source/source.ts';
 import { formatLsn } from '../lsn.ts';
 import { LogThrottle } from './log-throttle.ts';
@@ -23,6 +24,8 @@ export interface DecodeLoopOptions {
   /** Resolves at the next replay-position update (or when signal aborts). */
   nextReplayUpdate: (signal: AbortSignal) => Promise<void>;
   signal: AbortSignal;
+  /** Every decoded record (the recovery prefetch's replay estimate counts their reads). */
+  onRecord?: (rec: WalRecord) => void;
   /** Called once, at the agent's first hint (snap.firstHintMs set). */
   onFirstHint?: () => void;
 }
@@ -70,6 +73,7 @@ export class DecodeLoop {
         c.records++;
         c.bytes += item.totalLength;
         snap.decodedLsn = item.endLsn;
+        this.o.onRecord?.(item);
         prefaulter.offer(item);
         if (snap.firstHintMs === null && prefaulter.stats.issued > 0) this.onFirstHint();
         while (!prefaulter.wantsMore()) {

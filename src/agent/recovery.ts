@@ -12,12 +12,14 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { ControlFileError } from '../follower/control-file.ts';
 import { readRecoveryProgress, recoveryWindowEnd, type RecoveryProgress } from '../follower/recovery-progress.ts';
-import { Prefaulter, type ResolvedIoMethod } from '../prefault/index.ts';
+import type { Prefaulter, ResolvedIoMethod } from '../prefault/index.ts';
+import { newPrefaulter } from './prefaulter-factory.ts';
 import { LocalSource } from '../wal-source/local.ts';
 import { formatLsn } from '../lsn.ts';
 import { sleep } from '../sleep.ts';
 import { DecodeLoop, ReplayTicks } from './decode-loop.ts';
 import { replayOvertook } from './readahead.ts';
+import { ReplayEstimate, readBytesOf } from './replay-estimate.ts';
 import { errInfo } from './session-helpers.ts';
 import type { AgentSnapshot } from './states.ts';
 
@@ -46,6 +48,7 @@ interface Pipeline {
   ended: boolean;
   /** Replay position last fed from PGDATA and /proc. */
   replay: bigint;
+  estimate: ReplayEstimate;
 }
 
 /** Whether PostgreSQL will replay (or is replaying) WAL without accepting connections. */
@@ -190,7 +193,7 @@ export class RecoveryPrefetch {
     }
     if (sessionUp && !pipe) return;
     // Replay moved back (PostgreSQL restarted from its redo point) or ran past what we read: start over there.
-    if (pipe && (pipe.ended || (!sessionUp && p.replayLsn < pipe.replay) || replayOvertook(p.replayLsn, pipe.loop.decoder.nextRecordLsn, cfg.readaheadBytes))) {
+    if (pipe && (pipe.ended || (!sessionUp && p.replayLsn < pipe.replay - BigInt(p.segmentSize)) || replayOvertook(p.replayLsn, pipe.loop.decoder.nextRecordLsn, cfg.readaheadBytes))) {
       pipe.controller.abort();
       await pipe.done;
       pipe = this.pipe = this.startPipeline(p, cfg, pipe.prefaulter);
@@ -214,10 +217,11 @@ export class RecoveryPrefetch {
       this.h.log.warn({ reason: p.notVisibleReason }, `replay progress is not visible: prefaulting a bounded window (readahead_bytes, max_pages_ahead) from the redo point only. ${p.notVisibleReason}`);
     }
     if (!sessionUp) {
-      pipe.replay = p.replayLsn;
-      pipe.prefaulter.setReplayLsn(p.replayLsn);
+      const at = await this.replayEstimate(pipe, p);
+      pipe.replay = at;
+      pipe.prefaulter.setReplayLsn(at);
       this.h.snap.prefault = pipe.prefaulter.stats;
-      this.h.snap.replayLsn = p.replayLsn;
+      this.h.snap.replayLsn = at;
       this.h.snap.timeline = p.timeline;
       this.h.snap.source = 'local';
     }
@@ -225,21 +229,16 @@ export class RecoveryPrefetch {
     this.ticks.tick();
   }
 
+  /** Replay inside the title's segment (replay-estimate.ts), else the title's segment start or the redo point. */
+  private async replayEstimate(pipe: Pipeline, p: RecoveryProgress): Promise<bigint> {
+    if (p.startup.kind !== 'startup' || p.replaySource !== 'startup-process') return p.replayLsn;
+    const read = await readBytesOf(p.startup.pid);
+    return read === null ? p.replayLsn : pipe.estimate.observe(p.replayLsn, p.startup.pid, read);
+  }
+
   private startPipeline(p: RecoveryProgress, cfg: Config, kept: Prefaulter | null): Pipeline {
-    const prefaulter =
-      kept ??
-      new Prefaulter({
-        pgdata: cfg.pgdata,
-        blockSize: p.blockSize,
-        majorVersion: p.control.majorVersion!,
-        catalogVersion: p.control.catalogVersionNo,
-        readaheadBytes: cfg.readaheadBytes,
-        maxPagesAhead: cfg.maxPagesAhead,
-        ioConcurrency: cfg.ioConcurrency,
-        ioMethod: this.h.io(),
-        maxOpenFiles: cfg.maxOpenFiles || undefined,
-        observeReadSeconds: this.h.observeReadSeconds,
-      });
+    const layout = { pgdata: cfg.pgdata, blockSize: p.blockSize, majorVersion: p.control.majorVersion!, catalogVersion: p.control.catalogVersionNo };
+    const prefaulter = kept ?? newPrefaulter(cfg, layout, this.h.io(), this.h.observeReadSeconds);
     prefaulter.restartFeed();
     prefaulter.setReplayLsn(p.replayLsn);
     const start = p.replayLsn - (p.replayLsn % BigInt(p.control.xlogBlcksz));
@@ -253,6 +252,7 @@ export class RecoveryPrefetch {
       limit: () => this.readLimit(),
       signal: controller.signal,
     });
+    const estimate = new ReplayEstimate(p.control.xlogBlcksz);
     const loop = new DecodeLoop({
       source,
       startLsn: start,
@@ -263,8 +263,9 @@ export class RecoveryPrefetch {
       nextReplayUpdate: (s) => this.ticks.next(s),
       signal: controller.signal,
       onFirstHint: () => this.settle(),
+      onRecord: (rec) => estimate.record(rec),
     });
-    const pipe: Pipeline = { controller, systemIdentifier: p.control.systemIdentifier, pgdata: cfg.pgdata, prefaulter, loop, done: Promise.resolve(), ended: false, replay: p.replayLsn };
+    const pipe: Pipeline = { controller, systemIdentifier: p.control.systemIdentifier, pgdata: cfg.pgdata, prefaulter, loop, done: Promise.resolve(), ended: false, replay: p.replayLsn, estimate };
     pipe.done = loop
       .run()
       .catch((e: unknown) => {
@@ -292,7 +293,7 @@ export class RecoveryPrefetch {
       controlState: p.control.state,
       kind: p.recovery,
       redoLsn: p.control.checkPointCopy.redo,
-      replayLsn: p.replayLsn,
+      replayLsn: pipe.replay,
       progressVisible: p.progressVisible,
       notVisibleReason: p.notVisibleReason,
       prefaultsIssued: pipe.prefaulter.stats.issued,
