@@ -6,8 +6,8 @@
 // (the agent stays `recovering` and prefaults as WAL arrives).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { renameSync } from 'node:fs';
-import { selectedVersions, withCluster, withPrimary } from './harness/index.ts';
+import { readFileSync, readdirSync, renameSync } from 'node:fs';
+import { selectedVersions, sleep, withCluster, withPrimary, type PgServer } from './harness/index.ts';
 import { startAgent } from './helpers/agent-process.ts';
 import { agentArgs, assertAlive, finish, openFiles, waitNoHandles } from './helpers/fault-checks.ts';
 import { startUnready } from './helpers/unready-server.ts';
@@ -15,16 +15,35 @@ import { startUnready } from './helpers/unready-server.ts';
 const FPW_OFF = { full_page_writes: 'off', max_wal_size: '4GB', checkpoint_timeout: '1h' };
 const issued = (s: Record<string, any>): number => s.prefault?.issued ?? 0;
 
+/** SIGKILL the postmaster and its children at once, as a pod or node kill does: postmaster.pid stays behind. */
+async function killHard(server: PgServer): Promise<void> {
+  const pm = server.pid!;
+  const pids = [pm];
+  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      if (Number(readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1]) === pm) pids.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  for (const p of pids) process.kill(p, 'SIGKILL');
+  for (let i = 0; i < 1000 && server.running; i++) await sleep(10);
+  assert.equal(server.running, false, 'the killed server is gone');
+  // Its children go with the postmaster's death; wait until none is left holding shared memory.
+  for (let i = 0; i < 1000 && pids.some((p) => { try { return !/\) Z /.test(readFileSync(`/proc/${p}/stat`, 'utf8')); } catch { return false; } }); i++) await sleep(10);
+}
+
 for (const version of selectedVersions()) {
   test(`PG ${version}: crash recovery is prefaulted before the primary accepts connections, then handed over (primary_idle)`, { timeout: 180_000 }, async () => {
     await withPrimary(version, { name: 'agent-crash', primaryConf: FPW_OFF }, async ({ primary }) => {
       await primary.exec(`create table c (id int primary key, pad text); insert into c select g, repeat('p', 300) from generate_series(1, 60000) g; checkpoint`);
       // A burst since the last checkpoint: replay will read the pages these updates touch.
       await primary.exec(`update c set pad = repeat('q', 300) where id % 7 = 0`);
-      await primary.stop('immediate');
+      await killHard(primary);
 
       // The agent starts first (the pod's sidecar may well win the race): pg_control says
-      // "in production" with no postmaster: a crash, recovery will start from the redo point.
+      // "in production" and the stale postmaster.pid names a dead postmaster: a crash,
+      // recovery will start from the redo point.
       const agent = await startAgent(agentArgs(primary));
       try {
         const before = await agent.waitFor((s) => s.state === 'recovering' && issued(s) > 0, 'hints while PostgreSQL is down', 30_000);
@@ -58,7 +77,7 @@ for (const version of selectedVersions()) {
       await standby.exec('checkpoint'); // a restartpoint: replay restarts from here
       await primary.exec(`update s set pad = repeat('t', 300) where id % 4 = 0`);
       await standby.waitForReplay(await primary.currentLsn());
-      await standby.stop('immediate');
+      await killHard(standby);
       const agent = await startAgent(agentArgs(standby));
       try {
         const before = await agent.waitFor((s) => s.state === 'recovering' && issued(s) > 0, 'hints before the standby starts', 30_000);
@@ -84,7 +103,7 @@ for (const version of selectedVersions()) {
     await withPrimary(version, { name: 'agent-crash-rm', primaryConf: FPW_OFF }, async ({ primary }) => {
       await primary.exec(`create table c (id int primary key, pad text); insert into c select g, repeat('p', 300) from generate_series(1, 30000) g; checkpoint`);
       await primary.exec(`update c set pad = 'r' where id % 5 = 0`);
-      await primary.stop('immediate');
+      await killHard(primary);
       const agent = await startAgent(agentArgs(primary));
       const moved = `${primary.dataDir}.old`;
       try {

@@ -53,10 +53,13 @@ interface Pipeline {
 
 /** Whether PostgreSQL will replay (or is replaying) WAL without accepting connections. */
 export function recoveryWanted(p: RecoveryProgress): boolean {
+  // No postmaster.pid: PostgreSQL is not running (stopped, even "immediate",
+  // removes it): hold no file until it starts; it writes the file at once.
+  if (p.postmasterAlive === false) return false;
   if (p.acceptsConnections && p.postmasterAlive === true) return false;
   if (p.recovery !== 'none') return true;
   // "in production" without a live postmaster seen: a crash (a SIGKILLed
-  // postmaster leaves "ready" in postmaster.pid), or one we cannot see: the
+  // postmaster, a pod or node kill, leaves "ready" in postmaster.pid), or one we cannot see: the
   // SQL attempt running alongside tells, and a primary closes everything.
   return p.control.state === 'in production' && p.postmasterAlive !== true;
 }
@@ -291,7 +294,8 @@ export class RecoveryPrefetch {
   private updateView(pipe: Pipeline, p: RecoveryProgress): void {
     this.h.snap.recovery = {
       controlState: p.control.state,
-      kind: p.recovery,
+      // "none" with a stale "ready" postmaster.pid (recoveryWanted): a crash.
+      kind: p.recovery === 'none' ? 'crash' : p.recovery,
       redoLsn: p.control.checkPointCopy.redo,
       replayLsn: pipe.replay,
       progressVisible: p.progressVisible,
