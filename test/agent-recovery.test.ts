@@ -99,6 +99,38 @@ for (const version of selectedVersions()) {
     });
   });
 
+  test(`PG ${version}: without PostgreSQL's processes in view, a bounded window from the redo point, and it says so`, { timeout: 120_000 }, async () => {
+    await withPrimary(version, { name: 'agent-blind', primaryConf: FPW_OFF }, async ({ primary }) => {
+      await primary.exec(`create table c (id int primary key, pad text); insert into c select g, repeat('p', 300) from generate_series(1, 30000) g; checkpoint`);
+      await primary.exec(`update c set pad = 'b' where id % 5 = 0`);
+      await killHard(primary);
+      // Another PID namespace (a pod without shareProcessNamespace): postmaster.pid's PID is nobody here.
+      const agent = await startAgent(agentArgs(primary, ['--max-pages-ahead', '200']), {}, {}, ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child=SIGTERM']);
+      try {
+        const s = await agent.waitFor((x) => x.state === 'recovering' && issued(x) > 0, 'hints without process visibility', 30_000);
+        assert.equal(s.recovery.progressVisible, false);
+        assert.match(s.recovery.notVisibleReason, /shareProcessNamespace: true/);
+        assert.equal(s.recovery.replayLsn, s.recovery.redoLsn, 'replay is taken to be at the redo point');
+        assert.match(await agent.scrape(), /^pg_prefaulter_recovery_progress_visible 0$/m);
+        // Bounded: max_pages_ahead pages from the redo point, and no more while nothing moves.
+        await sleep(1000);
+        const later = await agent.status();
+        assert.ok(issued(later) <= 200, `issued ${issued(later)} > max_pages_ahead`);
+        const warnedLines = () => agent.output().split('\n').filter((l) => l.includes('replay progress is not visible'));
+        for (let i = 0; i < 100 && warnedLines().length === 0; i++) await sleep(100);
+        await sleep(500);
+        assert.equal(warnedLines().length, 1, 'said once in the log');
+      } finally {
+        // unshare does not pass SIGTERM on: signal the agent, its child (PID 1 in the namespace).
+        const child = Number(readFileSync(`/proc/${agent.proc.pid}/task/${agent.proc.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+        const t0 = Date.now();
+        process.kill(child, 'SIGTERM');
+        await agent.exited;
+        assert.ok(Date.now() - t0 < 2000, `stop took ${Date.now() - t0} ms`);
+      }
+    });
+  });
+
   test(`PG ${version}: PGDATA removed under a recovering agent releases every handle`, { timeout: 120_000 }, async () => {
     await withPrimary(version, { name: 'agent-crash-rm', primaryConf: FPW_OFF }, async ({ primary }) => {
       await primary.exec(`create table c (id int primary key, pad text); insert into c select g, repeat('p', 300) from generate_series(1, 30000) g; checkpoint`);
@@ -115,7 +147,8 @@ for (const version of selectedVersions()) {
         assert.deepEqual(open, [], `handles under the old PGDATA after ${ms} ms`);
         const s = await agent.waitFor((x) => x.state === 'waiting_for_postgres', 'waiting again', 10_000);
         assert.equal(s.prefault, null);
-        assert.match(agent.output(), /pg_control does not exist[^"]*; stopping the recovery prefetch and closing every file/);
+        // pg_control gone, or (read just before the move) postmaster.pid gone: either way everything is closed.
+        assert.match(agent.output(), /pg_control does not exist[^"]*; stopping the recovery prefetch and closing every file|no recovery to prefault any more; closing every file/);
         // The directory comes back: recovering again, from scratch.
         renameSync(moved, primary.dataDir);
         await agent.waitFor((x) => x.state === 'recovering' && issued(x) > 0, 'recovering again', 30_000);

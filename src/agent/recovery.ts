@@ -25,6 +25,10 @@ import type { AgentSnapshot } from './states.ts';
 
 /** Longest the agent defers loading the SQL path and the HTTP endpoint for the first recovery hint. */
 const STARTUP_SETTLE_MAX_MS = 300;
+/** How long a pipeline waits for the SQL session to take it over once PostgreSQL accepts connections. */
+const HANDOVER_GRACE_MS = 10_000;
+/** Progress not visible for this long (not just a stale postmaster.pid before the new postmaster writes its own): say so. */
+const NOT_VISIBLE_WARN_MS = 2000;
 
 export interface RecoveryHost {
   cfg(): Config;
@@ -73,6 +77,10 @@ export class RecoveryPrefetch {
   private lastProblem = '';
   private saidNoPgdata = false;
   private saidNotVisible = false;
+  /** When replay progress was first seen not visible (the warning waits: a starting postmaster rewrites postmaster.pid). */
+  private notVisibleSince: number | null = null;
+  /** When PostgreSQL was first seen accepting connections while a pipeline ran. */
+  private readySince: number | null = null;
 
   private settle: () => void = () => {};
   /**
@@ -157,6 +165,20 @@ export class RecoveryPrefetch {
     this.h.onChange();
   }
 
+  /**
+   * PostgreSQL accepts connections (a hot standby reached consistency): the
+   * SQL session takes the prefaulter over as it connects (release()); keep it
+   * until then, but not forever (SQL may be failing for another reason).
+   */
+  private awaitingHandOver(pipe: Pipeline | null, p: RecoveryProgress): boolean {
+    if (!pipe || !p.acceptsConnections) {
+      this.readySince = null;
+      return false;
+    }
+    this.readySince ??= Date.now();
+    return Date.now() - this.readySince < HANDOVER_GRACE_MS;
+  }
+
   private noPgdata(): void {
     if (this.saidNoPgdata) return;
     this.saidNoPgdata = true;
@@ -187,7 +209,7 @@ export class RecoveryPrefetch {
       pipe = null;
     }
     const sessionUp = this.h.sessionUp();
-    if (!sessionUp && !recoveryWanted(p)) {
+    if (!sessionUp && !recoveryWanted(p) && !this.awaitingHandOver(pipe, p)) {
       if (pipe) {
         this.h.log.info({ controlState: p.control.state }, 'no recovery to prefault any more; closing every file');
         await this.stop();
@@ -215,7 +237,9 @@ export class RecoveryPrefetch {
       );
       this.h.onChange();
     }
-    if (!p.progressVisible && p.startup.kind === 'not-visible' && p.startup.reason !== 'no-postmaster-pid' && !this.saidNotVisible) {
+    const invisible = !p.progressVisible && p.startup.kind === 'not-visible' && p.startup.reason !== 'no-postmaster-pid';
+    this.notVisibleSince = invisible ? (this.notVisibleSince ?? Date.now()) : null;
+    if (invisible && !this.saidNotVisible && Date.now() - this.notVisibleSince! >= NOT_VISIBLE_WARN_MS) {
       this.saidNotVisible = true;
       this.h.log.warn({ reason: p.notVisibleReason }, `replay progress is not visible: prefaulting a bounded window (readahead_bytes, max_pages_ahead) from the redo point only. ${p.notVisibleReason}`);
     }

@@ -23,11 +23,15 @@ export interface AgentProcess {
   exited: Promise<number | null>;
 }
 
-/** runAs: uid/gid to run the agent as (root only), e.g. the OS user of the node it sits next to. */
-export async function startAgent(args: string[], env: Record<string, string> = {}, runAs: { uid?: number; gid?: number } = {}): Promise<AgentProcess> {
+/**
+ * runAs: uid/gid to run the agent as (root only), e.g. the OS user of the node it sits next to.
+ * wrap: a command the agent runs under (e.g. unshare into another PID namespace); then proc is the wrapper.
+ */
+export async function startAgent(args: string[], env: Record<string, string> = {}, runAs: { uid?: number; gid?: number } = {}, wrap: string[] = []): Promise<AgentProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, [BIN, 'run', '--metrics-listen', `127.0.0.1:${port}`, ...args], {
+  const argv = [process.execPath, BIN, 'run', '--metrics-listen', `127.0.0.1:${port}`, ...args];
+  const proc = spawn(wrap[0] ?? argv[0]!, [...wrap.slice(1), ...(wrap.length ? argv : argv.slice(1))], {
     // With the pool size given, the bin runs the agent in this very process
     // (pid, fds); without it, it relaunches itself (see bin/pg-prefaulter.js).
     env: { ...process.env, UV_THREADPOOL_SIZE: '64', ...env },
