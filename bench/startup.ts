@@ -7,7 +7,7 @@
 // reports it (ms since its process started) and as seen from outside.
 // Run: npm run build && node --import tsx bench/startup.ts [runs] [--first-hint [--pg N]]
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -88,6 +88,8 @@ async function crashedFirstHint(runs: number, version: number): Promise<void> {
     await primary.exec(`create table c (id int primary key, pad text); insert into c select g, repeat('p', 300) from generate_series(1, 100000) g; checkpoint`);
     await primary.exec(`update c set pad = 'q' where id % 3 = 0`);
     await primary.stop('immediate');
+    // What a SIGKILLed postmaster (a pod kill) leaves behind: postmaster.pid naming a dead PID, "ready".
+    writeFileSync(join(primary.dataDir, 'postmaster.pid'), `2147483646\n${primary.dataDir}\n${Math.floor(Date.now() / 1000)}\n${primary.port}\n${primary.socketDir}\n*\n  0 0\nready   \n`);
     const outside: number[] = [];
     const reported: number[] = [];
     for (let i = 0; i < runs; i++) {
