@@ -140,6 +140,7 @@ export class Agent {
         this.log.error({ err: { message: (e as Error).message } }, `keeping io_method ${this.io.method}`);
       }
     }
+    this.recovery.reconfigure(this.io, next.ioConcurrency);
     const changed = SESSION_FIELDS.filter((k) => prev[k] !== next[k]);
     if (changed.length) {
       this.log.info({ changed }, 'configuration changed; restarting the session');

@@ -124,6 +124,12 @@ export class RecoveryPrefetch {
     await this.stop();
   }
 
+  /** SIGHUP: io_method / io_concurrency apply to a running recovery prefetch too. */
+  reconfigure(io: ResolvedIoMethod, ioConcurrency: number): void {
+    this.pipe?.prefaulter.setIoMethod(io);
+    this.pipe?.prefaulter.setIoConcurrency(ioConcurrency);
+  }
+
   /** Replay position from SQL (the session is up, the hand-over not done yet). */
   setReplayLsn(lsn: bigint): void {
     this.sqlReplay = lsn;
