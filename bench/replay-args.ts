@@ -6,7 +6,8 @@ export const ALL_VARIANTS = ['cached', 'cold', 'builtin', 'builtin-tuned', 'pref
 export const DEFAULT_VARIANTS: readonly VariantName[] = ['cached', 'cold', 'builtin', 'builtin-tuned', 'prefaulter', 'prefaulter+builtin'];
 export type VariantName = (typeof ALL_VARIANTS)[number];
 
-export type BenchMode = 'restart' | 'live' | 'container';
+export type BenchMode = 'restart' | 'live' | 'container' | 'crash' | 'crash-standby';
+export const ALL_MODES: readonly BenchMode[] = ['restart', 'live', 'container', 'crash', 'crash-standby'];
 
 export interface BenchOptions {
   /** restart: the burst waits while the standby is stopped; live: while its replay is paused. */
@@ -57,9 +58,18 @@ Modes (--mode):
             (empty shared_buffers) before the run, then replay is paused and the
             sidecar frozen (SIGSTOP) while the burst is written; the timer starts
             when both resume together: a lagging follower in steady state.
+  crash     a pod restart of a primary: CHECKPOINT, the burst, SIGKILL to
+            every PostgreSQL process; then PostgreSQL and the sidecar start
+            at the same instant; timed until postmaster.pid says "ready"
+            (crash recovery done, connections accepted).
+  crash-standby  the same for the standby: at a restartpoint, the burst
+            replayed, SIGKILL; both started together; timed until replay
+            passes the burst's end again (connections are refused until
+            replay reaches minRecoveryPoint).
 
 Options:
-  --mode restart,live   one or both, on the same data set (default live:
+  --mode restart,live   one or more of restart, live, crash, crash-standby,
+                        on the same data set (default live:
                         replay paused during the burst, then resumed)
   --pg 15,17            PostgreSQL major versions (default 17)
   --size-mb N           table size on disk (default 2048)
@@ -126,7 +136,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   const fpw = values.fpw ?? 'off';
   if (fpw !== 'on' && fpw !== 'off') throw new Error(`--fpw must be on or off, got "${fpw}"`);
   const modes = (values.mode ?? 'live').split(',').filter(Boolean);
-  for (const m of modes) if (m !== 'restart' && m !== 'live' && m !== 'container') throw new Error(`--mode must be restart, live, container or a list of them; got "${m}"`);
+  for (const m of modes) if (!(ALL_MODES as readonly string[]).includes(m)) throw new Error(`--mode takes ${ALL_MODES.join(', ')} (comma-separated); got "${m}"`);
   const distributions = (values.distributions ?? 'uniform,zipfian').split(',').filter(Boolean);
   for (const d of distributions) if (d !== 'uniform' && d !== 'zipfian') throw new Error(`--distributions names "${d}": use uniform, zipfian or both`);
   const variants = (values.variants ?? DEFAULT_VARIANTS.join(',')).split(',').filter(Boolean);

@@ -24,7 +24,7 @@ export interface SlowIo {
 /** Finds slowio.c: $SLOWIO_C, else relative to the repo root: ../shared/tools/slowio.c. */
 export function findSlowIoSource(repoRoot: string): string {
   // SLOWIO_C names it elsewhere (e.g. from a git worktree one level deeper).
-  const path = process.env.SLOWIO_C ?? resolve(repoRoot, '..', 'shared', 'tools', 'slowio.c');
+  const path = process.env.SLOWIO_C ?? process.env.SLOWIO_SOURCE ?? resolve(repoRoot, '..', 'shared', 'tools', 'slowio.c');
   if (!existsSync(path)) throw new Error(`slowio.c not found at ${path}: the storage model must sit beside the repo (../shared/tools/slowio.c)`);
   return path;
 }

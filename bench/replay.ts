@@ -15,6 +15,7 @@ import { createBenchCluster, flushSlowIoCounters, loadTable, parkStandby, replay
 import { agentTable, replayTable, runsTable, summarize, targetsTable, type AgentFigures, type RunResult } from './replay-report.ts';
 import { runContainerMode } from './replay-container.ts';
 import { buildSlowIo, readSlowIoStats, sumCounters, type SlowIo } from './replay-slowio.ts';
+import { runCrash } from './replay-crash.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -330,6 +331,13 @@ async function runLive(ctx: Context, variant: VariantName, rep: number): Promise
   }
 }
 
+function runMode(ctx: Context, variant: VariantName, rep: number): Promise<RunResult> {
+  if (ctx.mode === 'live') return runLive(ctx, variant, rep);
+  if (ctx.mode === 'restart') return runRestart(ctx, variant, rep);
+  if (ctx.mode === 'container') throw new Error('container mode runs from benchVersion (replay-container.ts)');
+  return runCrash({ ...ctx, mode: ctx.mode, repoRoot, log }, variant, SPECS[variant], rep);
+}
+
 function machine(): string {
   const mem = (totalmem() / 1024 ** 3).toFixed(1);
   return `${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), ${mem} GiB RAM, Linux ${release()}, node ${process.version}`;
@@ -338,8 +346,10 @@ function machine(): string {
 async function section(ctx: Context, version: number, results: RunResult[], notes: string[]): Promise<string> {
   const { opts, table, cluster, mode } = ctx;
   const summaries = summarize(results, ALL_VARIANTS);
-  const sb = await cluster.standby.scalar<string>('show shared_buffers');
-  const contexts = await cluster.standby.query<{ name: string; context: string }>(
+  // Crash mode leaves the standby stopped; the primary's settings are the same.
+  const server = cluster.standby.running ? cluster.standby : cluster.primary;
+  const sb = await cluster.standby.scalar<string>('show shared_buffers').catch(() => `${opts.standbySharedBuffers} (standby stopped)`);
+  const contexts = await server.query<{ name: string; context: string }>(
     `select name, context from pg_settings where name in ('recovery_prefetch', 'maintenance_io_concurrency', 'wal_decode_buffer_size') order by name`,
   );
   const parts = [
@@ -349,6 +359,8 @@ async function section(ctx: Context, version: number, results: RunResult[], note
       `burst ${opts.updates} random single-row updates (${opts.perCommit} per commit, seed ${opts.seed}), ` +
       `${((results[0]?.walBytes ?? 0) / 1048576).toFixed(1)} MB of WAL; full_page_writes ${opts.fpw ? 'on' : 'off'}; slowio miss latency ${opts.latencyUs} us; ${opts.reps} repetitions.`,
     '',
+    ...(mode === 'crash' ? ['"replay s" here is from the start of PostgreSQL (killed with SIGKILL after the burst) and the sidecar to postmaster.pid saying "ready": crash recovery done.', ''] : []),
+    ...(mode === 'crash-standby' ? ['"replay s" here is from the start of the standby (killed with SIGKILL after replaying the burst) and the sidecar until replay passes the burst\'s end again; "standby start s" in All runs is when it accepted connections (consistent).', ''] : []),
     replayTable(summaries),
     '',
   ];
@@ -411,7 +423,7 @@ async function benchVersion(
       // Variants interleave within each repetition, so drift of the table
       // (more dead tuples each burst) and of the machine hits all alike.
       for (let rep = 1; rep <= opts.reps; rep++) {
-        for (const v of variants) results.push(mode === 'live' ? await runLive(ctx, v, rep) : await runRestart(ctx, v, rep));
+        for (const v of variants) results.push(await runMode(ctx, v, rep));
       }
       writeFileSync(join(workDir, `results-${version}-${mode}.json`), JSON.stringify({ version, mode, opts, table, results }, null, 2));
       emit(await section(ctx, version, results, notes));

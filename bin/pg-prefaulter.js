@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // In a source checkout (src/ present, tsx installed) run the TypeScript
 // directly, so the CLI is never a stale build; an installed package or
-// image runs the compiled dist/ (made by `npm run build`).
+// image runs the compiled dist/ (made by `npm run build`; PREFAULTER_USE_DIST=1
+// runs it in a checkout too).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -29,7 +30,8 @@ if ((command === 'run' || command === 'demo') && !process.env.UV_THREADPOOL_SIZE
   });
 } else {
   const source = new URL('../src/cli/main.ts', import.meta.url);
-  let useSource = existsSync(fileURLToPath(source));
+  // PREFAULTER_USE_DIST=1: run the build even in a checkout (benchmarks time what the image runs).
+  let useSource = process.env.PREFAULTER_USE_DIST !== '1' && existsSync(fileURLToPath(source));
   if (useSource) {
     try {
       const { register } = await import('tsx/esm/api');

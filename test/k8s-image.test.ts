@@ -228,7 +228,8 @@ describe('k8s image: the commands run', () => {
   it('everything `run` imports is node built-in or a production dependency (the image has no devDependencies)', () => {
     const deps = new Set(Object.keys((JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies));
     const entry = local(image.entrypoint[1]!);
-    // main.js loads each command on demand; the image runs `run`, so follow that one dynamic import.
+    // main.js loads each command on demand; the image runs `run`, so follow that one dynamic import
+    // (and every dynamic import below it: run loads the SQL client and prom-client after its first hint).
     const followDynamic = new Set([join(dirname(entry), 'run.js')]);
     const seen = new Set<string>();
     const bare = new Map<string, string>();
@@ -246,10 +247,10 @@ describe('k8s image: the commands run', () => {
       for (const { spec, dynamic } of found) {
         if (spec.startsWith('.')) {
           const target = join(dirname(file), spec);
-          if (!dynamic || followDynamic.has(target)) queue.push(target);
+          if (!dynamic || followDynamic.has(target) || file !== entry) queue.push(target);
         } else if (!spec.startsWith('node:')) {
           const pkg = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!;
-          if (!dynamic) bare.set(pkg, file);
+          if (!dynamic || file !== entry) bare.set(pkg, file);
         }
       }
     }

@@ -8,8 +8,10 @@
 //   statusView (status-view.ts)      the /status JSON
 import type { Logger } from 'pino';
 import { SESSION_FIELDS, type Config } from '../config/schema.ts';
-import { CatchUpEstimate, Follower, FollowerConnectError, type FollowerFacts, type FollowerStatus } from '../follower/index.ts';
-import { Prefaulter, checkDataDirectory, planMemory, resolveIoMethod, type MemoryPlan, type ResolvedIoMethod } from '../prefault/index.ts';
+import type { Follower, FollowerFacts, FollowerStatus } from '../follower/index.ts';
+import { CatchUpEstimate } from '../follower/catch-up.ts';
+import { FollowerConnectError } from '../follower/connect-error.ts';
+import { checkDataDirectory, resolveIoMethod, type MemoryPlan, type Prefaulter, type ResolvedIoMethod } from '../prefault/index.ts';
 import type { WalSource } from '../wal-source/source.ts';
 import { sleep } from '../sleep.ts';
 import { Backoff } from './backoff.ts';
@@ -20,10 +22,12 @@ import { pipelineStartLsn } from './readahead.ts';
 import { pipelineRestartReason } from './pipeline-restart.ts';
 import { SourceChoice, afterPipelineError } from './source-choice.ts';
 import { BuiltinPrefetchAdvice } from './builtin-prefetch.ts';
-import { answerWithin, errInfo, followerConnectOptions, followerRetryBounds, prefaultOptions } from './session-helpers.ts';
+import { answerWithin, errInfo, followerConnectOptions, followerRetryBounds } from './session-helpers.ts';
 import { applyFollowerStatus, clearUpstream, initialSnapshot, type AgentSnapshot, type AgentState } from './states.ts';
 import { statusView } from './status-view.ts';
 import { agentValue } from './status-value.ts';
+import { RecoveryPrefetch } from './recovery.ts';
+import { newPrefaulter, planWindow } from './prefaulter-factory.ts';
 import { followerUpstream } from './upstream.ts';
 
 export type { AgentSnapshot, AgentState, RmgrCounts } from './states.ts';
@@ -52,6 +56,8 @@ export class Agent {
   private readonly upstreamBackoff: Backoff;
   private readonly sources: SourceChoice;
   private readonly prefetchAdvice: BuiltinPrefetchAdvice;
+  /** Prefaulting before PostgreSQL accepts connections (recovery.ts). */
+  private readonly recovery: RecoveryPrefetch;
 
   private readonly stopController = new AbortController();
   private sessionController: AbortController | null = null;
@@ -88,6 +94,17 @@ export class Agent {
     this.upstreamBackoff = new Backoff(cfg.reconnectMinMs, cfg.reconnectMaxMs);
     this.sources = new SourceChoice(log);
     this.prefetchAdvice = new BuiltinPrefetchAdvice(log);
+    this.recovery = new RecoveryPrefetch({
+      cfg: () => this.cfg,
+      io: () => this.io,
+      observeReadSeconds: this.observeReadSeconds,
+      snap: this.snap,
+      log,
+      sessionUp: () => this.facts !== null,
+      onChange: () => {
+        if (this.facts === null && (this.snap.state === 'waiting_for_postgres' || this.snap.state === 'recovering')) this.setState(this.idleState());
+      },
+    });
   }
 
   /** How pages are brought in now (io_method as resolved). */
@@ -130,6 +147,7 @@ export class Agent {
         this.log.error({ err: { message: (e as Error).message } }, `keeping io_method ${this.io.method}`);
       }
     }
+    this.recovery.reconfigure(this.io, next.ioConcurrency);
     const changed = SESSION_FIELDS.filter((k) => prev[k] !== next[k]);
     if (changed.length) {
       this.log.info({ changed }, 'configuration changed; restarting the session');
@@ -137,6 +155,11 @@ export class Agent {
     } else {
       this.log.info('configuration reloaded');
     }
+  }
+
+  /** Resolves once start-up is settled (recovery.ts): then load what the first hint does not need. */
+  get startupSettled(): Promise<void> {
+    return this.recovery.settled;
   }
 
   /** A plain JSON view for /status and the status command. */
@@ -156,8 +179,16 @@ export class Agent {
     }
   }
 
+  /** No SQL session: prefaulting a recovery, or just waiting. */
+  private idleState(): AgentState {
+    return this.recovery.active ? 'recovering' : 'waiting_for_postgres';
+  }
+
   private async loop(): Promise<void> {
     const stop = this.stopController.signal;
+    // Started before the first SQL attempt: recovery begins as PostgreSQL starts, and each millisecond counts.
+    const recovering = this.recovery.run(stop);
+    await this.recovery.settled;
     while (!stop.aborted) {
       this.snap.lastTick = Date.now();
       this.sessionController = new AbortController();
@@ -183,6 +214,7 @@ export class Agent {
         await waitForFollower(this.cfg.host, this.cfg.port, delay, stop);
       }
     }
+    await recovering;
     this.snap.state = 'stopped';
   }
 
@@ -200,7 +232,7 @@ export class Agent {
     this.follower = null;
     this.facts = null;
     this.snap.role = 'unknown';
-    if (!this.stopController.signal.aborted) this.setState('waiting_for_postgres');
+    if (!this.stopController.signal.aborted) this.setState(this.idleState());
   }
 
   private async closePrefaulter(): Promise<void> {
@@ -211,8 +243,10 @@ export class Agent {
 
   // One connection to the follower: poll it, and run WAL pipelines while it is a standby.
   private async session(signal: AbortSignal): Promise<void> {
-    this.setState('waiting_for_postgres');
+    this.setState(this.idleState());
     const cfg = this.cfg;
+    // Loaded on first use: the SQL client is not needed to start prefaulting a recovery.
+    const { Follower } = await import('../follower/follower.ts');
     const follower = await Follower.connect(followerConnectOptions(cfg));
     this.follower = follower;
     this.facts = await answerWithin(follower.facts(), cfg.connectTimeoutMs, 'the follower facts query');
@@ -230,6 +264,7 @@ export class Agent {
       const status = await answerWithin(follower.status(), cfg.connectTimeoutMs, 'the follower status query');
       this.onStatus(status);
       if (!status.inRecovery) {
+        await this.recovery.stop(); // crash recovery ended: a primary
         if (pipeline) {
           this.pipelineController?.abort();
           await pipeline;
@@ -264,6 +299,7 @@ export class Agent {
     applyFollowerStatus(this.snap, s, this.source?.upstreamEnd() ?? null);
     this.catchUp.observe(s.inRecovery ? s.replayLsn : null, this.snap.lagBytes, Date.now());
     if (s.replayLsn !== null && this.prefaulter) this.prefaulter.setReplayLsn(s.replayLsn);
+    if (s.replayLsn !== null && s.inRecovery && this.recovery.active) this.recovery.setReplayLsn(s.replayLsn);
     this.snap.prefault = this.prefaulter?.stats ?? null;
     this.replayTicks.tick();
   }
@@ -284,11 +320,12 @@ export class Agent {
 
   private ensurePrefaulter(facts: FollowerFacts): Prefaulter {
     if (this.prefaulter) return this.prefaulter;
-    const memory = planMemory(this.cfg.maxPagesAhead, facts.blockSize, facts.sharedBuffersBytes);
-    if (memory.window.warning) this.log.warn({ memory: memory.budget }, memory.window.warning);
-    this.log.info({ maxPagesAhead: memory.window.maxPagesAhead, setting: this.cfg.maxPagesAhead, memory: memory.budget, resident: memory.resident }, 'readahead window sized');
-    this.memory = memory;
-    this.prefaulter = new Prefaulter(prefaultOptions(this.cfg, facts, this.io, memory, this.observeReadSeconds));
+    const cfg = this.cfg;
+    this.memory = planWindow(cfg, facts.blockSize, facts.sharedBuffersBytes, this.log);
+    // Hand-over from the recovery prefetch: the same prefaulter, so what it brought in is not read again.
+    const pgdata = cfg.pgdata || facts.dataDirectory;
+    const layout = { pgdata, blockSize: facts.blockSize, majorVersion: Math.floor(facts.serverVersionNum / 10000), catalogVersion: facts.catalogVersion };
+    this.prefaulter = this.recovery.release(pgdata) ?? newPrefaulter(cfg, layout, this.io, this.memory, this.observeReadSeconds);
     // /status must show the handles it opens from its first read on.
     this.snap.prefault = this.prefaulter.stats;
     if (this.status?.replayLsn != null) this.prefaulter.setReplayLsn(this.status.replayLsn);

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Prefaulter } from '../prefault/index.ts';
 import { WalDecoder } from '../wal/decoder.ts';
 import { DecodeHealth } from '../wal/decode-health.ts';
+import type { WalRecord } from '../wal/types.ts';
 import type { WalSource } from '../wal-source/source.ts';
 import { formatLsn } from '../lsn.ts';
 import { LogThrottle } from './log-throttle.ts';
@@ -31,6 +32,10 @@ export interface DecodeLoopOptions {
   replayLsn: () => bigint | null;
   setState: (state: AgentState) => void;
   signal: AbortSignal;
+  /** Every decoded record (the recovery prefetch's replay estimate counts their reads). */
+  onRecord?: (rec: WalRecord) => void;
+  /** Called once, at the agent's first hint (snap.firstHintMs set). */
+  onFirstHint?: () => void;
 }
 
 export class DecodeLoop {
@@ -88,11 +93,18 @@ export class DecodeLoop {
         c.records++;
         c.bytes += item.totalLength;
         snap.decodedLsn = item.endLsn;
+        this.o.onRecord?.(item);
         prefaulter.offer(item);
+        if (snap.firstHintMs === null && prefaulter.stats.issued > 0) this.onFirstHint();
         while (!prefaulter.wantsMore()) {
           await this.o.nextReplayUpdate(signal);
           if (signal.aborted) return;
         }
+      }
+      // Bytes not written yet (the end of WAL in pg_wal): the decoder wants them again once they are.
+      if (source.rewind && decoder.inputLsn < expected) {
+        expected = decoder.inputLsn;
+        source.rewind(expected);
       }
       if (snap.state === 'streaming' && this.health.undecodable(expected)) this.onUndecodable(expected);
       // Inside a record larger than the window (up to 1 GiB) nothing is offered, so
@@ -115,6 +127,14 @@ export class DecodeLoop {
         + "check that the upstream is this cluster's primary (or a standby of it) running PostgreSQL 13-18 with the same wal_segment_size, "
         + 'and that nothing between (proxy, pooler) alters the bytes',
     );
+  }
+
+  // performance.now() counts from process start: the start-up figure (issue #15: at most 300 ms).
+  private onFirstHint(): void {
+    const snap = this.o.snap;
+    snap.firstHintMs = Math.round(performance.now());
+    this.o.log.info({ sinceProcessStartMs: snap.firstHintMs, state: snap.state }, 'first prefault hint issued');
+    this.o.onFirstHint?.();
   }
 
   private onDecodeError(lsn: bigint, message: string): void {

@@ -70,6 +70,7 @@ function copyStats(agent: Agent, m: AgentMetrics): void {
   if (s.streamLsn !== null) m.streamLsn.set(Number(s.streamLsn));
   m.upstreamConnected.set(s.upstreamConnected ? 1 : 0);
   m.setWalSource(s.source);
+  m.recoveryProgressVisible.set(s.state === 'recovering' && s.recovery?.progressVisible === false ? 0 : 1);
   m.setIoMethod(agent.ioMethod.method);
   m.setCounter(m.decodeErrors, {}, s.decodeErrors);
   m.setCounter(m.reconnects, { target: 'follower' }, s.reconnects.follower);
@@ -84,6 +85,8 @@ function copyStats(agent: Agent, m: AgentMetrics): void {
   m.readsInFlight.set(p?.inFlight ?? 0);
   m.fileHandlesOpen.set(p?.fileHandle.open ?? 0);
   copyValueMetrics(agentValue(p, agent.catchUp, agent.memory), agent.memory?.window.maxPagesAhead ?? null, m);
+  // The recovery prefetch's prefaulter was closed (the node is a primary): its hints still count.
+  if (!p && s.recovery) m.setCounter(m.prefaultsIssued, {}, s.recovery.prefaultsIssued);
   if (!p) return;
   m.setCounter(m.prefaultsIssued, {}, p.issued);
   m.setCounter(m.prefaultsCompleted, {}, p.completed);

@@ -1,8 +1,7 @@
 // Small rules the state machine applies around its sessions.
 import type { Config } from '../config/schema.ts';
 import { followerPassword } from '../credentials.ts';
-import type { FollowerConnOptions, FollowerFacts } from '../follower/index.ts';
-import { residencyProbeOrNull, type MemoryPlan, type PrefaultOptions, type ResolvedIoMethod } from '../prefault/index.ts';
+import type { FollowerConnOptions } from '../follower/index.ts';
 
 /** The monitoring connection to the follower, as configured. */
 export function followerConnectOptions(cfg: Config): FollowerConnOptions {
@@ -14,31 +13,6 @@ export function followerConnectOptions(cfg: Config): FollowerConnOptions {
     password: followerPassword(cfg, process.env),
     connectTimeoutMs: cfg.connectTimeoutMs,
     applicationName: `${cfg.applicationName}_monitor`,
-  };
-}
-
-/** The prefaulter for this follower (its data directory, block size, version) and the configured limits. */
-/** memory: the window and reach as sized for our memory cgroup (prefault/memory-budget.ts). */
-export function prefaultOptions(
-  cfg: Config,
-  facts: FollowerFacts,
-  io: ResolvedIoMethod,
-  memory: MemoryPlan,
-  observeReadSeconds: ((s: number) => void) | undefined,
-): PrefaultOptions {
-  return {
-    pgdata: cfg.pgdata || facts.dataDirectory,
-    blockSize: facts.blockSize,
-    majorVersion: Math.floor(facts.serverVersionNum / 10000),
-    catalogVersion: facts.catalogVersion,
-    readaheadBytes: cfg.readaheadBytes,
-    maxPagesAhead: memory.window.maxPagesAhead,
-    resident: memory.resident,
-    residencyProbe: residencyProbeOrNull(),
-    ioConcurrency: cfg.ioConcurrency,
-    ioMethod: io,
-    maxOpenFiles: cfg.maxOpenFiles || undefined,
-    observeReadSeconds,
   };
 }
 

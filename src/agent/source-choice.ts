@@ -6,7 +6,6 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { Follower, FollowerFacts, FollowerStatus } from '../follower/index.ts';
 import { LocalSource } from '../wal-source/local.ts';
-import { StreamSource } from '../wal-source/stream.ts';
 import type { WalSource } from '../wal-source/source.ts';
 import { ReplicationError } from '../replication/errors.ts';
 import { TimelineEnded } from '../wal-source/source.ts';
@@ -61,6 +60,8 @@ export class SourceChoice {
       const conn = await upstreamConnOptions(r.cfg, r.status, r.follower);
       if (conn) {
         r.onUpstream(`${conn.host}:${conn.port}`);
+        // Loaded on first use: start-up (and a recovery prefetch) does not need the replication client.
+        const { StreamSource } = await import('../wal-source/stream.ts');
         const source = await StreamSource.open({
           conn,
           startLsn: r.startLsn,

@@ -6,7 +6,7 @@ import type { PrefaultStats } from '../prefault/index.ts';
 import type { WalSourceKind } from '../options.ts';
 
 /** In order of a normal start; `stopped` is the end, after SIGTERM. */
-export const AGENT_STATES = ['waiting_for_postgres', 'primary_idle', 'following', 'streaming', 'wal_undecodable', 'stopped'] as const;
+export const AGENT_STATES = ['waiting_for_postgres', 'recovering', 'primary_idle', 'following', 'streaming', 'wal_undecodable', 'stopped'] as const;
 export type AgentState = (typeof AGENT_STATES)[number];
 /** States a running agent exports as pg_prefaulter_state (all but `stopped`). */
 export const RUNNING_STATES = AGENT_STATES.filter((s): s is Exclude<AgentState, 'stopped'> => s !== 'stopped');
@@ -17,6 +17,23 @@ export type Role = (typeof ROLES)[number];
 export interface RmgrCounts {
   records: number;
   bytes: number;
+}
+
+/** What the agent sees of a recovery that runs before PostgreSQL accepts connections (no SQL: PGDATA and /proc). */
+export interface RecoveryView {
+  /** pg_control's state (e.g. "in crash recovery", "in archive recovery"). */
+  controlState: string;
+  /** crash (a primary) or archive (a standby, a point-in-time recovery). */
+  kind: string;
+  redoLsn: bigint;
+  /** Where replay is, as far as we can tell: the startup process's segment, or the redo point. */
+  replayLsn: bigint;
+  /** The startup process's title is visible: the window follows replay. Else a bounded window from the redo point. */
+  progressVisible: boolean;
+  /** Why not, and how to make it visible (null when visible). */
+  notVisibleReason: string | null;
+  /** Pages hinted (or read) while PostgreSQL refused connections. */
+  prefaultsIssued: number;
 }
 
 export interface AgentSnapshot {
@@ -38,6 +55,10 @@ export interface AgentSnapshot {
   walByRmgr: Map<string, RmgrCounts>;
   reconnects: { follower: number; upstream: number };
   prefault: PrefaultStats | null;
+  /** Set while (and kept after) the agent prefaulted a recovery before PostgreSQL accepted connections. */
+  recovery: RecoveryView | null;
+  /** ms from process start to the first prefault hint (null: none yet). */
+  firstHintMs: number | null;
   lastTick: number;
   startedAt: number;
 }
@@ -62,6 +83,8 @@ export function initialSnapshot(now = Date.now()): AgentSnapshot {
     walByRmgr: new Map(),
     reconnects: { follower: 0, upstream: 0 },
     prefault: null,
+    recovery: null,
+    firstHintMs: null,
     lastTick: now,
     startedAt: now,
   };

@@ -31,6 +31,8 @@ export function statusView(s: AgentSnapshot, cfg: Config, ioMethod: string, valu
     walRecords: rmgrs.reduce((a, c) => a + c.records, 0),
     walBytes: rmgrs.reduce((a, c) => a + c.bytes, 0),
     prefault: p ? { ...p } : null,
+    recovery: s.recovery ? { ...s.recovery, redoLsn: formatLsn(s.recovery.redoLsn), replayLsn: formatLsn(s.recovery.replayLsn) } : null,
+    firstHintMs: s.firstHintMs,
     reconnects: { ...s.reconnects },
     settings: {
       ioConcurrency: cfg.ioConcurrency,

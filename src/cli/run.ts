@@ -7,7 +7,7 @@ import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger } from '../log.ts';
 import { Agent } from '../agent/agent.ts';
-import { AgentHttp, agentMetrics } from '../agent/http.ts';
+import type { AgentHttp } from '../agent/http.ts';
 import { relaunchWithThreadpool, resolveIoMethod, sizeThreadpool, type ResolvedIoMethod } from '../prefault/index.ts';
 
 const STOP_DEADLINE_MS = 1800;
@@ -58,19 +58,26 @@ export default async function runCommand(argv: string[]): Promise<number> {
 /** Runs the agent and its HTTP endpoint until SIGTERM/SIGINT; SIGHUP reloads. */
 async function runAgent(config: Config, configPath: string | null, argv: string[]): Promise<number> {
   const log = createLogger(config.logLevel);
+  // The agent starts before the HTTP endpoint and prom-client are loaded: a
+  // recovery prefetch gives its first hint within tens of milliseconds (issue #15).
+  let observeRead: ((seconds: number) => void) | undefined;
+  const agent = new Agent(config, log, { observeReadSeconds: (s) => observeRead?.(s) });
+  const running = agent.start();
+  await agent.startupSettled;
+  const { AgentHttp, agentMetrics } = await import('../agent/http.ts');
   const { metrics, options } = agentMetrics();
-  const agent = new Agent(config, log, options);
+  observeRead = options.observeReadSeconds;
   let http: AgentHttp;
   try {
     http = await AgentHttp.start(agent, metrics, config.metricsListen);
   } catch (e) {
     log.fatal({ err: { message: (e as Error).message } }, `cannot listen on metrics_listen ${config.metricsListen}`);
+    await agent.stop();
     return 1;
   }
   log.info({ configPath, metrics: http.address, pid: process.pid, ioMethod: agent.ioMethod.method }, 'pg-prefaulter started');
   if (agent.ioMethod.fallbackReason) log.warn(`io_method auto runs as pread: ${agent.ioMethod.fallbackReason}`);
 
-  const running = agent.start();
   let stopping: Promise<void> | null = null;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -11,6 +11,7 @@
 import postgres from 'postgres';
 import { parseConninfo } from '../replication/conninfo.ts';
 import { parseLsnOrNull } from '../lsn.ts';
+import { FollowerConnectError } from './connect-error.ts';
 import type { FollowerConnOptions, FollowerFacts, FollowerStatus, FollowerUpstream } from './types.ts';
 
 interface StatusRow {
@@ -83,16 +84,7 @@ function message(e: unknown): string {
  * PostgreSQL is up but not yet accepting connections (57P03), so an early
  * retry is cheap and useful.
  */
-export class FollowerConnectError extends Error {
-  readonly code: string | undefined;
-  readonly startingUp: boolean;
-  constructor(msg: string, code: string | undefined) {
-    super(msg);
-    this.name = 'FollowerConnectError';
-    this.code = code;
-    this.startingUp = code === '57P03';
-  }
-}
+export { FollowerConnectError };
 
 export class Follower {
   readonly serverVersionNum: number;

@@ -52,6 +52,7 @@ export const METRIC_NAMES: string[] = [
   'pg_prefaulter_reconnects_total',
   'pg_prefaulter_upstream_connected',
   'pg_prefaulter_wal_source',
+  'pg_prefaulter_recovery_progress_visible',
   'pg_prefaulter_metrics_collect_errors_total',
   'pg_prefaulter_max_pages_ahead',
   'pg_prefaulter_memory_limit_bytes',
@@ -104,6 +105,7 @@ export class AgentMetrics {
   readonly reconnects: Counter<'target'>;
   readonly upstreamConnected: Gauge;
   readonly walSource: Gauge<'source'>;
+  readonly recoveryProgressVisible: Gauge;
   readonly collectErrors: Counter;
   readonly maxPagesAhead: Gauge;
   readonly memoryLimit: Gauge;
@@ -155,6 +157,10 @@ export class AgentMetrics {
     this.reconnects = counter('pg_prefaulter_reconnects_total', 'Reconnections, by target', ['target']);
     this.upstreamConnected = gauge('pg_prefaulter_upstream_connected', '1 while the replication connection to the upstream is up');
     this.walSource = gauge('pg_prefaulter_wal_source', 'Where WAL is read from: 1 for the current source, 0 for the other', ['source']);
+    this.recoveryProgressVisible = gauge(
+      'pg_prefaulter_recovery_progress_visible',
+      '0 while the agent prefaults a recovery whose replay progress it cannot see (no shared PID namespace: a bounded window from the redo point only), else 1',
+    );
     this.collectErrors = counter('pg_prefaulter_metrics_collect_errors_total', 'onCollect hooks that threw during a scrape');
 
     this.maxPagesAhead = gauge('pg_prefaulter_max_pages_ahead', 'The readahead window in use, in pages (max_pages_ahead, "auto" sized to the memory cgroup)');
@@ -179,6 +185,7 @@ export class AgentMetrics {
     for (const r of SKIP_REASONS) this.prefaultsSkipped.inc({ reason: r }, 0);
     for (const t of RECONNECT_TARGETS) this.reconnects.inc({ target: t }, 0);
     this.upstreamConnected.set(0);
+    this.recoveryProgressVisible.set(1);
   }
 
   setState(state: AgentState): void {

@@ -182,6 +182,16 @@ export class Prefaulter {
     this.stats.ioMethod = m.hint !== null ? 'willneed' : 'pread';
   }
 
+  /**
+   * A new feeder takes over from another position (the agent's hand-over from
+   * recovery to the SQL path): forget the window, keep the recently read pages
+   * and open files, so pages already brought in are not read again.
+   */
+  restartFeed(): void {
+    this.window.reset();
+    this.syncWindowStats();
+  }
+
   /** Resolves when every queued read has finished. */
   async drain(): Promise<void> {
     this.hints.flush();

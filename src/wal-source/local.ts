@@ -26,9 +26,23 @@ export class LocalSource implements WalSource {
   readonly started = true;
   private closed = false;
   private timeline: number;
+  private pos: bigint;
+  /** rewind() was called: read from pos again, after a poll interval (the bytes were not written yet). */
+  private rewound = false;
 
   constructor(private opts: LocalSourceOptions) {
     this.timeline = opts.timeline;
+    this.pos = opts.startLsn;
+  }
+
+  /**
+   * The decoder found bytes not written yet from `lsn` on (zeros, or a
+   * recycled segment's older pages: the end of WAL while PostgreSQL recovers,
+   * or WAL still arriving): read from there again after a poll interval.
+   */
+  rewind(lsn: bigint): void {
+    this.pos = lsn;
+    this.rewound = true;
   }
 
   upstreamEnd(): bigint | null {
@@ -42,8 +56,13 @@ export class LocalSource implements WalSource {
   async *[Symbol.asyncIterator](): AsyncIterator<WalChunk> {
     const { segmentSize, signal } = this.opts;
     const seg = BigInt(segmentSize);
-    let pos = this.opts.startLsn;
     while (!this.closed && !signal.aborted) {
+      if (this.rewound) {
+        this.rewound = false;
+        await sleep(this.opts.pollIntervalMs, signal);
+        continue;
+      }
+      const pos = this.pos;
       const limit = this.opts.limit();
       if (limit === null || limit <= pos) {
         await sleep(this.opts.pollIntervalMs, signal);
@@ -57,8 +76,8 @@ export class LocalSource implements WalSource {
         await sleep(this.opts.pollIntervalMs, signal);
         continue;
       }
+      this.pos = pos + BigInt(data.length);
       yield { lsn: pos, data };
-      pos += BigInt(data.length);
     }
   }
 

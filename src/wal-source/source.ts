@@ -17,6 +17,8 @@ export interface WalSource extends AsyncIterable<WalChunk> {
   /** Latest WAL position known to exist upstream (stream) or null. */
   upstreamEnd(): bigint | null;
   close(): Promise<void>;
+  /** Local sources: read again from lsn (the decoder met bytes not written yet there). */
+  rewind?(lsn: bigint): void;
 }
 
 /** Thrown by a stream source when the upstream's timeline ended under us. */

@@ -26,20 +26,19 @@ export interface AgentProcess {
 /**
  * runAs: uid/gid to run the agent as (root only), e.g. the OS user of the node it sits next to.
  * cgroupProcs: a cgroup's cgroup.procs file the agent joins before it starts (memory-limit tests).
+ * wrap: a command the agent runs under (e.g. unshare into another PID namespace); then proc is the wrapper.
  */
 export async function startAgent(
   args: string[],
   env: Record<string, string> = {},
-  { cgroupProcs, ...runAs }: { uid?: number; gid?: number; cgroupProcs?: string } = {},
+  { cgroupProcs, wrap = [], ...runAs }: { uid?: number; gid?: number; cgroupProcs?: string; wrap?: string[] } = {},
 ): Promise<AgentProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const argv = [BIN, 'run', '--metrics-listen', `127.0.0.1:${port}`, ...args];
+  const argv = [process.execPath, BIN, 'run', '--metrics-listen', `127.0.0.1:${port}`, ...args];
   // sh writes its own pid into the cgroup, then becomes node (same pid).
-  const [cmd, cmdArgs] = cgroupProcs === undefined
-    ? [process.execPath, argv]
-    : ['sh', ['-c', 'echo $$ > "$0" && exec "$@"', cgroupProcs, process.execPath, ...argv]];
-  const proc = spawn(cmd, cmdArgs, {
+  const wrapped = cgroupProcs === undefined ? [...wrap, ...argv] : ['sh', '-c', 'echo $$ > "$0" && exec "$@"', cgroupProcs, ...wrap, ...argv];
+  const proc = spawn(wrapped[0]!, wrapped.slice(1), {
     // With the pool size given, the bin runs the agent in this very process
     // (pid, fds); without it, it relaunches itself (see bin/pg-prefaulter.js).
     env: { ...process.env, UV_THREADPOOL_SIZE: '64', ...env },
