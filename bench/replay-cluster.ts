@@ -3,6 +3,7 @@
 // random-update burst generated on the primary.
 import { createCluster, sleep, type Cluster, type PgServer } from '../test/harness/index.ts';
 import type { BenchOptions } from './replay-args.ts';
+import type { SlowIo } from './replay-slowio.ts';
 
 export const TABLE = 'bench_replay';
 
@@ -30,6 +31,18 @@ export async function createBenchCluster(version: number, opts: BenchOptions): P
 // mostly pages (what replay reads) and its index stays small.
 const PAD_REPEAT = 12; // 12 x md5 = 384 characters
 const ROWS_PER_MB = 14 * 128;
+
+/** What a benchmark mode's runs share: the options, the cluster and table, the storage model, where to write. */
+export interface ModeContext {
+  opts: BenchOptions;
+  cluster: Cluster;
+  table: LoadedTable;
+  slowio: SlowIo;
+  statsDir: string;
+  logDir: string;
+  repoRoot: string;
+  log: (msg: string) => void;
+}
 
 export interface LoadedTable {
   rows: number;

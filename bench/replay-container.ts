@@ -11,14 +11,14 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, sleep, type Cluster, type PgServer } from '../test/harness/index.ts';
+import { freePort, sleep, type PgServer } from '../test/harness/index.ts';
 import { createMemoryCgroup, type TestCgroup } from '../test/helpers/memory-cgroup.ts';
 import { readMemoryCgroup } from '../src/prefault/memory-cgroup.ts';
 import type { BenchOptions } from './replay-args.ts';
 import { agentStreaming, metricSum, processTree, startAgent, type RunningAgent } from './replay-agent.ts';
 import { evict, relationFiles } from './replay-cache.ts';
-import { flushSlowIoCounters, parkStandby, replayReached, TABLE, type LoadedTable } from './replay-cluster.ts';
-import { readSlowIoStats, sumCounters, type SlowIo } from './replay-slowio.ts';
+import { flushSlowIoCounters, parkStandby, replayReached, TABLE, type ModeContext } from './replay-cluster.ts';
+import { readSlowIoStats, sumCounters } from './replay-slowio.ts';
 
 export const DISTRIBUTIONS = ['uniform', 'zipfian'] as const;
 export type Distribution = (typeof DISTRIBUTIONS)[number];
@@ -33,15 +33,7 @@ interface ContainerVariant {
   agentLimitMb: number | null;
 }
 
-export interface ContainerContext {
-  opts: BenchOptions;
-  cluster: Cluster;
-  table: LoadedTable;
-  slowio: SlowIo;
-  statsDir: string;
-  logDir: string;
-  repoRoot: string;
-  log: (msg: string) => void;
+export interface ContainerContext extends ModeContext {
   /** The built CLI (dist/cli/main.js), as the image runs it: no TypeScript compiler in the agent's memory. */
   agentScript?: string;
 }

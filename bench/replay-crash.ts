@@ -10,17 +10,17 @@
 //   connections until replay reaches minRecoveryPoint (consistency).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, sleep, type Cluster, type PgServer } from '../test/harness/index.ts';
+import { freePort, sleep, type PgServer } from '../test/harness/index.ts';
 import { findStartupProcess } from '../src/follower/startup-process.ts';
 import { readPostmasterPid } from '../src/follower/postmaster-pid.ts';
 import { readControlFile } from '../src/follower/control-file.ts';
 import { formatLsn } from '../src/lsn.ts';
 import { metricSum, processTree, sampleProc, startAgent, type RunningAgent } from './replay-agent.ts';
-import type { BenchOptions, VariantName } from './replay-args.ts';
+import type { VariantName } from './replay-args.ts';
 import { evict, relationFiles, residency, warm } from './replay-cache.ts';
-import { replayReached, runBurst, type LoadedTable } from './replay-cluster.ts';
+import { replayReached, runBurst, type LoadedTable, type ModeContext } from './replay-cluster.ts';
 import type { AgentFigures, RunResult } from './replay-report.ts';
-import { readSlowIoStats, sumCounters, type SlowIo } from './replay-slowio.ts';
+import { readSlowIoStats, sumCounters } from './replay-slowio.ts';
 
 export interface CrashSpec {
   prefetch: 'on' | 'off';
@@ -30,16 +30,8 @@ export interface CrashSpec {
   agentEnv?: Record<string, string>;
 }
 
-export interface CrashContext {
-  opts: BenchOptions;
+export interface CrashContext extends ModeContext {
   mode: 'crash' | 'crash-standby';
-  cluster: Cluster;
-  table: LoadedTable;
-  slowio: SlowIo;
-  statsDir: string;
-  logDir: string;
-  repoRoot: string;
-  log: (msg: string) => void;
 }
 
 const SEG = 16 * 1024 * 1024;

@@ -101,6 +101,8 @@ export class WalDecoder {
   private readonly segSize: number;
   private readonly pageSize: number;
   private readonly blockSize: number;
+  /** The page header readPageHeader read last (reused: nothing allocated per page). */
+  private readonly hdr: { info: number; len: number; problem: string | null } = { info: 0, len: 0, problem: null };
   private readonly verifyCrc: boolean;
   private readonly pageSizeBig: bigint;
   private readonly segSizeBig: bigint;
@@ -361,16 +363,9 @@ export class WalDecoder {
   /** At a page start: check its header and move past it. undefined = go on decoding. */
   private atPageStart(): DecodeError | null | undefined {
     const cur = this.cur;
-    if (this.end - cur < SIZE_OF_SHORT_PHD) return null;
-    const info = u16(this.data, cur + 2);
-    const hdrLen = info & XLP_LONG_HEADER ? SIZE_OF_LONG_PHD : SIZE_OF_SHORT_PHD;
-    if (this.end - cur < hdrLen) return null;
-    const check = this.checkPageHeader(cur);
-    if (check === Page.Unwritten) {
-      this.unwritten(cur);
-      return null;
-    }
-    if (typeof check === 'string') {
+    if (!this.readPageHeader(cur)) return null;
+    const { info, len: hdrLen, problem: check } = this.hdr;
+    if (check !== null) {
       if (this.mode === Mode.Resync) {
         this.setCur(cur + this.pageSize);
         return undefined;
@@ -403,6 +398,26 @@ export class WalDecoder {
   }
 
   /** XLogReaderValidatePageHeader: Ok, Unwritten, or what is wrong. */
+  /**
+   * Reads and checks the header of the page at pos into this.hdr. False while the header is
+   * not whole in the buffer, or when the page was never written (the end of WAL, noted).
+   */
+  private readPageHeader(pos: number): boolean {
+    if (this.end - pos < SIZE_OF_SHORT_PHD) return false;
+    const info = u16(this.data, pos + 2);
+    const len = info & XLP_LONG_HEADER ? SIZE_OF_LONG_PHD : SIZE_OF_SHORT_PHD;
+    if (this.end - pos < len) return false;
+    const check = this.checkPageHeader(pos);
+    if (check === Page.Unwritten) {
+      this.unwritten(pos);
+      return false;
+    }
+    this.hdr.info = info;
+    this.hdr.len = len;
+    this.hdr.problem = check === Page.Ok ? null : check;
+    return true;
+  }
+
   private checkPageHeader(pos: number): Page.Ok | Page.Unwritten | string {
     const d = this.data;
     const magic = u16(d, pos);
@@ -466,16 +481,9 @@ export class WalDecoder {
     const cur = this.cur;
     while (this.spanEnd < 0) {
       const page = cur + this.spanNextPage;
-      if (this.end - page < SIZE_OF_SHORT_PHD) return null;
-      const info = u16(this.data, page + 2);
-      const hdrLen = info & XLP_LONG_HEADER ? SIZE_OF_LONG_PHD : SIZE_OF_SHORT_PHD;
-      if (this.end - page < hdrLen) return null;
-      const check = this.checkPageHeader(page);
-      if (check === Page.Unwritten) {
-        this.unwritten(page);
-        return null;
-      }
-      if (typeof check === 'string') return this.fail(cur, `record at ${this.lsnText(cur)} continues into a bad page: ${check}`);
+      if (!this.readPageHeader(page)) return null;
+      const { info, len: hdrLen, problem: check } = this.hdr;
+      if (check !== null) return this.fail(cur, `record at ${this.lsnText(cur)} continues into a bad page: ${check}`);
       if (!(info & XLP_FIRST_IS_CONTRECORD)) {
         if (info & XLP_FIRST_IS_OVERWRITE_CONTRECORD) {
           // The record was never completed; after a crash PostgreSQL wrote new WAL from this page on.
@@ -530,17 +538,10 @@ export class WalDecoder {
       const cur = this.cur;
       const pageOff = (this.basePageOff + cur) & (ps - 1);
       if (pageOff === 0) {
-        if (this.end - cur < SIZE_OF_SHORT_PHD) return null;
-        const info = u16(this.data, cur + 2);
-        const hdrLen = info & XLP_LONG_HEADER ? SIZE_OF_LONG_PHD : SIZE_OF_SHORT_PHD;
-        if (this.end - cur < hdrLen) return null;
-        const check = this.checkPageHeader(cur);
-        if (check === Page.Unwritten) {
-          this.unwritten(cur);
-          return null;
-        }
+        if (!this.readPageHeader(cur)) return null;
+        const { info, len: hdrLen, problem: check } = this.hdr;
         const at = formatLsn(b.lsn);
-        if (typeof check === 'string') return this.failBig(`record at ${at} continues into a bad page: ${check}`);
+        if (check !== null) return this.failBig(`record at ${at} continues into a bad page: ${check}`);
         if (!(info & XLP_FIRST_IS_CONTRECORD)) {
           if (info & XLP_FIRST_IS_OVERWRITE_CONTRECORD) {
             // Never completed; after a crash PostgreSQL wrote new WAL from this page on.
