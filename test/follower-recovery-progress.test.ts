@@ -54,9 +54,10 @@ for (const version of selectedVersions()) {
       const server = startUnready(standby);
       try {
         const first = await pollUntil(
-          'the startup process with a segment',
+          'the startup process with a segment, and the postmaster\'s status line',
           () => readRecoveryProgress(standby.dataDir),
-          (p) => p.startup.kind === 'startup' && p.startup.segment !== null,
+          // postmaster.pid gets its status line (line 8) a moment after the other lines.
+          (p) => p.startup.kind === 'startup' && p.startup.segment !== null && p.postmaster?.status != null,
         );
         assert.ok(first.postmaster?.status === 'starting' || first.postmaster?.status === 'standby', `status ${first.postmaster?.status}`);
         assert.equal(first.acceptsConnections, false);
