@@ -35,8 +35,6 @@ export type { AgentSnapshot, AgentState, RmgrCounts } from './states.ts';
 /** Retry delay while the follower answers "the database system is starting up", for at most this many retries (1 s). */
 const STARTING_UP_RETRY_MS = 25;
 const STARTING_UP_QUICK_RETRIES = 40;
-/** WAL page size the pipeline aligns its start to (wal_block_size; PostgreSQL's default, the embedded servers'). */
-const WAL_PAGE_SIZE = 8192;
 /** An upstream session that lasted this long was healthy: the reconnect backoff starts over. */
 const UPSTREAM_HEALTHY_MS = 10_000;
 
@@ -341,7 +339,7 @@ export class Agent {
     sessionSignal.addEventListener('abort', onSession, { once: true });
     const signal = controller.signal;
     const facts = this.facts!;
-    const startLsn = pipelineStartLsn(status, WAL_PAGE_SIZE);
+    const startLsn = pipelineStartLsn(status, facts.walBlockSize);
     const timeline = status.timeline ?? 1;
     this.pipelineTimeline = timeline;
     this.pipelineUpstream = followerUpstream(status);
@@ -370,6 +368,7 @@ export class Agent {
         startLsn,
         segmentSize: facts.segmentSize,
         blockSize: facts.blockSize,
+        walPageSize: facts.walBlockSize,
         readaheadBytes: this.cfg.readaheadBytes,
         prefaulter: this.ensurePrefaulter(facts),
         snap: this.snap,
