@@ -17,7 +17,7 @@ const rec = (lsn: bigint, blocks: BlockRef[]): WalRecord => ({
 });
 
 test('replay estimate: reads since the segment opened map to the record replay is on; images and WILL_INIT cost nothing', () => {
-  const e = new ReplayEstimate(8192);
+  const e = new ReplayEstimate(8192, 8192);
   const seg = 5n * SEG;
   // 10 records of one block read each, 100 bytes apart on one WAL page; one with an applied image, one WILL_INIT.
   for (let i = 0; i < 10; i++) e.record(rec(seg + 40n + BigInt(i) * 128n, [block(i)]));
@@ -37,6 +37,21 @@ test('replay estimate: reads since the segment opened map to the record replay i
   // The next segment: its start; a new startup process (PostgreSQL restarted): its segment, even if earlier.
   assert.equal(e.observe(seg + SEG, 42, 2_000_000), seg + SEG);
   assert.equal(e.observe(seg, 77, 5), seg);
+});
+
+test('replay estimate: counts in the server\'s page sizes (BLCKSZ per block read, XLOG_BLCKSZ per WAL page), not 8 KiB', () => {
+  // A server built with 4 KiB data pages and 16 KiB WAL pages (pg_control's blcksz and xlog_blcksz).
+  const e = new ReplayEstimate(16384, 4096);
+  const seg = 3n * SEG;
+  for (let i = 0; i < 8; i++) e.record(rec(seg + 40n + BigInt(i) * 128n, [block(i)]));
+  // The next record ends on the next WAL page: one WAL page read (16 KiB) and its block (4 KiB).
+  e.record(rec(seg + 16384n + 40n, [block(50)]));
+  e.record(rec(seg + 16384n + 200n, [block(51)]));
+  assert.equal(e.observe(seg, 7, 0), seg);
+  // 3 reads of 4 KiB: 3 records done, replay on the 4th (counted in 8 KiB reads it would be on the 2nd).
+  assert.equal(e.observe(seg, 7, 3 * 4096), seg + 40n + 3n * 128n);
+  // All 8 blocks and the WAL page (8 * 4 + 16 KiB): the record after the page boundary is done too.
+  assert.equal(e.observe(seg, 7, 8 * 4096 + 16384 + 4096), seg + 16384n + 200n);
 });
 
 test('replay estimate: a read count from /proc/<pid>/io, null when unreadable', async () => {

@@ -64,6 +64,7 @@ for (const version of selectedVersions()) {
         assert.equal(facts.serverVersionNum, Number(await standby.scalar(`select current_setting('server_version_num')::int`)));
         assert.equal(Math.floor(facts.serverVersionNum / 10000), version);
         assert.equal(facts.blockSize, 8192);
+        assert.equal(facts.walBlockSize, Number(await standby.scalar(`show wal_block_size`)));
         assert.equal(facts.segmentSize, 16 * 1024 * 1024);
         assert.equal(facts.dataDirectory, standby.dataDir);
         assert.ok(facts.catalogVersion > 200000000, `catalog version ${facts.catalogVersion}`);

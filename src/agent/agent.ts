@@ -3,42 +3,35 @@
 // Patroni / operator pod goes through (PostgreSQL down, promotion, failover,
 // timeline switches, upstream loss). States and their meaning: states.ts and
 // README "How it works". The work is done by named collaborators:
-//   SourceChoice (source-choice.ts)  which WAL source, opened how (upstream.ts: where and as whom)
-//   DecodeLoop (decode-loop.ts)      source -> decoder -> prefaulter, per-rmgr counts
-//   statusView (status-view.ts)      the /status JSON
+//   openFollowerSession (follower-session.ts)  connect to the follower, read its facts
+//   FollowerRetry (follower-retry.ts)   how long until the next follower attempt
+//   WalPipeline (wal-pipeline.ts)       one WAL source through the decode loop into the prefaulter
+//   SourceChoice (source-choice.ts)     which WAL source, opened how (upstream.ts: where and as whom)
+//   RecoveryPrefetch (recovery.ts)      prefaulting before PostgreSQL accepts connections
+//   statusView (status-view.ts)         the /status JSON
 import type { Logger } from 'pino';
 import { SESSION_FIELDS, type Config } from '../config/schema.ts';
 import type { Follower, FollowerFacts, FollowerStatus } from '../follower/index.ts';
 import { CatchUpEstimate } from '../follower/catch-up.ts';
-import { FollowerConnectError } from '../follower/connect-error.ts';
-import { checkDataDirectory, resolveIoMethod, type MemoryPlan, type Prefaulter, type ResolvedIoMethod } from '../prefault/index.ts';
-import type { WalSource } from '../wal-source/source.ts';
+import { resolveIoMethod, type MemoryPlan, type Prefaulter, type ResolvedIoMethod } from '../prefault/index.ts';
 import { sleep } from '../sleep.ts';
 import { Backoff } from './backoff.ts';
-import { DecodeLoop, ReplayTicks } from './decode-loop.ts';
+import { ReplayTicks } from './decode-loop.ts';
+import { openFollowerSession } from './follower-session.ts';
+import { FollowerRetry } from './follower-retry.ts';
 import { waitForFollower } from './follower-wait.ts';
 import { LogThrottle } from './log-throttle.ts';
-import { pipelineStartLsn } from './readahead.ts';
-import { pipelineRestartReason } from './pipeline-restart.ts';
-import { SourceChoice, afterPipelineError } from './source-choice.ts';
+import { SourceChoice } from './source-choice.ts';
 import { BuiltinPrefetchAdvice } from './builtin-prefetch.ts';
-import { answerWithin, errInfo, followerConnectOptions, followerRetryBounds } from './session-helpers.ts';
+import { answerWithin, errInfo } from './session-helpers.ts';
 import { applyFollowerStatus, clearUpstream, initialSnapshot, type AgentSnapshot, type AgentState } from './states.ts';
 import { statusView } from './status-view.ts';
 import { agentValue } from './status-value.ts';
 import { RecoveryPrefetch } from './recovery.ts';
 import { newPrefaulter, planWindow } from './prefaulter-factory.ts';
-import { followerUpstream } from './upstream.ts';
+import { WalPipeline } from './wal-pipeline.ts';
 
 export type { AgentSnapshot, AgentState, RmgrCounts } from './states.ts';
-
-/** Retry delay while the follower answers "the database system is starting up", for at most this many retries (1 s). */
-const STARTING_UP_RETRY_MS = 25;
-const STARTING_UP_QUICK_RETRIES = 40;
-/** WAL page size the pipeline aligns its start to (wal_block_size; PostgreSQL's default, the embedded servers'). */
-const WAL_PAGE_SIZE = 8192;
-/** An upstream session that lasted this long was healthy: the reconnect backoff starts over. */
-const UPSTREAM_HEALTHY_MS = 10_000;
 
 export interface AgentOptions {
   /** Feeds the pread latency histogram (io_method pread). */
@@ -52,7 +45,7 @@ export class Agent {
   private readonly observeReadSeconds: ((seconds: number) => void) | undefined;
   /** How pages are brought in; resolved once here so a bad io_method fails at start, not at the first page. */
   private io: ResolvedIoMethod;
-  private readonly followerBackoff: Backoff;
+  private readonly followerRetry: FollowerRetry;
   private readonly upstreamBackoff: Backoff;
   private readonly sources: SourceChoice;
   private readonly prefetchAdvice: BuiltinPrefetchAdvice;
@@ -61,7 +54,6 @@ export class Agent {
 
   private readonly stopController = new AbortController();
   private sessionController: AbortController | null = null;
-  private pipelineController: AbortController | null = null;
   private runPromise: Promise<void> | null = null;
 
   // The current session (one follower connection) and pipeline (one WAL source).
@@ -69,14 +61,9 @@ export class Agent {
   private facts: FollowerFacts | null = null;
   private status: FollowerStatus | null = null;
   private prefaulter: Prefaulter | null = null;
-  private source: WalSource | null = null;
-  private decodeLoop: DecodeLoop | null = null;
-  private pipelineTimeline: number | null = null;
-  private pipelineUpstream: string | null = null;
+  private pipeline: WalPipeline | null = null;
   private readonly replayTicks = new ReplayTicks();
 
-  /** Consecutive "starting up" refusals retried quickly. */
-  private quickRetries = 0;
   // While PostgreSQL is down every retry fails the same way: logged once a minute, not every retry.
   private readonly sessionEndLog = new LogThrottle(60_000);
   /** Replay's rate and the catch-up ETA, from the polls. */
@@ -90,7 +77,7 @@ export class Agent {
     this.log = log;
     this.observeReadSeconds = opts.observeReadSeconds;
     this.io = resolveIoMethod(cfg.ioMethod);
-    this.followerBackoff = new Backoff(...followerRetryBounds(cfg));
+    this.followerRetry = new FollowerRetry(cfg);
     this.upstreamBackoff = new Backoff(cfg.reconnectMinMs, cfg.reconnectMaxMs);
     this.sources = new SourceChoice(log);
     this.prefetchAdvice = new BuiltinPrefetchAdvice(log);
@@ -126,8 +113,8 @@ export class Agent {
   async stop(): Promise<void> {
     this.stopController.abort();
     this.sessionController?.abort();
-    this.pipelineController?.abort();
-    await this.source?.close().catch(() => {});
+    this.pipeline?.abort();
+    await this.pipeline?.closeSource();
     await this.runPromise;
   }
 
@@ -135,7 +122,7 @@ export class Agent {
   reload(next: Config): void {
     const prev = this.cfg;
     this.cfg = next;
-    this.followerBackoff.setBounds(...followerRetryBounds(next));
+    this.followerRetry.reconfigure(next);
     this.upstreamBackoff.setBounds(next.reconnectMinMs, next.reconnectMaxMs);
     if (next.ioConcurrency !== prev.ioConcurrency) this.prefaulter?.setIoConcurrency(next.ioConcurrency);
     if (next.ioMethod !== prev.ioMethod) {
@@ -204,14 +191,9 @@ export class Agent {
         stop.removeEventListener('abort', onStop);
         await this.teardownSession(failure !== null);
       }
-      if (!stop.aborted && !this.follower) {
+      if (!stop.aborted) {
         this.snap.reconnects.follower++;
-        // 57P03 ("starting up"): the server is about to accept connections, ask again soon; but only
-        // for a while, since the same code also means "hot_standby = off" or "shutting down", for good.
-        const startingUp = failure instanceof FollowerConnectError && failure.startingUp;
-        this.quickRetries = startingUp ? this.quickRetries + 1 : 0;
-        const delay = startingUp && this.quickRetries <= STARTING_UP_QUICK_RETRIES ? STARTING_UP_RETRY_MS : this.followerBackoff.next();
-        await waitForFollower(this.cfg.host, this.cfg.port, delay, stop);
+        await waitForFollower(this.cfg.host, this.cfg.port, this.followerRetry.delayAfter(failure), stop);
       }
     }
     await recovering;
@@ -220,15 +202,18 @@ export class Agent {
 
   private logSessionEnd(e: unknown): void {
     const err = errInfo(e);
-    if (this.sessionEndLog.due(err.message)) this.log.warn({ err, retries: this.followerBackoff.attempts }, 'session ended; retrying');
+    if (this.sessionEndLog.due(err.message)) this.log.warn({ err, retries: this.followerRetry.attempts }, 'session ended; retrying');
   }
 
   private async teardownSession(failed: boolean): Promise<void> {
     // No session from here on: a recovery that is starting (PostgreSQL just crashed) is prefaulted at once.
     this.facts = null;
     this.recovery.wake();
-    await this.source?.close().catch(() => {});
-    this.source = null;
+    // A session that failed (the follower stopped answering) leaves its pipeline running: it ends with the session.
+    const pipeline = this.pipeline;
+    this.pipeline = null;
+    pipeline?.abort();
+    await pipeline?.closeSource();
     clearUpstream(this.snap);
     await this.closePrefaulter();
     // After a failure the connection is dead: waiting for its queries held the recovery prefetch back 2 s.
@@ -248,19 +233,11 @@ export class Agent {
   private async session(signal: AbortSignal): Promise<void> {
     this.setState(this.idleState());
     const cfg = this.cfg;
-    // Loaded on first use: the SQL client is not needed to start prefaulting a recovery.
-    const { Follower } = await import('../follower/follower.ts');
-    const follower = await Follower.connect(followerConnectOptions(cfg));
+    const { follower, facts } = await openFollowerSession(cfg, this.log);
     this.follower = follower;
-    this.facts = await answerWithin(follower.facts(), cfg.connectTimeoutMs, 'the follower facts query');
-    await checkDataDirectory(cfg.pgdata || this.facts.dataDirectory, Math.floor(this.facts.serverVersionNum / 10000));
-    this.followerBackoff.reset();
-    this.log.info(
-      { serverVersionNum: this.facts.serverVersionNum, dataDirectory: this.facts.dataDirectory, blockSize: this.facts.blockSize },
-      'connected to the follower',
-    );
+    this.facts = facts;
+    this.followerRetry.reset();
     await this.prefetchAdvice.check(follower, cfg.connectTimeoutMs);
-    let pipeline: Promise<void> | null = null;
     while (!signal.aborted) {
       // A follower that stops answering (frozen connection, hung server) must end the
       // session, closing our handles, rather than stall the state machine.
@@ -268,11 +245,7 @@ export class Agent {
       this.onStatus(status);
       if (!status.inRecovery) {
         await this.recovery.stop(); // crash recovery ended: a primary
-        if (pipeline) {
-          this.pipelineController?.abort();
-          await pipeline;
-          pipeline = null;
-        }
+        await this.endPipeline();
         if (this.snap.state !== 'primary_idle') {
           await this.closePrefaulter();
           clearUpstream(this.snap); // a primary streams from nobody
@@ -282,44 +255,60 @@ export class Agent {
         await Promise.race([sleep(Math.max(1000, cfg.pollIntervalMs), signal), follower.closed]);
         continue;
       }
-      if (!pipeline) {
+      if (!this.pipeline) {
         this.setState('following');
-        pipeline = this.runPipeline(status, signal).finally(() => {
-          pipeline = null;
-        });
-      } else if (this.shouldRestartPipeline(status)) {
-        this.pipelineController?.abort();
+        this.startPipeline(status, signal);
+      } else if (this.pipeline.shouldRestart(status, this.cfg)) {
+        this.pipeline.abort();
       }
       // `streaming` = WAL can flow (the replication stream is up, or the local reader runs), not "WAL arrived".
-      if (this.source?.started && this.snap.state === 'following') this.setState('streaming');
+      if (this.pipeline?.started && this.snap.state === 'following') this.setState('streaming');
       await sleep(this.cfg.pollIntervalMs, signal);
     }
-    this.pipelineController?.abort();
-    if (pipeline) await pipeline;
+    await this.endPipeline();
+  }
+
+  // Decode WAL from one source and feed the prefaulter, until the source
+  // ends, fails, or the session asks for a restart (wal-pipeline.ts).
+  private startPipeline(status: FollowerStatus, sessionSignal: AbortSignal): void {
+    const pipeline = new WalPipeline(
+      {
+        cfg: this.cfg,
+        facts: this.facts!,
+        follower: this.follower!,
+        log: this.log,
+        snap: this.snap,
+        sources: this.sources,
+        upstreamBackoff: this.upstreamBackoff,
+        replayTicks: this.replayTicks,
+        latestStatus: () => this.status,
+        prefaulter: () => this.ensurePrefaulter(this.facts!),
+        setState: (st) => this.setState(st),
+      },
+      status,
+      sessionSignal,
+    );
+    this.pipeline = pipeline;
+    void pipeline.done.finally(() => {
+      if (this.pipeline === pipeline) this.pipeline = null;
+    });
+  }
+
+  private async endPipeline(): Promise<void> {
+    const pipeline = this.pipeline;
+    if (!pipeline) return;
+    pipeline.abort();
+    await pipeline.done;
   }
 
   private onStatus(s: FollowerStatus): void {
     this.status = s;
-    applyFollowerStatus(this.snap, s, this.source?.upstreamEnd() ?? null);
+    applyFollowerStatus(this.snap, s, this.pipeline?.upstreamEnd() ?? null);
     this.catchUp.observe(s.inRecovery ? s.replayLsn : null, this.snap.lagBytes, Date.now());
     if (s.replayLsn !== null && this.prefaulter) this.prefaulter.setReplayLsn(s.replayLsn);
     if (s.replayLsn !== null && s.inRecovery && this.recovery.active) this.recovery.setReplayLsn(s.replayLsn);
     this.snap.prefault = this.prefaulter?.stats ?? null;
     this.replayTicks.tick();
-  }
-
-  private shouldRestartPipeline(s: FollowerStatus): boolean {
-    const reason = pipelineRestartReason(s, {
-      decodedLsn: this.decodeLoop?.decoder.nextRecordLsn ?? null,
-      timeline: this.pipelineTimeline,
-      upstream: this.pipelineUpstream,
-      sourceKind: this.source?.kind ?? null,
-      streamAllowed: this.sources.streamAllowed(this.cfg),
-      upstreamConfigured: this.cfg.primaryConninfo !== '',
-      readaheadBytes: this.cfg.readaheadBytes,
-    });
-    if (reason?.message) this.log.info(reason.fields, reason.message);
-    return reason !== null;
   }
 
   private ensurePrefaulter(facts: FollowerFacts): Prefaulter {
@@ -334,69 +323,5 @@ export class Agent {
     this.snap.prefault = this.prefaulter.stats;
     if (this.status?.replayLsn != null) this.prefaulter.setReplayLsn(this.status.replayLsn);
     return this.prefaulter;
-  }
-
-  // Decode WAL from one source and feed the prefaulter, until the source
-  // ends, fails, or the session asks for a restart.
-  private async runPipeline(status: FollowerStatus, sessionSignal: AbortSignal): Promise<void> {
-    const controller = new AbortController();
-    this.pipelineController = controller;
-    const onSession = () => controller.abort();
-    sessionSignal.addEventListener('abort', onSession, { once: true });
-    const signal = controller.signal;
-    const facts = this.facts!;
-    const startLsn = pipelineStartLsn(status, WAL_PAGE_SIZE);
-    const timeline = status.timeline ?? 1;
-    this.pipelineTimeline = timeline;
-    this.pipelineUpstream = followerUpstream(status);
-    let healthySince = 0;
-    try {
-      const { source, upstream } = await this.sources.open({
-        cfg: this.cfg,
-        facts,
-        status,
-        follower: this.follower,
-        latestStatus: () => this.status,
-        startLsn,
-        timeline,
-        signal,
-        onUpstream: (u) => (this.snap.upstream = u),
-      });
-      this.source = source;
-      this.snap.source = source.kind;
-      if (upstream !== null) {
-        this.snap.upstreamConnected = true;
-        healthySince = Date.now(); // the backoff resets only once the session has lasted (see the catch)
-      }
-      if (signal.aborted) return;
-      this.decodeLoop = new DecodeLoop({
-        source,
-        startLsn,
-        segmentSize: facts.segmentSize,
-        blockSize: facts.blockSize,
-        readaheadBytes: this.cfg.readaheadBytes,
-        prefaulter: this.ensurePrefaulter(facts),
-        snap: this.snap,
-        log: this.log,
-        nextReplayUpdate: (s) => this.replayTicks.next(s),
-        replayLsn: () => this.status?.replayLsn ?? null,
-        setState: (st) => this.setState(st),
-        signal,
-      });
-      await this.decodeLoop.run();
-    } catch (e) {
-      if (signal.aborted) return;
-      // Sessions that break soon after the handshake keep the backoff growing.
-      if (healthySince && Date.now() - healthySince >= UPSTREAM_HEALTHY_MS && this.snap.state !== 'wal_undecodable') this.upstreamBackoff.reset();
-      await afterPipelineError(e, { log: this.log, snap: this.snap, sources: this.sources, upstreamBackoff: this.upstreamBackoff, signal: sessionSignal });
-    } finally {
-      sessionSignal.removeEventListener('abort', onSession);
-      await this.source?.close().catch(() => {});
-      this.source = null;
-      this.decodeLoop = null;
-      this.snap.upstreamConnected = false;
-      if (this.pipelineController === controller) this.pipelineController = null;
-      if (this.snap.state === 'streaming' || this.snap.state === 'wal_undecodable') this.setState('following');
-    }
   }
 }

@@ -22,6 +22,8 @@ export interface DecodeLoopOptions {
   startLsn: bigint;
   segmentSize: number;
   blockSize: number;
+  /** XLOG_BLCKSZ (wal_block_size, or pg_control's xlog_blcksz): the WAL page size. */
+  walPageSize: number;
   readaheadBytes: number;
   prefaulter: Prefaulter;
   snap: AgentSnapshot;
@@ -48,12 +50,7 @@ export class DecodeLoop {
     // The stream carries only WAL the upstream flushed after checking it, and the
     // follower checks every CRC again at replay: verifying it here too would be
     // half our decode CPU. Local files can hold torn or recycled pages: check them.
-    this.decoder = new WalDecoder({
-      startLsn: o.startLsn,
-      segmentSize: o.segmentSize,
-      blockSize: o.blockSize,
-      verifyCrc: o.source.kind !== 'stream',
-    });
+    this.decoder = walDecoderFor(o, o.source.kind !== 'stream');
   }
 
   /** Runs until the source ends or fails (throws) or signal aborts. */
@@ -166,4 +163,9 @@ export class ReplayTicks {
       signal.addEventListener('abort', done, { once: true });
     });
   }
+}
+
+/** The decoder for WAL laid out as the server says (page, segment and block size). */
+export function walDecoderFor(o: Pick<DecodeLoopOptions, 'startLsn' | 'segmentSize' | 'blockSize' | 'walPageSize'>, verifyCrc: boolean): WalDecoder {
+  return new WalDecoder({ startLsn: o.startLsn, segmentSize: o.segmentSize, blockSize: o.blockSize, pageSize: o.walPageSize, verifyCrc });
 }

@@ -293,12 +293,13 @@ export class RecoveryPrefetch {
       limit: () => this.readLimit(),
       signal: controller.signal,
     });
-    const estimate = new ReplayEstimate(p.control.xlogBlcksz);
+    const estimate = new ReplayEstimate(p.control.xlogBlcksz, p.blockSize);
     const loop = new DecodeLoop({
       source,
       startLsn: start,
       segmentSize: p.segmentSize,
       blockSize: p.blockSize,
+      walPageSize: p.control.xlogBlcksz,
       readaheadBytes: cfg.readaheadBytes,
       prefaulter,
       snap: this.h.snap,

@@ -2,28 +2,28 @@
 // title moves once per WAL segment (16 MiB: a whole burst may sit in one), so
 // alone it would hold the window at the segment's start and the pages budget
 // (max_pages_ahead) would run out long before replay does. The startup
-// process reads WAL a page at a time and each block replay needs from outside
-// shared_buffers with one 8 KiB read: its read count since it opened the
-// segment (/proc/<pid>/io rchar) set against what the decoded records cost in
-// reads gives a position. Reads we count that PostgreSQL does not do (blocks
-// already in shared_buffers; reads done by I/O workers on PG 18) make the
+// process reads WAL a page at a time (XLOG_BLCKSZ) and each block replay needs
+// from outside shared_buffers with one read of BLCKSZ: its bytes read since it
+// opened the segment (/proc/<pid>/io rchar) set against what the decoded
+// records cost in bytes read gives a position. Reads we count that PostgreSQL
+// does not do (blocks already in shared_buffers; reads done by I/O workers on PG 18) make the
 // estimate lag, which only keeps the window further back: never past replay
 // by more than the WAL it reads ahead (wal_decode_buffer_size, 512 kB).
 import { readFile } from 'node:fs/promises';
 import type { WalRecord } from '../wal/types.ts';
 
-const READ_SIZE = 8192;
 /** Compact the record list once this many entries are behind the estimate. */
 const COMPACT_AT = 4096;
 
 export class ReplayEstimate {
   private lsns: bigint[] = [];
-  /** Reads replay needs up to and including each record (cumulative). */
+  /** Bytes replay reads up to and including each record (cumulative). */
   private costs: number[] = [];
   private head = 0;
   private total = 0;
   private lastWalPage = -1n;
   private readonly walPageSize: bigint;
+  private readonly blockSize: number;
   private segStart: bigint | null = null;
   private pid = 0;
   private baseRead = 0;
@@ -32,18 +32,20 @@ export class ReplayEstimate {
   /** Cumulative cost of the last record compacted away. */
   private droppedCost = 0;
 
-  constructor(walPageSize: number) {
+  /** walPageSize: XLOG_BLCKSZ; blockSize: BLCKSZ (both from pg_control). */
+  constructor(walPageSize: number, blockSize: number) {
     this.walPageSize = BigInt(walPageSize);
+    this.blockSize = blockSize;
   }
 
   /** Every decoded record, in LSN order. */
   record(rec: WalRecord): void {
-    let reads = 0;
-    for (const b of rec.blocks) if (!(b.hasImage && b.applyImage) && !b.willInit) reads++;
+    let bytes = 0;
+    for (const b of rec.blocks) if (!(b.hasImage && b.applyImage) && !b.willInit) bytes += this.blockSize;
     const endPage = rec.endLsn / this.walPageSize;
-    if (this.lastWalPage >= 0n && endPage > this.lastWalPage) reads += Number(endPage - this.lastWalPage);
+    if (this.lastWalPage >= 0n && endPage > this.lastWalPage) bytes += Number((endPage - this.lastWalPage) * this.walPageSize);
     this.lastWalPage = endPage;
-    this.total += reads;
+    this.total += bytes;
     this.lsns.push(rec.lsn);
     this.costs.push(this.total);
   }
@@ -63,7 +65,7 @@ export class ReplayEstimate {
       if (restarted || this.estimate === null || segStart > this.estimate) this.estimate = segStart;
       return this.estimate;
     }
-    const target = this.baseCost + Math.floor((readBytes - this.baseRead) / READ_SIZE);
+    const target = this.baseCost + (readBytes - this.baseRead);
     const i = this.firstCostAbove(target);
     const at = i < this.lsns.length ? this.lsns[i]! : null;
     if (at !== null && at > this.estimate!) this.estimate = at;

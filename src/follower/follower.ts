@@ -32,6 +32,7 @@ interface StatusRow {
 interface FactsRow {
   version_num: number;
   block_size: number;
+  wal_block_size: number;
   segment_size: string;
   data_directory: string;
   catalog_version: number;
@@ -60,6 +61,7 @@ select pg_is_in_recovery() as in_recovery,
 const FACTS_QUERY = `
 select current_setting('server_version_num')::int as version_num,
        current_setting('block_size')::int as block_size,
+       current_setting('wal_block_size')::int as wal_block_size,
        (select setting from pg_settings where name = 'wal_segment_size') as segment_size,
        current_setting('data_directory') as data_directory,
        (select catalog_version_no from pg_control_system())::int as catalog_version,
@@ -177,6 +179,7 @@ export class Follower {
     return {
       serverVersionNum: row.version_num,
       blockSize: row.block_size,
+      walBlockSize: row.wal_block_size,
       segmentSize: Number(row.segment_size),
       dataDirectory: row.data_directory,
       catalogVersion: row.catalog_version,

@@ -40,6 +40,8 @@ export interface FollowerStatus {
 export interface FollowerFacts {
   serverVersionNum: number;
   blockSize: number;
+  /** XLOG_BLCKSZ (SHOW wal_block_size): the WAL page size, which reading starts aligned to and the decoder expects. */
+  walBlockSize: number;
   segmentSize: number;
   dataDirectory: string;
   catalogVersion: number;

@@ -1,18 +1,21 @@
-// A physical replication connection (startup with replication=true): auth,
-// replication commands over the simple query protocol, and START_REPLICATION.
+// A physical replication connection (startup with replication=true): the
+// socket's messages, replication commands over the simple query protocol, and
+// START_REPLICATION. Connecting: connect-attempts.ts (sslmode, deadline) and
+// startup.ts (authentication); the stream itself: stream.ts.
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { serialize } from 'pg-protocol';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
-import { asDataRow, asError, asMd5, asParameterStatus, asRowDescription, asSaslData, asSaslStart, parseBackendMessage } from './messages.ts';
+import { asDataRow, asError, asParameterStatus, asRowDescription, parseBackendMessage } from './messages.ts';
+import { boundedAttempt, connectPerSslmode, type AttemptParts } from './connect-attempts.ts';
 import { describeTarget, type ConnOptions } from './conninfo.ts';
 import { classifyServerError, ReplicationError, type ServerErrorFields } from './errors.ts';
 import { Framer } from './framer.ts';
 import { noteSocketRead } from './read-buffers.ts';
 import { formatLsn, parseLsn } from '../lsn.ts';
 import { parseDuration } from '../units.ts';
-import { md5PasswordResponse, ScramClient } from './auth.ts';
+import { startup } from './startup.ts';
 import { PhysicalStream, type ReplicationStream, type StartReplicationOptions, type StreamHost } from './stream.ts';
 import { openTransport, type TlsAttempt } from './transport.ts';
 
@@ -34,7 +37,6 @@ const DEFAULT_READ_TIMEOUT_MS = 60_000;
 const MIN_READ_TIMEOUT_MS = 1000;
 /** close(): how long Terminate may take to leave before the socket is destroyed. */
 const CLOSE_GRACE_MS = 100;
-const WAL_PAGE = 8192n; // fallback when wal_block_size cannot be read
 
 export class ReplicationConnection implements StreamHost {
   private readonly framer = new Framer();
@@ -50,7 +52,8 @@ export class ReplicationConnection implements StreamHost {
   private closed = false;
   private readonly closedPromise: Promise<void>;
   private walSenderTimeout = 0;
-  private walBlockSize = WAL_PAGE;
+  /** XLOG_BLCKSZ (SHOW wal_block_size at connect): START_REPLICATION begins on a page boundary. */
+  private walBlockSize = 0n;
 
   private constructor(
     private readonly socket: Socket | TLSSocket,
@@ -67,81 +70,28 @@ export class ReplicationConnection implements StreamHost {
   }
 
   /** Connects with replication=true, negotiates TLS per sslmode and authenticates. */
-  static async connect(opts: ConnOptions, signal?: AbortSignal): Promise<ReplicationConnection> {
-    const attempt = (tls: TlsAttempt) => ReplicationConnection.attempt(opts, tls, deadline, signal);
+  static connect(opts: ConnOptions, signal?: AbortSignal): Promise<ReplicationConnection> {
     const deadline = opts.connectTimeoutMs > 0 ? Date.now() + opts.connectTimeoutMs : Infinity;
-    const plan: TlsAttempt = opts.sslmode === 'disable' || opts.sslmode === 'allow' ? 'none' : opts.sslmode === 'prefer' ? 'try' : 'must';
-    try {
-      return await attempt(plan);
-    } catch (e) {
-      // sslmode=prefer: a failed handshake falls back to a plain connection, as in libpq
-      if (plan === 'try' && e instanceof ReplicationError && e.code === 'TLS_FAILED') return attempt('none');
-      // "no pg_hba.conf entry ... no encryption": the server only accepts TLS here.
-      if (plan === 'none' && e instanceof ReplicationError && e.sqlstate === '28000' && /(no pg_hba\.conf entry|pg_hba\.conf rejects).*(no encryption|SSL off)/.test(e.message)) {
-        // Only a TLS attempt tells "needs TLS" from "not allowed at all".
-        let viaTls: ReplicationConnection;
-        try {
-          viaTls = await attempt('must');
-        } catch {
-          throw e;
-        }
-        if (opts.sslmode === 'allow') return viaTls;
-        await viaTls.close().catch(() => {});
-        throw new ReplicationError(
-          'TLS_REQUIRED',
-          `${e.message.replace(/: (add a "host replication|check the credentials).*$/, '')}: the server accepts this user only over TLS (hostssl); set sslmode=require (or verify-full with sslrootcert)`,
-          { sqlstate: e.sqlstate },
-        );
-      }
-      throw e;
-    }
+    return connectPerSslmode(opts, (tls) => boundedAttempt(opts, deadline, signal, (parts) => ReplicationConnection.open(opts, tls, parts)));
   }
 
-  // signal: the caller gave up (e.g. SIGTERM): the socket is destroyed at once.
-  private static async attempt(opts: ConnOptions, tls: TlsAttempt, deadline: number, signal?: AbortSignal): Promise<ReplicationConnection> {
-    let conn: ReplicationConnection | null = null;
-    let timer: NodeJS.Timeout | undefined;
-    let timedOut = false;
-    const timeoutError = (): ReplicationError =>
-      new ReplicationError('TIMEOUT', `connecting to ${describeTarget(opts)} took longer than ${opts.connectTimeoutMs} ms: check the host, port and firewall, or raise connect_timeout`);
-    let raw: Socket | null = null;
-    const work = (async () => {
-      const t = await openTransport(opts, tls, (s) => (raw = s));
-      const c = new ReplicationConnection(t.socket, opts, t.tls);
-      conn = c;
-      if (timedOut) c.destroy(timeoutError());
-      try {
-        await c.startup();
-        // wal_sender_timeout paces status updates while paused; wal_block_size aligns start LSNs
-        c.walSenderTimeout = parseDurationMs(await c.show('wal_sender_timeout'));
-        c.walBlockSize = BigInt(await c.show('wal_block_size'));
-      } catch (e) {
-        c.destroy(e instanceof ReplicationError ? e : new ReplicationError('PROTOCOL', String(e)));
-        throw e;
-      }
-      return c;
-    })();
-    if (deadline === Infinity && !signal) return work;
-    let onAbort: (() => void) | undefined;
-    const giveUp = new Promise<never>((_, reject) => {
-      const fail = (err: ReplicationError) => {
-        timedOut = true;
-        (conn as ReplicationConnection | null)?.destroy(err);
-        (raw as Socket | null)?.destroy();
-        reject(err);
-      };
-      if (deadline !== Infinity) timer = setTimeout(() => fail(timeoutError()), Math.max(0, deadline - Date.now()));
-      onAbort = () => fail(new ReplicationError('CLOSED', `connecting to ${describeTarget(opts)} was cancelled`));
-      if (signal?.aborted) onAbort();
-      else signal?.addEventListener('abort', onAbort, { once: true });
-    });
-    work.catch(() => {}); // the race below reports it
+  private static async open(opts: ConnOptions, tls: TlsAttempt, parts: AttemptParts): Promise<ReplicationConnection> {
+    const t = await openTransport(opts, tls, parts.socket);
+    const c = new ReplicationConnection(t.socket, opts, t.tls);
+    parts.connection(c);
     try {
-      return await Promise.race([work, giveUp]);
-    } finally {
-      clearTimeout(timer);
-      if (onAbort) signal?.removeEventListener('abort', onAbort);
+      await startup(
+        { write: (b) => c.write(b), readMessage: () => c.readMessage(), failWith: (e) => c.failWith(e), serverError: (f) => c.serverError(f) },
+        opts,
+      );
+      // wal_sender_timeout paces status updates while paused; wal_block_size aligns start LSNs
+      c.walSenderTimeout = parseDurationMs(await c.show('wal_sender_timeout'));
+      c.walBlockSize = BigInt(await c.show('wal_block_size'));
+    } catch (e) {
+      c.destroy(e instanceof ReplicationError ? e : new ReplicationError('PROTOCOL', String(e)));
+      throw e;
     }
+    return c;
   }
 
   /** server_version_num, from the server_version ParameterStatus (e.g. 170002). */
@@ -281,85 +231,12 @@ export class ReplicationConnection implements StreamHost {
     });
   }
 
-  // ---- startup and authentication ----
-
-  private async startup(): Promise<void> {
-    const o = this.options;
-    const params: Record<string, string> = { user: o.user, application_name: o.applicationName, replication: 'true' };
-    if (o.dbname) params.database = o.dbname;
-    this.write(serialize.startup(params));
-    let scram: ScramClient | null = null;
-    let scramVerified = false;
-    const needPassword = (): string => {
-      if (o.password === undefined) {
-        throw new ReplicationError(
-          'AUTH_FAILED',
-          `server ${describeTarget(o)} asks for a password for user "${o.user}" but none is set: give password= in the conninfo, PGPASSWORD, or a ~/.pgpass entry`,
-        );
-      }
-      return o.password;
-    };
-    for (;;) {
-      const msg = await this.readMessage();
-      switch (msg.name) {
-        case 'authenticationOk':
-          if (scram && !scramVerified) {
-            throw this.failWith(new ReplicationError('AUTH_FAILED', `server ${describeTarget(o)} ended SCRAM authentication without proving it knows the password; refusing the connection`));
-          }
-          if (msg.length !== 8) {
-            throw this.failWith(new ReplicationError('AUTH_FAILED', `server ${describeTarget(o)} asked for an authentication method pg-prefaulter does not support; use scram-sha-256, md5, password or trust in pg_hba.conf`));
-          }
-          break;
-        case 'authenticationCleartextPassword':
-          this.write(serialize.password(needPassword()));
-          break;
-        case 'authenticationMD5Password':
-          this.write(serialize.password(md5PasswordResponse(o.user, needPassword(), asMd5(msg).salt)));
-          break;
-        case 'authenticationSASL': {
-          const mechs = asSaslStart(msg).mechanisms;
-          if (!mechs.includes(ScramClient.MECHANISM)) {
-            throw this.failWith(new ReplicationError('AUTH_FAILED', `server offers SASL mechanisms ${mechs.join(', ')}; pg-prefaulter supports only SCRAM-SHA-256`));
-          }
-          // SCRAM-SHA-256-PLUS (channel binding) may be offered too; plain SCRAM is always accepted
-          scram = new ScramClient(needPassword());
-          this.write(serialize.sendSASLInitialResponseMessage(ScramClient.MECHANISM, scram.clientFirst()));
-          break;
-        }
-        case 'authenticationSASLContinue':
-          if (!scram) throw this.failWith(new ReplicationError('PROTOCOL', 'SASLContinue without SASL start'));
-          try {
-            this.write(serialize.sendSCRAMClientFinalMessage(scram.clientFinal(asSaslData(msg).data)));
-          } catch (e) {
-            throw this.failWith(new ReplicationError('AUTH_FAILED', `${describeTarget(o)}: ${(e as Error).message}`));
-          }
-          break;
-        case 'authenticationSASLFinal':
-          try {
-            scram?.verifyServerFinal(asSaslData(msg).data);
-            scramVerified = scram !== null;
-          } catch (e) {
-            throw this.failWith(new ReplicationError('AUTH_FAILED', `${describeTarget(o)}: ${(e as Error).message}`));
-          }
-          break;
-        case 'backendKeyData':
-          break;
-        case 'error':
-          throw this.failWith(this.serverError(asError(msg)));
-        case 'readyForQuery':
-          return;
-        default:
-          throw this.failWith(new ReplicationError('PROTOCOL', `unexpected ${msg.name} during startup from ${describeTarget(o)}`));
-      }
-    }
-  }
+  // ---- commands ----
 
   private failWith(err: ReplicationError): ReplicationError {
     this.destroy(err);
     return err;
   }
-
-  // ---- commands ----
 
   // One command at a time on the wire.
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {

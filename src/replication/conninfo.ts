@@ -241,10 +241,11 @@ export function resolveConnOptions(
     connectTimeoutMs: pick('connectTimeoutMs') ?? 10_000,
   };
   const optional = ['dbname', 'sslrootcert', 'sslcert', 'sslkey', 'passfile', 'readTimeoutMs'] as const;
-  for (const k of optional) {
+  const copy = <K extends (typeof optional)[number]>(k: K): void => {
     const v = pick(k);
-    if (v !== undefined) (opts as unknown as Record<string, unknown>)[k] = v;
-  }
+    if (v !== undefined) opts[k] = v;
+  };
+  for (const k of optional) copy(k);
   const password =
     passwords === 'given'
       ? partial.password

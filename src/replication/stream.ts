@@ -1,8 +1,11 @@
 // The CopyBoth phase of START_REPLICATION ... PHYSICAL: XLogData and keepalives
-// in, standby status updates out, with back-pressure through the socket.
+// in, queued for the consumer with back-pressure through the socket, and the
+// end of the command (end of timeline, error, close). Status updates and
+// timeouts: stream-heartbeat.ts.
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { serialize } from 'pg-protocol';
 import { ReplicationError } from './errors.ts';
+import { StreamHeartbeat } from './stream-heartbeat.ts';
 import { Fifo } from '../fifo.ts';
 import { asDataRow, asError } from './messages.ts';
 import { parseLsn } from '../lsn.ts';
@@ -10,10 +13,6 @@ import type { ReplicationStream, StartReplicationOptions, StreamHost, StreamMess
 
 export type { ReplicationStream, StartReplicationOptions, StreamHost, StreamMessage } from './stream-api.ts';
 
-/** Replies the server asked for, when our position has not moved: at most this often. */
-const MIN_REPLY_GAP_MS = 250;
-/** Status updates wait while this much we wrote is still unread by the server. */
-const WRITE_BACKLOG_LIMIT = 64 * 1024;
 /** close(): how long the server may take to end the stream after our CopyDone. */
 const CLOSE_GRACE_MS = 100;
 
@@ -46,15 +45,7 @@ export class PhysicalStream implements ReplicationStream {
   private sentCopyDone = false;
   private closeRequested = false;
   private nextTimeline: { tli: number; start: bigint } | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private lastStatusAt = 0;
-  private lastSentLsn = -1n;
-  private lastProbeAt = 0;
-  /** The server asked for a reply we have not sent yet (coalesced: one at most). */
-  private replyWanted = false;
-  /** Since when our writes have been backed up, 0 when they are not. */
-  private backlogSince = 0;
-  private readonly statusEveryMs: number;
+  private readonly heartbeat: StreamHeartbeat;
   private readonly maxBuffered: number;
   private readonly finished: Promise<void>;
   private resolveFinished!: () => void;
@@ -65,11 +56,14 @@ export class PhysicalStream implements ReplicationStream {
   ) {
     this.received = opts.startLsn;
     this.maxBuffered = opts.maxBufferedBytes ?? 4 * 1024 * 1024;
-    const wanted = opts.statusIntervalMs ?? 10_000;
-    // While the socket is paused we cannot see keepalive requests, so report
-    // often enough on our own that wal_sender_timeout never fires.
-    const wst = host.walSenderTimeoutMs;
-    this.statusEveryMs = Math.max(20, wst > 0 ? Math.min(wanted, wst / 3) : wanted);
+    const subject = {
+      receivedLsn: () => this.received,
+      streaming: () => this.state === 'streaming',
+      copyDoneSent: () => this.sentCopyDone,
+      reading: () => !(this.userPaused || this.autoPaused),
+      done: () => this.state === 'done',
+    };
+    this.heartbeat = new StreamHeartbeat(host, subject, opts.statusIntervalMs ?? 10_000);
     this.finished = new Promise((r) => (this.resolveFinished = r));
   }
 
@@ -96,9 +90,7 @@ export class PhysicalStream implements ReplicationStream {
 
   /** Called once the START_REPLICATION query has been written. */
   begin(): void {
-    const tick = Math.min(MIN_REPLY_GAP_MS, Math.max(50, Math.min(this.statusEveryMs, this.host.readTimeoutMs || Infinity) / 4));
-    this.timer = setInterval(() => this.onTick(), tick);
-    this.timer.unref();
+    this.heartbeat.start();
   }
 
   // ---- frames from the connection ----
@@ -200,63 +192,7 @@ export class PhysicalStream implements ReplicationStream {
       if (frame.length < 5 + 18) return;
       const walEnd = frame.readBigUInt64BE(6);
       if (walEnd > this.walEnd) this.walEnd = walEnd;
-      if (frame[22] === 1) {
-        this.replyWanted = true;
-        this.sendReply(Date.now());
-      }
-    }
-  }
-
-  // ---- status updates ----
-
-  /**
-   * Answers the server's reply requests: coalesced into one pending reply, sent
-   * at once when our position moved, else at most every MIN_REPLY_GAP_MS, and
-   * never into a backlog the server is not reading (a keepalive flood from a
-   * server that reads nothing must not pile up replies).
-   */
-  private sendReply(now: number): void {
-    if (!this.replyWanted) return;
-    if (this.received === this.lastSentLsn && now - this.lastStatusAt < MIN_REPLY_GAP_MS) return;
-    this.sendStatus();
-  }
-
-  private sendStatus(askReply = false): void {
-    if (this.state !== 'streaming' || this.sentCopyDone) return;
-    if (this.host.writeBacklog > WRITE_BACKLOG_LIMIT) return; // retried on the next tick
-    const b = encodeStatusUpdate(this.received, askReply);
-    this.host.write(serialize.copyData(b));
-    this.lastStatusAt = Date.now();
-    this.lastSentLsn = this.received;
-    this.replyWanted = false;
-  }
-
-  private onTick(): void {
-    const now = Date.now();
-    const rt = this.host.readTimeoutMs;
-    const reading = !(this.userPaused || this.autoPaused);
-    const silentFor = now - this.host.lastReceiveAt;
-    if (this.host.writeBacklog > WRITE_BACKLOG_LIMIT) {
-      this.backlogSince ||= now;
-      if (rt > 0 && now - this.backlogSince > rt && this.state !== 'done') {
-        this.host.destroy(
-          new ReplicationError('TIMEOUT', `the server has not read our status updates for ${Math.round((now - this.backlogSince) / 1000)} s (read timeout ${rt} ms): it or the network is stuck; reconnecting is safe`),
-        );
-        return;
-      }
-    } else this.backlogSince = 0;
-    this.sendReply(now);
-    if (rt > 0 && reading && this.state === 'streaming' && silentFor > rt / 2 && now - this.lastProbeAt > rt / 4) {
-      this.lastProbeAt = now;
-      this.sendStatus(true);
-    } else if (this.state === 'streaming' && now - this.lastStatusAt >= this.statusEveryMs) this.sendStatus();
-    if (rt > 0 && reading && this.state !== 'done' && now - this.host.lastReceiveAt > rt) {
-      this.host.destroy(
-        new ReplicationError(
-          'TIMEOUT',
-          `no complete message from the server for ${Math.round((now - this.host.lastReceiveAt) / 1000)} s (read timeout ${rt} ms): the server or network is stuck or trickling; reconnecting is safe`,
-        ),
-      );
+      if (frame[22] === 1) this.heartbeat.replyRequested();
     }
   }
 
@@ -308,8 +244,7 @@ export class PhysicalStream implements ReplicationStream {
   private finish(): void {
     if (this.state === 'done') return;
     this.state = 'done';
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.heartbeat.stop();
     this.autoPaused = false;
     this.userPaused = false;
     this.host.detachStream();
@@ -402,25 +337,4 @@ export class PhysicalStream implements ReplicationStream {
     this.queue.clear();
     this.queuedBytes = 0;
   }
-}
-
-// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
-const PG_EPOCH_MS = 946_684_800_000;
-const STATUS_LEN = 1 + 8 * 4 + 1;
-
-/** Standby status update ('r'): write = what we received; flush and apply InvalidXLogRecPtr. */
-function encodeStatusUpdate(received: bigint, askReply: boolean): Buffer {
-  const b = Buffer.allocUnsafe(STATUS_LEN);
-  b[0] = 0x72; // 'r'
-  b.writeBigUInt64BE(received, 1);
-  // flush and apply stay InvalidXLogRecPtr: a standby with no valid flush
-  // position is never chosen as synchronous, and nothing waits on us.
-  b.writeBigUInt64BE(0n, 9);
-  b.writeBigUInt64BE(0n, 17);
-  b.writeBigInt64BE(BigInt(Date.now() - PG_EPOCH_MS) * 1000n, 25);
-  // Normally 0. Our regular updates keep the walsender from sending
-  // keepalives, so an idle server would look dead: when silence reaches half
-  // the read timeout we ask for one reply as a liveness probe.
-  b[33] = askReply ? 1 : 0;
-  return b;
 }
