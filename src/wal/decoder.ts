@@ -6,7 +6,7 @@
 // records spanning pages) <- this file (records); big-record.ts streams huge ones past.
 import { u32 } from './bytes.ts';
 import { BIG_RECORD_BYTES, BigRecord } from './big-record.ts';
-import { CRC32C_INIT, crc32cFinish, crc32cUpdate } from './crc32c.ts';
+import { crc32cRecord } from './crc32c.ts';
 import { DEFAULT_BLCKSZ, SIZE_OF_SHORT_PHD, SIZE_OF_XLOG_RECORD, XL_CRC_OFFSET, XLOG_RECORD_MAX_SIZE, XLOG_SWITCH } from './format.ts';
 import { formatLsn } from '../lsn.ts';
 import { RESTART, WalPageReader } from './page-reader.ts';
@@ -172,10 +172,8 @@ export class WalDecoder extends WalPageReader {
       prev = (BigInt(prevHi) << 32n) | BigInt(prevLo);
       if (this.prevLsn !== null || prev >= lsn) return this.fail(cur, `record with incorrect prev-link ${formatLsn(prev)} at ${formatLsn(lsn)}`);
     }
-    if (this.verifyCrc) {
-      let crc = crc32cUpdate(CRC32C_INIT, buf, off + SIZE_OF_XLOG_RECORD, off + totLen);
-      crc = crc32cFinish(crc32cUpdate(crc, buf, off, off + XL_CRC_OFFSET));
-      if (crc !== u32(buf, off + XL_CRC_OFFSET)) return this.fail(cur, `incorrect resource manager data checksum in record at ${formatLsn(lsn)}`);
+    if (this.verifyCrc && crc32cRecord(buf, off, totLen) !== u32(buf, off + XL_CRC_OFFSET)) {
+      return this.fail(cur, `incorrect resource manager data checksum in record at ${formatLsn(lsn)}`);
     }
     const endLsn = this.lsnAt(physEnd);
     const rec = decodeRecord(buf, off, totLen, lsn, endLsn, prev, this.major ?? 18, this.blockSize);
