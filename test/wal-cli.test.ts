@@ -166,6 +166,7 @@ test(`PG ${version}: pg-prefaulter decode`, async (t) => {
         [['--end'], /--end needs a value/],
         [['--bogus', dir], /unknown option "--bogus"/],
         [['--block-size', '3000', dir], /--block-size "3000": use 1024, 2048/],
+        [['--stats', '--jobs', '0', dir], /--jobs "0": use a whole number from 1 to 64/],
         [[], /no PATH given/],
         [[join(dir, 'missing')], /cannot read ".*missing"/],
         [['--start', '0/2000000', '--end', '0/1000000', dir], /--end 0\/1000000 is not after --start 0\/2000000/],

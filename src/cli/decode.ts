@@ -8,7 +8,7 @@ import { decodeFiles, type DecodeRange } from './decode-files.ts';
 import { defaultJobs, parallelStats } from './decode-parallel.ts';
 import { RmgrCounts } from './decode-stats.ts';
 
-const HELP = `Usage: pg-prefaulter decode [--start LSN] [--end LSN] [--format text|ndjson] [--stats] [--block-size N] PATH...
+const HELP = `Usage: pg-prefaulter decode [--start LSN] [--end LSN] [--format text|ndjson] [--stats] [--jobs N] [--block-size N] PATH...
 
 Decodes PostgreSQL 13-18 WAL. PATH is a pg_wal directory or WAL segment files.
   --start LSN          first record to print (a record or page start; default: the
