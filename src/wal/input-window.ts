@@ -30,6 +30,14 @@ export abstract class WalInputWindow {
   /** Number(base) when base + any window offset stays exact as a double, else -1 */
   private baseNum = 0;
   protected cur = 0;
+  /**
+   * The chunk pull() last copied a piece of to bridge a record (null: none), the window
+   * position of its first byte, and the rest of it still queued: once the cursor is past
+   * the bridged record, the chunk is read in place again instead of copied piece by piece.
+   */
+  private bridged: Uint8Array | null = null;
+  private bridgedAt = 0;
+  private bridgedRest: Uint8Array | null = null;
 
   protected constructor(pageSize: number, segSize: number) {
     this.pageSize = pageSize;
@@ -88,6 +96,7 @@ export abstract class WalInputWindow {
     this.cur = 0;
     this.pending = [];
     this.pendingBytes = 0;
+    this.bridged = null;
     this.rebase(lsn);
   }
 
@@ -100,12 +109,29 @@ export abstract class WalInputWindow {
       this.adopt(c);
       return;
     }
+    if (this.bridged !== null && c === this.bridgedRest && this.cur >= this.bridgedAt) {
+      // Everything held is a copy of the chunk bridged last: read that chunk in place from here.
+      const src = this.bridged;
+      const at = this.bridgedAt;
+      this.pending.shift();
+      this.pendingBytes -= c.length;
+      this.bridged = null;
+      this.rebase(this.base + BigInt(at));
+      this.data = src;
+      this.owned = false;
+      this.cur -= at;
+      this.end = src.length;
+      return;
+    }
     // Copy a piece at least as large as what is held, so repeated bridging of one big record stays linear.
     const piece = Math.min(c.length, Math.max(MIN_OWNED_CAPACITY, this.end - this.cur));
     if (piece === c.length) this.pending.shift();
     else this.pending[0] = c.subarray(piece);
     this.pendingBytes -= piece;
     this.append(c.subarray(0, piece));
+    this.bridged = piece === c.length ? null : c;
+    this.bridgedAt = this.end - piece;
+    this.bridgedRest = piece === c.length ? null : this.pending[0]!;
   }
 
   /** Bytes from pos on are not written yet: forget them, so the caller pushes them again from inputLsn. */
