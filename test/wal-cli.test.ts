@@ -106,7 +106,7 @@ test(`PG ${version}: pg-prefaulter decode`, async (t) => {
       const onePass = new RmgrCounts();
       onePass.merge(whole.rows);
       // every file its own part: the last ones may be preallocated (past the end of WAL)
-      const parts = await parallelStats(range, segs.length, 1);
+      const parts = await parallelStats(range, segs.length);
       assert.ok(parts, 'the parts join up');
       assert.deepEqual(parts.table(), onePass.table());
       const [one, two] = await Promise.all([run(['--stats', '--jobs', '1', dir]), run(['--stats', '--jobs', '2', dir])]);
@@ -122,7 +122,7 @@ test(`PG ${version}: pg-prefaulter decode`, async (t) => {
       bytes[Number(victim.lsn - segs[0]!.segNo * SEG) + 30]! ^= 0xff;
       writeFileSync(first, bytes);
       const damaged = { ...range, files: await listSegments(damagedDir) };
-      assert.equal(await parallelStats(damaged, segs.length, 1), null, 'damage: no counts from parts');
+      assert.equal(await parallelStats(damaged, segs.length), null, 'damage: no counts from parts');
       const [oneD, twoD] = await Promise.all([run(['--stats', '--jobs', '1', damagedDir]), run(['--stats', '--jobs', '2', damagedDir])]);
       assert.equal(oneD.code, 1, oneD.stderr);
       assert.deepEqual(twoD, oneD, 'the same report as one pass');

@@ -5,7 +5,9 @@
 // first record at or after the boundary, which must be the next part's first record.
 // Any problem (damage, a gap, parts that do not meet) gives null: the caller decodes
 // everything again in one pass, which reports it exactly as it always has.
-import { availableParallelism } from 'node:os';
+// Not the default: each part pays a worker's start-up, a cold JIT and its own segment
+// buffers (about 1.3x the CPU of one pass), which only pays off on idle cores
+// (docs/benchmarks-decode.md).
 import { Worker } from 'node:worker_threads';
 import { decodeFiles, type DecodeOutcome, type DecodeRange } from './decode-files.ts';
 import { RmgrCounts, type StatsRow } from './decode-stats.ts';
@@ -15,10 +17,6 @@ export interface StatsPart {
   rows: StatsRow[];
 }
 
-/** Parts decoded at once by default: one per CPU, at most 4. */
-export function defaultJobs(): number {
-  return Math.min(4, availableParallelism());
-}
 
 /** One part's counts; the first problem stops it (the caller falls back to one pass). */
 export async function statsPart(range: DecodeRange): Promise<StatsPart> {
@@ -36,12 +34,12 @@ export async function statsPart(range: DecodeRange): Promise<StatsPart> {
 
 /**
  * The counts of range decoded in up to `jobs` parts, or null when it is not cut (fewer
- * than minFiles segment files a part, a gap) or the parts do not join up cleanly.
+ * than 2 parts of a segment file or more, a gap) or the parts do not join up cleanly.
  */
-export async function parallelStats(range: DecodeRange, jobs: number, minFiles: number): Promise<RmgrCounts | null> {
+export async function parallelStats(range: DecodeRange, jobs: number): Promise<RmgrCounts | null> {
   const seg = BigInt(range.segSize);
   const files = range.end === null ? range.files : range.files.filter((f) => f.segNo * seg < range.end!);
-  const parts = Math.min(jobs, Math.floor(files.length / Math.max(1, minFiles)));
+  const parts = Math.min(jobs, files.length);
   if (parts < 2) return null;
   for (let i = 1; i < files.length; i++) if (files[i]!.segNo !== files[i - 1]!.segNo + 1n) return null;
   const firsts = Array.from({ length: parts }, (_, p) => Math.floor((p * files.length) / parts));
