@@ -1,8 +1,9 @@
-// The decode command's loop: WAL segment files read in turn (the next read while this
-// one decodes, buffers reused), decoded from a start LSN until a record at or after an
-// end LSN, the end of written WAL, or the last file. Shared by the sequential command and
+// The decode command's loop: WAL segment files read in pieces (segment-pieces.ts),
+// decoded from a start LSN until a record at or after an end LSN, the end of written
+// WAL, or the last file. Shared by the sequential command and
 // the parallel --stats parts (decode-parallel.ts).
-import { WalDecoder, formatLsn, isDecodeError, readSegmentFile, type SegmentFile, type WalRecord } from '../wal/index.ts';
+import { WalDecoder, formatLsn, isDecodeError, type SegmentFile, type WalRecord } from '../wal/index.ts';
+import { SegmentPieces, type SegmentPiece } from './segment-pieces.ts';
 
 export interface DecodeRange {
   files: SegmentFile[];
@@ -45,73 +46,64 @@ export async function decodeFiles(range: DecodeRange, sink: DecodeSink): Promise
   };
   const decoder = new WalDecoder({ startLsn: range.start, segmentSize: segSize, blockSize: range.blockSize });
   let expectSeg = files[0]!.segNo;
-  // Segment buffers are reused once the decoder is past their last byte (it reads a pushed
-  // chunk in place until then): 16 MiB fresh from the kernel for every file cost page
-  // faults and full GCs (external memory) for nothing.
-  const spare: Buffer[] = [];
+  const pieces = new SegmentPieces(files, Number(range.start - files[0]!.segNo * segBig));
+  // A piece's buffer is reused once the decoder is past its last byte (it reads a pushed chunk in place until then).
   const inUse: { buf: Buffer; end: bigint }[] = [];
-  const recycle = (): void => {
-    const decoded = decoder.nextRecordLsn;
-    for (let k = inUse.length - 1; k >= 0; k--) {
-      if (inUse[k]!.end <= decoded) spare.push(inUse.splice(k, 1)[0]!.buf);
-    }
-  };
-  // Read the next file while decoding this one.
-  const read = (i: number): Promise<Buffer> | null => {
-    const f = files[i];
-    if (!f) return null;
-    const p = readSegmentFile(f.path, spare.pop());
-    p.catch(() => {}); // awaited (and reported) in turn
-    return p;
-  };
-  let reading = read(0);
-  for (let i = 0; i < files.length; i++) {
-    const f = files[i]!;
-    if (f.segNo !== expectSeg) {
-      if (!problem(`WAL segments ${expectSeg.toString(16).toUpperCase()} to ${(f.segNo - 1n).toString(16).toUpperCase()} are missing; continuing at ${f.path}`)) return outcome;
-      decoder.reset(f.segNo * segBig);
-    }
-    expectSeg = f.segNo + 1n;
-    let data: Buffer;
-    try {
-      data = await reading!;
-      inUse.push({ buf: data, end: f.segNo * segBig + BigInt(data.length) });
-      recycle();
-      reading = read(i + 1);
-    } catch (e) {
-      problem(`cannot read ${f.path}: ${(e as Error).message}`);
-      outcome.readFailed = true;
-      return outcome;
-    }
-    const fileStart = f.segNo * segBig;
-    const fileEnd = fileStart + BigInt(data.length);
-    if (decoder.inputLsn < fileStart) {
-      if (!problem(`WAL ends at ${formatLsn(decoder.inputLsn)} before the segment boundary (short segment file?); continuing at ${f.path}`)) return outcome;
-      decoder.reset(fileStart);
-    }
-    const skip = Number(decoder.inputLsn - fileStart);
-    if (skip > 0) data = data.subarray(Math.min(skip, data.length));
-    decoder.push(data);
-    for (let r = decoder.next(); r !== null; r = decoder.next()) {
-      if (isDecodeError(r)) {
-        if (!problem(`error at ${formatLsn(r.lsn)}: ${r.message}`)) return outcome;
-        continue;
-      }
-      outcome.firstLsn ??= r.lsn;
-      if (end !== null && r.lsn >= end) {
-        outcome.stopLsn = r.lsn;
-        await sink.fileDone();
+  try {
+    for (;;) {
+      let piece: SegmentPiece | null;
+      try {
+        piece = await pieces.next();
+      } catch (e) {
+        problem((e as Error).message);
+        outcome.readFailed = true;
         return outcome;
       }
-      const wait = sink.record(r);
-      if (wait !== undefined) await wait;
+      if (piece === null) break;
+      const f = files[piece.file]!;
+      const fileStart = f.segNo * segBig;
+      if (piece.offset === 0) {
+        if (f.segNo !== expectSeg) {
+          if (!problem(`WAL segments ${expectSeg.toString(16).toUpperCase()} to ${(f.segNo - 1n).toString(16).toUpperCase()} are missing; continuing at ${f.path}`)) return outcome;
+          decoder.reset(fileStart);
+        }
+        if (decoder.inputLsn < fileStart) {
+          if (!problem(`WAL ends at ${formatLsn(decoder.inputLsn)} before the segment boundary (short segment file?); continuing at ${f.path}`)) return outcome;
+          decoder.reset(fileStart);
+        }
+      }
+      expectSeg = f.segNo + 1n;
+      const pieceEnd = fileStart + BigInt(piece.offset + piece.data.length);
+      inUse.push({ buf: piece.buffer, end: pieceEnd });
+      decoder.push(piece.data);
+      for (let r = decoder.next(); r !== null; r = decoder.next()) {
+        if (isDecodeError(r)) {
+          if (!problem(`error at ${formatLsn(r.lsn)}: ${r.message}`)) return outcome;
+          continue;
+        }
+        outcome.firstLsn ??= r.lsn;
+        if (end !== null && r.lsn >= end) {
+          outcome.stopLsn = r.lsn;
+          await sink.fileDone();
+          return outcome;
+        }
+        const wait = sink.record(r);
+        if (wait !== undefined) await wait;
+      }
+      const decoded = decoder.nextRecordLsn;
+      for (let k = inUse.length - 1; k >= 0; k--) {
+        if (inUse[k]!.end <= decoded) pieces.reuse(inUse.splice(k, 1)[0]!.buf);
+      }
+      // The decoder rewinds its input to the first unwritten byte: WAL ends inside this piece.
+      if (decoder.inputLsn < pieceEnd) {
+        await sink.fileDone();
+        outcome.endOfWal = true;
+        return outcome;
+      }
+      if (piece.last && (await sink.fileDone())) return outcome;
     }
-    if (await sink.fileDone()) return outcome;
-    // The decoder rewinds its input to the first unwritten byte: WAL ends inside this file.
-    if (decoder.inputLsn < fileEnd) {
-      outcome.endOfWal = true;
-      return outcome;
-    }
+  } finally {
+    await pieces.close();
   }
   if (decoder.bufferedBytes > 0) {
     problem(`error at ${formatLsn(decoder.nextRecordLsn)}: the WAL given ends inside a record (${decoder.bufferedBytes} bytes of it present)`);
