@@ -6,32 +6,15 @@
 // (the agent stays `recovering` and prefaults as WAL arrives).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, renameSync } from 'node:fs';
-import { selectedVersions, sleep, withCluster, withPrimary, type PgServer } from './harness/index.ts';
+import { renameSync } from 'node:fs';
+import { selectedVersions, sleep, withCluster, withPrimary } from './harness/index.ts';
 import { startAgent } from './helpers/agent-process.ts';
 import { agentArgs, assertAlive, finish, openFiles, waitNoHandles } from './helpers/fault-checks.ts';
 import { startUnready } from './helpers/unready-server.ts';
+import { killHard, wrappedChild } from './helpers/crash.ts';
 
 const FPW_OFF = { full_page_writes: 'off', max_wal_size: '4GB', checkpoint_timeout: '1h' };
 const issued = (s: Record<string, any>): number => s.prefault?.issued ?? 0;
-
-/** SIGKILL the postmaster and its children at once, as a pod or node kill does: postmaster.pid stays behind. */
-async function killHard(server: PgServer): Promise<void> {
-  const pm = server.pid!;
-  const pids = [pm];
-  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      if (Number(readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1]) === pm) pids.push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  for (const p of pids) process.kill(p, 'SIGKILL');
-  for (let i = 0; i < 1000 && server.running; i++) await sleep(10);
-  assert.equal(server.running, false, 'the killed server is gone');
-  // Its children go with the postmaster's death; wait until none is left holding shared memory.
-  for (let i = 0; i < 1000 && pids.some((p) => { try { return !/\) Z /.test(readFileSync(`/proc/${p}/stat`, 'utf8')); } catch { return false; } }); i++) await sleep(10);
-}
 
 for (const version of selectedVersions()) {
   test(`PG ${version}: crash recovery is prefaulted before the primary accepts connections, then handed over (primary_idle)`, { timeout: 180_000 }, async () => {
@@ -122,7 +105,7 @@ for (const version of selectedVersions()) {
         assert.equal(warnedLines().length, 1, 'said once in the log');
       } finally {
         // unshare does not pass SIGTERM on: signal the agent, its child (PID 1 in the namespace).
-        const child = Number(readFileSync(`/proc/${agent.proc.pid}/task/${agent.proc.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+        const child = wrappedChild(agent.proc.pid!);
         const t0 = Date.now();
         process.kill(child, 'SIGTERM');
         await agent.exited;
