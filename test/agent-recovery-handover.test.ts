@@ -141,7 +141,9 @@ for (const version of selectedVersions()) {
         const dropped = new Set(all.filter((b) => !table.has(b.spc, b.db, b.rel, forks.indexOf(b.fork), b.blk, all.length)).map((b) => keyOf(pgdata, b)));
 
         const again = hintedFirst.filter((k) => afterHandOver.has(k) && !dropped.has(k));
-        assert.deepEqual(again, [], `${again.length} of ${hintedFirst.length} pages hinted while recovering were hinted again after the hand-over`);
+        // On failure, what the agent went through (a session lost after the hand-over closes and forgets everything, by design).
+        const story = () => agent.output().split('\n').filter((l) => /"msg":"(state |session|recovery|PostgreSQL|no recovery|PGDATA)/.test(l)).join('\n');
+        assert.deepEqual(again, [], `${again.length} of ${hintedFirst.length} pages hinted while recovering were hinted again after the hand-over\n${story()}`);
         process.stdout.write(
           `# PG ${version}: ${whileRecovering.size} pages hinted while recovering, ${afterHandOver.size} after the hand-over; ` +
             `shared range ${handedAt}..${mark}: ${overlapPages.size} pages read from disk, ${hintedFirst.length} hinted while recovering, ` +
