@@ -29,6 +29,12 @@ if ((command === 'run' || command === 'demo') && !process.env.UV_THREADPOOL_SIZE
     process.exitCode = code ?? (signal === 'SIGKILL' ? 137 : 1);
   });
 } else {
+  // Loading the CLI (compiling it, from a checkout) takes a moment; as PID 1 a
+  // SIGTERM without a handler meanwhile would be dropped (src/cli/early-stop.ts
+  // takes over once main runs).
+  const exitNow = () => process.exit(0);
+  process.on('SIGTERM', exitNow);
+  process.on('SIGINT', exitNow);
   const source = new URL('../src/cli/main.ts', import.meta.url);
   // PREFAULTER_USE_DIST=1: run the build even in a checkout (benchmarks time what the image runs).
   let useSource = process.env.PREFAULTER_USE_DIST !== '1' && existsSync(fileURLToPath(source));
@@ -41,6 +47,8 @@ if ((command === 'run' || command === 'demo') && !process.env.UV_THREADPOOL_SIZE
     }
   }
   await import(useSource ? source.href : new URL('../dist/cli/main.js', import.meta.url).href);
+  process.off('SIGTERM', exitNow);
+  process.off('SIGINT', exitNow);
 }
 
 function preadsNeedPool() {

@@ -3,35 +3,20 @@
 // (hints before the server answers, then primary_idle with every file
 // closed), PGDATA removed under the recovering agent (every handle released),
 // and a standby with hot_standby = off that never accepts connections
-// (the agent stays `recovering` and prefaults as WAL arrives).
+// (the agent stays `recovering` and prefaults as WAL arrives). Also:
+// agent-recovery-handover (page by page), -replaced (a new copy of PGDATA),
+// -blind (PostgreSQL's processes not in view).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, renameSync } from 'node:fs';
-import { selectedVersions, sleep, withCluster, withPrimary, type PgServer } from './harness/index.ts';
+import { renameSync } from 'node:fs';
+import { selectedVersions, withCluster, withPrimary } from './harness/index.ts';
 import { startAgent } from './helpers/agent-process.ts';
 import { agentArgs, assertAlive, finish, openFiles, waitNoHandles } from './helpers/fault-checks.ts';
 import { startUnready } from './helpers/unready-server.ts';
+import { killHard } from './helpers/crash.ts';
 
 const FPW_OFF = { full_page_writes: 'off', max_wal_size: '4GB', checkpoint_timeout: '1h' };
 const issued = (s: Record<string, any>): number => s.prefault?.issued ?? 0;
-
-/** SIGKILL the postmaster and its children at once, as a pod or node kill does: postmaster.pid stays behind. */
-async function killHard(server: PgServer): Promise<void> {
-  const pm = server.pid!;
-  const pids = [pm];
-  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      if (Number(readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1]) === pm) pids.push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  for (const p of pids) process.kill(p, 'SIGKILL');
-  for (let i = 0; i < 1000 && server.running; i++) await sleep(10);
-  assert.equal(server.running, false, 'the killed server is gone');
-  // Its children go with the postmaster's death; wait until none is left holding shared memory.
-  for (let i = 0; i < 1000 && pids.some((p) => { try { return !/\) Z /.test(readFileSync(`/proc/${p}/stat`, 'utf8')); } catch { return false; } }); i++) await sleep(10);
-}
 
 for (const version of selectedVersions()) {
   test(`PG ${version}: crash recovery is prefaulted before the primary accepts connections, then handed over (primary_idle)`, { timeout: 180_000 }, async () => {
@@ -95,38 +80,6 @@ for (const version of selectedVersions()) {
         }
       } finally {
         await finish(agent);
-      }
-    });
-  });
-
-  test(`PG ${version}: without PostgreSQL's processes in view, a bounded window from the redo point, and it says so`, { timeout: 120_000 }, async () => {
-    await withPrimary(version, { name: 'agent-blind', primaryConf: FPW_OFF }, async ({ primary }) => {
-      await primary.exec(`create table c (id int primary key, pad text); insert into c select g, repeat('p', 300) from generate_series(1, 30000) g; checkpoint`);
-      await primary.exec(`update c set pad = 'b' where id % 5 = 0`);
-      await killHard(primary);
-      // Another PID namespace (a pod without shareProcessNamespace): postmaster.pid's PID is nobody here.
-      const agent = await startAgent(agentArgs(primary, ["--max-pages-ahead", "200"]), {}, { wrap: ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child=SIGTERM'] });
-      try {
-        const s = await agent.waitFor((x) => x.state === 'recovering' && issued(x) > 0, 'hints without process visibility', 30_000);
-        assert.equal(s.recovery.progressVisible, false);
-        assert.match(s.recovery.notVisibleReason, /shareProcessNamespace: true/);
-        assert.equal(s.recovery.replayLsn, s.recovery.redoLsn, 'replay is taken to be at the redo point');
-        assert.match(await agent.scrape(), /^pg_prefaulter_recovery_progress_visible 0$/m);
-        // Bounded: max_pages_ahead pages from the redo point, and no more while nothing moves.
-        await sleep(1000);
-        const later = await agent.status();
-        assert.ok(issued(later) <= 200, `issued ${issued(later)} > max_pages_ahead`);
-        const warnedLines = () => agent.output().split('\n').filter((l) => l.includes('replay progress is not visible'));
-        for (let i = 0; i < 100 && warnedLines().length === 0; i++) await sleep(100);
-        await sleep(500);
-        assert.equal(warnedLines().length, 1, 'said once in the log');
-      } finally {
-        // unshare does not pass SIGTERM on: signal the agent, its child (PID 1 in the namespace).
-        const child = Number(readFileSync(`/proc/${agent.proc.pid}/task/${agent.proc.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
-        const t0 = Date.now();
-        process.kill(child, 'SIGTERM');
-        await agent.exited;
-        assert.ok(Date.now() - t0 < 2000, `stop took ${Date.now() - t0} ms`);
       }
     });
   });

@@ -1,5 +1,6 @@
 // `pg-prefaulter decode` on a real primary's pg_wal: the ndjson line format exactly,
-// --start/--end, --stats, text, damaged input (exit 1) and bad usage (exit 2).
+// --start/--end, --stats (in one pass and in parts on worker threads), text, damaged
+// input (exit 1) and bad usage (exit 2).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -9,6 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { selectedVersions, withPrimary } from './harness/index.ts';
 import { FORK_NAMES, WalDecoder, formatLsn, isDecodeError, listSegments, type WalRecord } from '../src/wal/index.ts';
+import { parallelStats, statsPart } from '../src/cli/decode-parallel.ts';
+import { RmgrCounts } from '../src/cli/decode-stats.ts';
 
 const CLI = fileURLToPath(new URL('../bin/pg-prefaulter.js', import.meta.url));
 const SEG = 16n * 1024n * 1024n;
@@ -95,6 +98,36 @@ test(`PG ${version}: pg-prefaulter decode`, async (t) => {
       assert.match(lines[0]!, new RegExp(`^rmgr: ${records[0]!.rmgrName} +len: +${records[0]!.totalLength}, .*lsn: ${formatLsn(records[0]!.lsn)}`));
     });
 
+    await t.test('--stats in parts on worker threads counts what one pass counts; after damage, one pass again', async () => {
+      assert.ok(segs.length >= 2, `${segs.length} segment files`);
+      const range = { files: segs, segSize: Number(SEG), blockSize: 8192, start: segs[0]!.segNo * SEG, end: null };
+      const whole = await statsPart(range);
+      assert.equal(whole.outcome.problems, 0);
+      const onePass = new RmgrCounts();
+      onePass.merge(whole.rows);
+      // every file its own part: the last ones may be preallocated (past the end of WAL)
+      const parts = await parallelStats(range, segs.length);
+      assert.ok(parts, 'the parts join up');
+      assert.deepEqual(parts.table(), onePass.table());
+      const [one, two] = await Promise.all([run(['--stats', '--jobs', '1', dir]), run(['--stats', '--jobs', '2', dir])]);
+      assert.equal(two.code, 0, two.stderr);
+      assert.equal(two.stdout, one.stdout);
+
+      const damagedDir = join(dir, 'damaged-parts');
+      mkdirSync(damagedDir);
+      for (const s of segs) copyFileSync(s.path, join(damagedDir, s.path.split('/').at(-1)!));
+      const first = join(damagedDir, segs[0]!.path.split('/').at(-1)!);
+      const bytes = readFileSync(first);
+      const victim = records.find((r) => r.lsn >= segs[0]!.segNo * SEG + 100_000n)!;
+      bytes[Number(victim.lsn - segs[0]!.segNo * SEG) + 30]! ^= 0xff;
+      writeFileSync(first, bytes);
+      const damaged = { ...range, files: await listSegments(damagedDir) };
+      assert.equal(await parallelStats(damaged, segs.length), null, 'damage: no counts from parts');
+      const [oneD, twoD] = await Promise.all([run(['--stats', '--jobs', '1', damagedDir]), run(['--stats', '--jobs', '2', damagedDir])]);
+      assert.equal(oneD.code, 1, oneD.stderr);
+      assert.deepEqual(twoD, oneD, 'the same report as one pass');
+    });
+
     await t.test('damaged WAL: errors on stderr with their LSN, exit 1, records after the damage still printed', async () => {
       const damagedDir = join(dir, 'damaged');
       const first = segs[0]!;
@@ -133,6 +166,7 @@ test(`PG ${version}: pg-prefaulter decode`, async (t) => {
         [['--end'], /--end needs a value/],
         [['--bogus', dir], /unknown option "--bogus"/],
         [['--block-size', '3000', dir], /--block-size "3000": use 1024, 2048/],
+        [['--stats', '--jobs', '0', dir], /--jobs "0": use a whole number from 1 to 64/],
         [[], /no PATH given/],
         [[join(dir, 'missing')], /cannot read ".*missing"/],
         [['--start', '0/2000000', '--end', '0/1000000', dir], /--end 0\/1000000 is not after --start 0\/2000000/],

@@ -318,7 +318,9 @@ export class Agent {
     // Hand-over from the recovery prefetch: the same prefaulter, so what it brought in is not read again.
     const pgdata = cfg.pgdata || facts.dataDirectory;
     const layout = { pgdata, blockSize: facts.blockSize, majorVersion: Math.floor(facts.serverVersionNum / 10000), catalogVersion: facts.catalogVersion };
-    this.prefaulter = this.recovery.release(pgdata) ?? newPrefaulter(cfg, layout, this.io, this.memory, this.observeReadSeconds);
+    const kept = this.recovery.release(pgdata);
+    kept?.setResident(this.memory.resident); // shared_buffers was unknown while recovering (no SQL)
+    this.prefaulter = kept ?? newPrefaulter(cfg, layout, this.io, this.memory, this.observeReadSeconds);
     // /status must show the handles it opens from its first read on.
     this.snap.prefault = this.prefaulter.stats;
     if (this.status?.replayLsn != null) this.prefaulter.setReplayLsn(this.status.replayLsn);

@@ -20,6 +20,7 @@ import { sleep } from '../sleep.ts';
 import { DecodeLoop, ReplayTicks } from './decode-loop.ts';
 import { replayOvertook } from './readahead.ts';
 import { ReplayEstimate, readBytesOf } from './replay-estimate.ts';
+import { recoveryWanted, replacement, type ReadingFrom } from './recovery-checks.ts';
 import { errInfo } from './session-helpers.ts';
 import type { AgentSnapshot } from './states.ts';
 
@@ -42,10 +43,8 @@ export interface RecoveryHost {
   onChange(): void;
 }
 
-interface Pipeline {
+interface Pipeline extends ReadingFrom {
   controller: AbortController;
-  systemIdentifier: bigint;
-  pgdata: string;
   prefaulter: Prefaulter;
   loop: DecodeLoop;
   done: Promise<void>;
@@ -53,19 +52,6 @@ interface Pipeline {
   /** Replay position last fed from PGDATA and /proc. */
   replay: bigint;
   estimate: ReplayEstimate;
-}
-
-/** Whether PostgreSQL will replay (or is replaying) WAL without accepting connections. */
-export function recoveryWanted(p: RecoveryProgress): boolean {
-  // No postmaster.pid: PostgreSQL is not running (stopped, even "immediate",
-  // removes it): hold no file until it starts; it writes the file at once.
-  if (p.postmasterAlive === false) return false;
-  if (p.acceptsConnections && p.postmasterAlive === true) return false;
-  if (p.recovery !== 'none') return true;
-  // "in production" without a live postmaster seen: a crash (a SIGKILLed
-  // postmaster, a pod or node kill, leaves "ready" in postmaster.pid), or one we cannot see: the
-  // SQL attempt running alongside tells, and a primary closes everything.
-  return p.control.state === 'in production' && p.postmasterAlive !== true;
 }
 
 export class RecoveryPrefetch {
@@ -217,8 +203,9 @@ export class RecoveryPrefetch {
     this.lastProblem = '';
     this.progress = p;
     let pipe = this.pipe;
-    if (pipe && (pipe.pgdata !== cfg.pgdata || pipe.systemIdentifier !== p.control.systemIdentifier)) {
-      this.h.log.warn({ pgdata: cfg.pgdata }, 'PGDATA was replaced (another system identifier): stopping the recovery prefetch and closing every file');
+    const replaced = pipe === null ? null : replacement(pipe, cfg.pgdata, p);
+    if (replaced !== null) {
+      this.h.log.warn({ pgdata: cfg.pgdata }, `PGDATA was replaced (${replaced}): stopping the recovery prefetch and closing every file`);
       await this.stop();
       pipe = null;
     }
@@ -312,7 +299,7 @@ export class RecoveryPrefetch {
       onFirstHint: () => this.settle(),
       onRecord: (rec) => estimate.record(rec),
     });
-    const pipe: Pipeline = { controller, systemIdentifier: p.control.systemIdentifier, pgdata: cfg.pgdata, prefaulter, loop, done: Promise.resolve(), ended: false, replay: p.replayLsn, estimate };
+    const pipe: Pipeline = { controller, systemIdentifier: p.control.systemIdentifier, controlFileId: p.control.fileId, pgdata: cfg.pgdata, prefaulter, loop, done: Promise.resolve(), ended: false, replay: p.replayLsn, estimate };
     pipe.done = loop
       .run()
       .catch((e: unknown) => {

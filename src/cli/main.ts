@@ -2,6 +2,7 @@
 // `version` and `--help` stay instant.
 import { USAGE } from './usage.ts';
 import { NAME, VERSION } from '../version.ts';
+import { holdStopSignals } from './early-stop.ts';
 
 type CommandMain = (argv: string[]) => Promise<number>;
 
@@ -23,6 +24,7 @@ export async function main(argv: string[]): Promise<number> {
     return cmd ? 0 : 2;
   }
   if (cmd === '--version' || cmd === '-V') return (await commands.version!())([]);
+  if (cmd === 'run') holdStopSignals(); // before run.ts and its modules load (early-stop.ts)
   const load = commands[cmd];
   if (!load) {
     process.stderr.write(`pg-prefaulter: unknown command "${cmd}"\n\n${USAGE}`);

@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.ts';
 import { createLogger } from '../log.ts';
 import { Agent } from '../agent/agent.ts';
 import type { AgentHttp } from '../agent/http.ts';
+import { releaseStopSignals } from './early-stop.ts';
 import { relaunchWithThreadpool, resolveIoMethod, sizeThreadpool, type ResolvedIoMethod } from '../prefault/index.ts';
 
 const STOP_DEADLINE_MS = 1800;
@@ -44,6 +45,7 @@ export default async function runCommand(argv: string[]): Promise<number> {
   if (io.method === 'pread') {
     const pool = sizeThreadpool(config.ioConcurrency);
     if (pool.effective < pool.requested) {
+      releaseStopSignals(); // the relaunch forwards them to its child
       const code = await relaunchWithThreadpool(pool);
       if (code !== null) return code;
     }
@@ -62,22 +64,7 @@ async function runAgent(config: Config, configPath: string | null, argv: string[
   // recovery prefetch gives its first hint within tens of milliseconds (issue #15).
   let observeRead: ((seconds: number) => void) | undefined;
   const agent = new Agent(config, log, { observeReadSeconds: (s) => observeRead?.(s) });
-  const running = agent.start();
-  await agent.startupSettled;
-  const { AgentHttp, agentMetrics } = await import('../agent/http.ts');
-  const { metrics, options } = agentMetrics();
-  observeRead = options.observeReadSeconds;
-  let http: AgentHttp;
-  try {
-    http = await AgentHttp.start(agent, metrics, config.metricsListen);
-  } catch (e) {
-    log.fatal({ err: { message: (e as Error).message } }, `cannot listen on metrics_listen ${config.metricsListen}`);
-    await agent.stop();
-    return 1;
-  }
-  log.info({ configPath, metrics: http.address, pid: process.pid, ioMethod: agent.ioMethod.method }, 'pg-prefaulter started');
-  if (agent.ioMethod.fallbackReason) log.warn(`io_method auto runs as pread: ${agent.ioMethod.fallbackReason}`);
-
+  let http: AgentHttp | null = null;
   let stopping: Promise<void> | null = null;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -89,10 +76,32 @@ async function runAgent(config: Config, configPath: string | null, argv: string[
     deadline.unref();
     stopping = (async () => {
       await agent.stop();
-      await http.close();
+      await http?.close();
       clearTimeout(deadline);
     })();
   };
+  // Before the agent starts: PID 1 drops the signals it has no handler for (early-stop.ts).
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  releaseStopSignals();
+  const running = agent.start();
+  await agent.startupSettled;
+  if (!stopping) {
+    const { AgentHttp, agentMetrics } = await import('../agent/http.ts');
+    const { metrics, options } = agentMetrics();
+    observeRead = options.observeReadSeconds;
+    try {
+      http = await AgentHttp.start(agent, metrics, config.metricsListen);
+    } catch (e) {
+      log.fatal({ err: { message: (e as Error).message } }, `cannot listen on metrics_listen ${config.metricsListen}`);
+      await agent.stop();
+      return 1;
+    }
+    // Stopped while the endpoint started: close it (the stop found none to close).
+    if (stopping) await http.close();
+    else log.info({ configPath, metrics: http.address, pid: process.pid, ioMethod: agent.ioMethod.method }, 'pg-prefaulter started');
+    if (agent.ioMethod.fallbackReason) log.warn(`io_method auto runs as pread: ${agent.ioMethod.fallbackReason}`);
+  }
   const onHup = () => {
     try {
       const next = loadConfig({ argv, env: process.env }).config;
@@ -105,16 +114,16 @@ async function runAgent(config: Config, configPath: string | null, argv: string[
   };
   let metricsListen = config.metricsListen;
   const rebind = (listen: string) => {
-    http.listen(listen).then(
+    if (!http) return;
+    const endpoint = http;
+    endpoint.listen(listen).then(
       () => {
         metricsListen = listen;
-        log.info({ metrics: http.address }, listen ? `metrics_listen now ${http.address}` : 'metrics_listen "": the HTTP endpoint is closed');
+        log.info({ metrics: endpoint.address }, listen ? `metrics_listen now ${endpoint.address}` : 'metrics_listen "": the HTTP endpoint is closed');
       },
-      (e: unknown) => log.error({ err: { message: (e as Error).message } }, `metrics_listen ${listen}: cannot listen; still serving on ${http.address ?? '(none)'}`),
+      (e: unknown) => log.error({ err: { message: (e as Error).message } }, `metrics_listen ${listen}: cannot listen; still serving on ${endpoint.address ?? '(none)'}`),
     );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', onHup);
   await running;
   if (stopping) await stopping;

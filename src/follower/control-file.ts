@@ -54,6 +54,12 @@ export interface CheckPointCopy {
 }
 
 export interface ControlFile {
+  /**
+   * Which file was read ("device:inode", from the open file itself), set by
+   * readControlFile. PostgreSQL rewrites pg_control in place, so another
+   * file at the same path means PGDATA was replaced (a new base backup).
+   */
+  fileId?: string;
   /** Major version from PG_VERSION (null if that file was not read). */
   majorVersion: number | null;
   pgControlVersion: number;
@@ -209,16 +215,18 @@ export async function readControlFile(dataDir: string, opts: { retryDelayMs?: nu
   const path = join(dataDir, 'global', 'pg_control');
   const major = await readMajorVersion(dataDir);
   try {
-    return parseControlFile(await readBytes(path), path, major);
+    const read = await readBytes(path);
+    return { ...parseControlFile(read.bytes, path, major), fileId: read.fileId };
   } catch (e) {
     if (!(e instanceof ControlFileError) || e.problem !== 'torn') throw e;
   }
   await new Promise((r) => setTimeout(r, opts.retryDelayMs ?? 5));
-  return parseControlFile(await readBytes(path), path, major);
+  const read = await readBytes(path);
+  return { ...parseControlFile(read.bytes, path, major), fileId: read.fileId };
 }
 
 // One pread of the whole file: PostgreSQL writes it with one write() too.
-async function readBytes(path: string): Promise<Buffer> {
+async function readBytes(path: string): Promise<{ bytes: Buffer; fileId: string }> {
   let fh;
   try {
     fh = await open(path, 'r');
@@ -228,7 +236,9 @@ async function readBytes(path: string): Promise<Buffer> {
   try {
     const buf = Buffer.alloc(CONTROL_FILE_SIZE);
     const { bytesRead } = await fh.read(buf, 0, CONTROL_FILE_SIZE, 0);
-    return buf.subarray(0, bytesRead);
+    // fstat of the descriptor read: the identity matches the bytes even if the file is swapped meanwhile.
+    const st = await fh.stat({ bigint: true });
+    return { bytes: buf.subarray(0, bytesRead), fileId: `${st.dev}:${st.ino}` };
   } catch (e) {
     throw unreadable(path, e);
   } finally {

@@ -73,6 +73,15 @@ export function crc32cUpdate(crc: number, buf: Uint8Array, start: number, end: n
   return LITTLE_ENDIAN ? crc32cWords(crc, buf, start, end) : crc32cBytes(crc, buf, start, end);
 }
 
+/**
+ * xl_crc of the XLogRecord at buf[off, off + totLen): the bytes after its 24-byte header,
+ * then the header up to xl_crc (20 bytes). One call for both, as most records are short.
+ */
+export function crc32cRecord(buf: Uint8Array, off: number, totLen: number): number {
+  const c = crc32cUpdate(CRC32C_INIT, buf, off + 24, off + totLen);
+  return crc32cFinish(crc32cBytes(c, buf, off, off + 20));
+}
+
 /** crc32cUpdate without the native path (tests compare the two). */
 export function crc32cUpdateJs(crc: number, buf: Uint8Array, start: number, end: number): number {
   if (LITTLE_ENDIAN && end - start >= LONG_INPUT) return crc32cWords(crc, buf, start, end);

@@ -112,25 +112,3 @@ export async function* readWalRange(opts: ReadWalRangeOptions): AsyncGenerator<{
     }
   }
 }
-
-/**
- * A whole segment file in one read into one buffer (`into` when it is large enough):
- * fs/promises readFile reads in 512 KiB pieces, each a threadpool round trip, which
- * left `decode` idle a quarter of its time.
- */
-export async function readSegmentFile(path: string, into?: Buffer): Promise<Buffer> {
-  const fh = await open(path, 'r');
-  try {
-    const { size } = await fh.stat();
-    const buf = into !== undefined && into.length >= size ? into : Buffer.allocUnsafe(size);
-    let got = 0;
-    while (got < size) {
-      const { bytesRead } = await fh.read(buf, got, size - got, got);
-      if (bytesRead === 0) break; // shrank while we read: keep what is there
-      got += bytesRead;
-    }
-    return got === buf.length ? buf : buf.subarray(0, got);
-  } finally {
-    await fh.close();
-  }
-}
