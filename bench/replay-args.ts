@@ -1,8 +1,8 @@
 // Command-line flags of the replay benchmark (npm run bench:replay -- ...).
 import { parseArgs } from 'node:util';
 
-export const ALL_VARIANTS = ['cached', 'cold', 'builtin', 'builtin-tuned', 'prefaulter', 'prefaulter+builtin', 'prefaulter-pread'] as const;
-/** Run when --variants is not given; prefaulter-pread is a diagnostic. */
+export const ALL_VARIANTS = ['cached', 'cold', 'builtin', 'builtin-tuned', 'prefaulter', 'prefaulter+builtin', 'prefaulter-pread', 'prefaulter-running'] as const;
+/** Run when --variants is not given; prefaulter-pread is a diagnostic, prefaulter-running is for the crash modes only. */
 export const DEFAULT_VARIANTS: readonly VariantName[] = ['cached', 'cold', 'builtin', 'builtin-tuned', 'prefaulter', 'prefaulter+builtin'];
 export type VariantName = (typeof ALL_VARIANTS)[number];
 
@@ -33,6 +33,8 @@ export interface BenchOptions {
   followerLimitMb: number;
   agentLimitsMb: number[];
   distributions: ('uniform' | 'zipfian')[];
+  /** Crash modes, variant prefaulter-running: from the kill to PostgreSQL's start. */
+  restartGapMs: number;
 }
 
 export const USAGE = `npm run bench:replay -- [options]
@@ -48,6 +50,13 @@ cold page cache behind a slow storage model (slowio), for each variant:
   prefaulter-pread    diagnostic, not run by default: prefaulter with
                       io_method=pread (reads on libuv's threadpool, the
                       method before posix_fadvise hints)
+  prefaulter-running  crash modes only, not run by default: the sidecar was
+                      already running when PostgreSQL was killed (a container
+                      restart in the same pod, Patroni restarting PostgreSQL,
+                      the postmaster's own crash recovery after a backend
+                      died); it is frozen (SIGSTOP) from before the kill
+                      until the eviction is done, then PostgreSQL starts
+                      --restart-gap-ms later
 
 Modes (--mode):
   restart   (default) the burst is written while the standby is stopped (after a
@@ -84,6 +93,9 @@ Options:
   --agent-arg ARG       extra argument for pg-prefaulter run (repeatable)
   --agent-node-args=S   node flags for the agent only, e.g. "--agent-node-args=--cpu-prof --cpu-prof-dir=/tmp/prof"
   --timeout-s N         abort one replay after N seconds (default 900)
+  --restart-gap-ms N    crash modes, prefaulter-running: from the sidecar's
+                        thaw (after the kill and the eviction) to PostgreSQL's
+                        start (default 0: together)
 
 Container mode (--mode container, bench/replay-container.ts): the follower
 in one memory cgroup, the agent in another (root; cgroup v1 memory or v2),
@@ -123,6 +135,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
       'follower-limit-mb': { type: 'string' },
       'agent-limits-mb': { type: 'string' },
       distributions: { type: 'string' },
+      'restart-gap-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -143,6 +156,9 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   for (const v of variants) {
     if (!(ALL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--variants names "${v}": choose from ${ALL_VARIANTS.join(', ')}`);
   }
+  if (variants.includes('prefaulter-running') && modes.some((m) => m !== 'crash' && m !== 'crash-standby')) {
+    throw new Error('--variants prefaulter-running applies to --mode crash and crash-standby only (the sidecar running across the kill)');
+  }
   return {
     modes: modes as BenchMode[],
     versions,
@@ -161,5 +177,6 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     followerLimitMb: positiveInt('follower-limit-mb', values['follower-limit-mb'], 48),
     agentLimitsMb: (values['agent-limits-mb'] ?? '64,1024').split(',').filter(Boolean).map((x) => positiveInt('agent-limits-mb', x, 0)),
     distributions: distributions as BenchOptions['distributions'],
+    restartGapMs: values['restart-gap-ms'] === '0' ? 0 : positiveInt('restart-gap-ms', values['restart-gap-ms'], 0),
   };
 }

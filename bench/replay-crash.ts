@@ -28,6 +28,8 @@ export interface CrashSpec {
   agent: boolean;
   warmCache: boolean;
   agentEnv?: Record<string, string>;
+  /** The sidecar already runs when PostgreSQL is killed (prefaulter-running), PostgreSQL starts opts.restartGapMs later. */
+  running?: boolean;
 }
 
 export interface CrashContext extends ModeContext {
@@ -91,6 +93,28 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
   }
   const burst = await runBurst(primary, table.rows, opts);
   if (ctx.mode === 'crash-standby') await standby.waitForReplay(burst.endLsn, 600_000);
+  const statsPrefix = join(ctx.statsDir, `${tag}-server`);
+  const agentStats = join(ctx.statsDir, `${tag}-agent`);
+  let agent: RunningAgent | null = null;
+  // prefaulter-running: the sidecar is up and attached (primary_idle / streaming) before the kill.
+  const newAgent = async (): Promise<RunningAgent> =>
+    startAgent({
+      repoRoot: ctx.repoRoot,
+      standby: target,
+      metricsPort: await freePort(),
+      env: { ...ctx.slowio.env(agentStats), ...(spec.agentEnv ?? {}) },
+      nodeArgs: opts.agentNodeArgs,
+      logFile: join(ctx.logDir, `${tag}-agent.log`),
+      extraArgs: opts.agentArgs,
+    });
+  if (spec.agent && spec.running) {
+    agent = await newAgent();
+    await waitForState(agent, ctx.mode === 'crash' ? 'primary_idle' : 'streaming', 60_000);
+  }
+  const issuedAtKill = agent ? ((await agent.prefaultsIssued()) ?? 0) : 0;
+  // Frozen across the kill and the eviction below, so that what it hints after the crash is not evicted again.
+  agent?.signalTree('SIGSTOP');
+  const killedAt = performance.now();
   await killAll(target);
   const control = await readControlFile(target.dataDir);
   ctx.log(`${tag}: killed; pg_control: ${control.state}, redo ${formatLsn(control.checkPointCopy.redo)}, minRecoveryPoint ${formatLsn(control.minRecoveryPoint)}, burst ${burst.startLsn}..${burst.endLsn}`);
@@ -98,25 +122,19 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
   const settings: Record<string, string | number> = { maintenance_io_concurrency: spec.ioConcurrency };
   if (cluster.version >= 15) settings.recovery_prefetch = spec.prefetch;
   target.configure(settings);
-  const statsPrefix = join(ctx.statsDir, `${tag}-server`);
-  const agentStats = join(ctx.statsDir, `${tag}-agent`);
   target.env = ctx.slowio.env(statsPrefix);
   const residentFraction = prepareCache(target, table, spec.warmCache);
+  let issuedAtStart: number | null = null;
+  if (agent) {
+    agent.signalTree('SIGCONT');
+    const startAt = performance.now() + opts.restartGapMs;
+    while (performance.now() < startAt) await sleep(Math.min(10, startAt - performance.now()));
+    issuedAtStart = (await agent.prefaultsIssued()) ?? 0;
+  }
 
-  let agent: RunningAgent | null = null;
   const t0 = performance.now();
   try {
-    if (spec.agent) {
-      agent = startAgent({
-        repoRoot: ctx.repoRoot,
-        standby: target,
-        metricsPort: await freePort(),
-        env: { ...ctx.slowio.env(agentStats), ...(spec.agentEnv ?? {}) },
-        nodeArgs: opts.agentNodeArgs,
-        logFile: join(ctx.logDir, `${tag}-agent.log`),
-        extraArgs: opts.agentArgs,
-      });
-    }
+    if (spec.agent && !agent) agent = await newAgent();
     const starting = target.start(opts.timeoutS * 1000);
     starting.catch(() => {});
     // Poll the same signals the agent can see: postmaster.pid's status and the startup process.
@@ -128,7 +146,7 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
       if (Date.now() > deadline) throw new Error(`${tag}: not done within ${opts.timeoutS} s\n${target.logTail()}`);
       const lookup = await findStartupProcess(target.dataDir, { segmentSize: SEG });
       if (lookup.kind === 'startup') startupPid = lookup.pid;
-      if (agent && firstPrefaultS === null && ((await agent.prefaultsIssued()) ?? 0) > 0) firstPrefaultS = (performance.now() - t0) / 1000;
+      if (agent && firstPrefaultS === null && ((await agent.prefaultsIssued()) ?? 0) > (issuedAtStart ?? 0)) firstPrefaultS = (performance.now() - t0) / 1000;
       // The killed postmaster's postmaster.pid still says "ready": wait for the new one's.
       const pm = await readPostmasterPid(target.dataDir);
       if (readyS === null && pm !== null && pm.pid === target.pid && pm.status === 'ready') readyS = (performance.now() - t0) / 1000;
@@ -142,6 +160,7 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
     agent = null;
     const perPid = readSlowIoStats(statsPrefix);
     const counters = (startupPid !== null ? perPid.get(startupPid) : undefined) ?? sumCounters(perPid.values());
+    if (issuedAtStart !== null) ctx.log(`${tag}: the running sidecar (frozen from the kill to the eviction, ${((t0 - killedAt) / 1000).toFixed(2)} s) had issued ${issuedAtKill} prefaults at the kill, ${issuedAtStart} at PostgreSQL's start (its recovery prefaulter counts from 0)`);
     ctx.log(`${tag}: ${seconds.toFixed(2)} s (accepting connections at ${readyS?.toFixed(2)} s; burst ${(burst.walBytes / 1048576).toFixed(1)} MB WAL; resident ${(residentFraction * 100).toFixed(1)}%; replay misses ${counters.misses}, willneed ${counters.willneed}${figures ? `; agent first prefault ${figures.firstPrefaultS?.toFixed(2) ?? 'never'} s, prefaults ${figures.prefaultsIssued ?? 'n/a'}, misses ${figures.misses}, exit ${figures.exit}` : ''})`);
     return { variant, rep, seconds, startupSeconds: readyS ?? seconds, walBytes: burst.walBytes, residentFraction, standbyMisses: counters.misses, standbyWillneed: counters.willneed, agent: figures };
   } finally {
@@ -151,6 +170,25 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
     if (target.running) await target.stop('fast');
     await target.start();
   }
+}
+
+/** Waits until the agent's /status reports the state (it attached to PostgreSQL). */
+async function waitForState(agent: RunningAgent, state: string, timeoutMs: number): Promise<void> {
+  const url = agent.metricsUrl.replace(/\/metrics$/, '/status');
+  const deadline = Date.now() + timeoutMs;
+  let seen = 'unreachable';
+  while (Date.now() < deadline) {
+    if (agent.exited() !== null) throw new Error(`pg-prefaulter exited (${agent.exited()}) before reaching ${state}; see ${agent.logFile}`);
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      if (res.ok) seen = String(((await res.json()) as { state?: string }).state);
+    } catch {
+      // not serving yet
+    }
+    if (seen === state) return;
+    await sleep(50);
+  }
+  throw new Error(`pg-prefaulter did not reach state ${state} within ${timeoutMs} ms (last: ${seen}); see ${agent.logFile}`);
 }
 
 // The burst is done once replay passes its end (SQL: after consistency).

@@ -31,6 +31,8 @@ interface VariantSpec {
   needsPrefetchGuc: boolean;
   /** Extra environment for the agent (diagnostic variants). */
   agentEnv?: Record<string, string>;
+  /** Crash modes: the agent runs before the kill and across it. */
+  running?: boolean;
 }
 
 const SPECS: Record<VariantName, VariantSpec> = {
@@ -41,6 +43,7 @@ const SPECS: Record<VariantName, VariantSpec> = {
   prefaulter: { prefetch: 'off', ioConcurrency: 10, agent: true, warmCache: false, needsPrefetchGuc: false },
   'prefaulter+builtin': { prefetch: 'on', ioConcurrency: 10, agent: true, warmCache: false, needsPrefetchGuc: true },
   'prefaulter-pread': { prefetch: 'off', ioConcurrency: 10, agent: true, warmCache: false, needsPrefetchGuc: false, agentEnv: { PG_PREFAULTER_IO_METHOD: 'pread' } },
+  'prefaulter-running': { prefetch: 'off', ioConcurrency: 10, agent: true, warmCache: false, needsPrefetchGuc: false, running: true },
 };
 
 interface Context {

@@ -189,7 +189,7 @@ export class Agent {
         if (!stop.aborted) this.logSessionEnd(e);
       } finally {
         stop.removeEventListener('abort', onStop);
-        await this.teardownSession();
+        await this.teardownSession(failure !== null);
       }
       if (!stop.aborted) {
         this.snap.reconnects.follower++;
@@ -205,7 +205,10 @@ export class Agent {
     if (this.sessionEndLog.due(err.message)) this.log.warn({ err, retries: this.followerRetry.attempts }, 'session ended; retrying');
   }
 
-  private async teardownSession(): Promise<void> {
+  private async teardownSession(failed: boolean): Promise<void> {
+    // No session from here on: a recovery that is starting (PostgreSQL just crashed) is prefaulted at once.
+    this.facts = null;
+    this.recovery.wake();
     // A session that failed (the follower stopped answering) leaves its pipeline running: it ends with the session.
     const pipeline = this.pipeline;
     this.pipeline = null;
@@ -213,9 +216,9 @@ export class Agent {
     await pipeline?.closeSource();
     clearUpstream(this.snap);
     await this.closePrefaulter();
-    await this.follower?.close().catch(() => {});
+    // After a failure the connection is dead: waiting for its queries held the recovery prefetch back 2 s.
+    await this.follower?.close(failed ? 0 : 2).catch(() => {});
     this.follower = null;
-    this.facts = null;
     this.snap.role = 'unknown';
     if (!this.stopController.signal.aborted) this.setState(this.idleState());
   }
@@ -248,7 +251,8 @@ export class Agent {
           clearUpstream(this.snap); // a primary streams from nobody
           this.setState('primary_idle');
         }
-        await sleep(Math.max(1000, cfg.pollIntervalMs), signal);
+        // Polled slowly, but a crash (the connection closes) is seen at once: its recovery is prefaulted from the start.
+        await Promise.race([sleep(Math.max(1000, cfg.pollIntervalMs), signal), follower.closed]);
         continue;
       }
       if (!this.pipeline) {

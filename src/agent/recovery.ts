@@ -88,6 +88,13 @@ export class RecoveryPrefetch {
     });
   }
 
+  private wakeUp = new AbortController();
+
+  /** The SQL session ended (PostgreSQL may have just crashed): look at PGDATA now, not at the next poll. */
+  wake(): void {
+    this.wakeUp.abort();
+  }
+
   /** A recovery pipeline runs (the agent is `recovering` until the SQL path takes over). */
   get active(): boolean {
     return this.pipe !== null;
@@ -105,7 +112,8 @@ export class RecoveryPrefetch {
         await this.stop();
       }
       if (!this.pipe || this.h.snap.firstHintMs !== null) this.settle();
-      await sleep(cfg.pollIntervalMs, signal);
+      this.wakeUp = new AbortController();
+      await sleep(cfg.pollIntervalMs, AbortSignal.any([signal, this.wakeUp.signal]));
     }
     await this.stop();
   }

@@ -94,8 +94,12 @@ export class Follower {
   private readonly where: string;
   private readonly statusSql: string;
 
-  private constructor(sql: postgres.Sql, serverVersionNum: number, where: string) {
+  /** Resolves when the connection closes (the server went away): a poll waiting on a timer can ask at once. */
+  readonly closed: Promise<void>;
+
+  private constructor(sql: postgres.Sql, serverVersionNum: number, where: string, closed: Promise<void>) {
     this.sql = sql;
+    this.closed = closed;
     this.serverVersionNum = serverVersionNum;
     this.where = where;
     this.statusSql = statusQuery(serverVersionNum);
@@ -104,6 +108,8 @@ export class Follower {
   /** Connect and check the server answers; throws a descriptive error if not (the caller retries). */
   static async connect(opts: FollowerConnOptions): Promise<Follower> {
     const where = describe(opts);
+    let onClose = (): void => {};
+    const closed = new Promise<void>((resolve) => (onClose = resolve));
     const sql = postgres({
       host: opts.host,
       port: opts.port,
@@ -113,13 +119,14 @@ export class Follower {
       max: 1,
       connect_timeout: Math.max(1, Math.ceil((opts.connectTimeoutMs ?? 5000) / 1000)),
       onnotice: () => {},
+      onclose: () => onClose(),
       connection: { application_name: opts.applicationName ?? 'pg-prefaulter' },
     });
     try {
       const rows = await sql.unsafe<{ v: number }[]>(`select current_setting('server_version_num')::int as v`);
       const version = rows[0]?.v;
       if (typeof version !== 'number') throw new Error('server did not report server_version_num');
-      return new Follower(sql, version, where);
+      return new Follower(sql, version, where, closed);
     } catch (e) {
       await sql.end({ timeout: 1 }).catch(() => {});
       const code = (e as { code?: unknown }).code;
@@ -214,8 +221,9 @@ export class Follower {
     }
   }
 
-  async close(): Promise<void> {
-    await this.sql.end({ timeout: 2 });
+  /** Ends the connection; waits up to timeoutS for queries in flight (0: a connection known dead, drop it now). */
+  async close(timeoutS = 2): Promise<void> {
+    await this.sql.end({ timeout: timeoutS });
   }
 }
 
