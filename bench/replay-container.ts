@@ -154,7 +154,7 @@ async function runOne(
       agent = startAgent({
         repoRoot: ctx.repoRoot, standby, metricsPort: await freePort(), env: slowio.env(agentStats),
         logFile: join(ctx.logDir, `${tag}-agent.log`), extraArgs: opts.agentArgs, nodeArgs: opts.agentNodeArgs,
-        script: ctx.agentScript,
+        script: ctx.agentScript, execPath: process.env.PREFAULTER_BENCH_AGENT_NODE || undefined,
       });
       // Into its container before node has run a line (it reads its limit once connected).
       moveTree(agent.pid, group.procs);

@@ -4,12 +4,14 @@
 // collects: ~65 MB of anonymous memory while streaming a burst, against
 // ~20-28 MB idle, which got the agent OOM-killed under a 64 MiB limit
 // (docs/benchmarks.md, container mode). Under a small limit we keep the young
-// generation at its initial size (collections come sooner and cost less) and
-// collect read buffers more often. Flags changed after start-up apply from
-// V8's next heap-sizing decision: this one does (checked by
-// test/prefault-memory-heap.test.ts on the Node.js it runs).
+// generation small (2-6 MiB: collections come sooner and each costs less) and
+// collect read buffers more often. Changed at run time, so every way of
+// starting the process (the image's ENTRYPOINT, a manifest's own command,
+// npx) gets it without a second process: V8 reads this flag at each
+// young-generation sizing decision (test/prefault-memory-heap.test.ts checks
+// that on the Node.js it runs).
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
-import type { MemoryCgroup } from './memory-cgroup.ts';
+import { readMemoryCgroup, type MemoryCgroup } from './memory-cgroup.ts';
 
 /** Limits up to this get the small heap (1 GiB agents keep V8's defaults). */
 export const SMALL_LIMIT_BYTES = 512 * 1024 * 1024;
@@ -32,6 +34,13 @@ export function heapPlan(cg: Pick<MemoryCgroup, 'limitBytes'> | null): HeapPlan 
 export function applyHeapPlan(plan: HeapPlan): number {
   if (plan.fixedYoungGeneration) setFlagsFromString('--semi-space-growth-factor=1');
   return youngGenerationBytes();
+}
+
+/** Reads our memory cgroup and applies its plan (run at start, before the heap grows). */
+export function sizeHeapToCgroup(): HeapPlan & { limitBytes: number | null; youngGenerationBytes: number } {
+  const cg = readMemoryCgroup();
+  const plan = heapPlan(cg);
+  return { ...plan, limitBytes: cg?.limitBytes ?? null, youngGenerationBytes: applyHeapPlan(plan) };
 }
 
 export function youngGenerationBytes(): number {
