@@ -288,7 +288,7 @@ export class Agent {
       }
       // `streaming` = WAL can flow (the replication stream is up, or the local reader runs), not "WAL arrived".
       if (this.source?.started && this.snap.state === 'following') this.setState('streaming');
-      await sleep(this.cfg.pollIntervalMs, signal);
+      await this.replayTicks.pause(this.cfg.pollIntervalMs, signal); // sooner while a decode loop waits for replay
     }
     this.pipelineController?.abort();
     if (pipeline) await pipeline;
