@@ -218,7 +218,7 @@ async function runOne(
 async function recordsBehind(agent: RunningAgent): Promise<number | null> {
   try {
     const res = await fetch(agent.metricsUrl.replace(/\/metrics$/, '/status'), { signal: AbortSignal.timeout(5000) });
-    const body = (await res.json()) as { prefault?: { recordsBehind?: number } | null };
+    const body = (await res.json()) as { prefault?: { recordsBehind?: number; nearHints?: number } | null };
     return body.prefault?.recordsBehind ?? null;
   } catch {
     return null;

@@ -83,16 +83,17 @@ export class Prefaulter {
   private readonly blockSize: number;
   private hint: WillneedHint | null;
   private readonly hints: HintCoalescer;
+  /** Second hints go out apart: they are not new prefaults (issued/completed count first hints only). */
+  private readonly nearHints: HintCoalescer;
   private readonly takeWaiting = (rec: WalRecord): void => this.planRecord(rec);
   private readonly probe: ResidencyProbe | null;
   private hintsUntilProbe = 1;
   private readonly near: NearHints;
   /** LSN of the record being planned (its hinted pages get a second hint near replay). */
   private planningLsn = 0n;
-  private readonly nearEnabled = process.env.PG_PREFAULTER_NEAR_HINTS !== '0';
   private readonly hintAgain = (path: string, offset: number): void => {
     const file = this.handles.cached(path);
-    if (file !== undefined) this.hints.add(file, offset);
+    if (file !== undefined) this.nearHints.add(file, offset);
   };
 
   constructor(opts: PrefaultOptions) {
@@ -141,6 +142,9 @@ export class Prefaulter {
     this.hints = new HintCoalescer(this.hint, opts.blockSize, 128 * 1024, (f) => handles.release(f), (errno, _file, _offset, blocks) =>
       this.hinted(errno, blocks),
     );
+    this.nearHints = new HintCoalescer(this.hint, opts.blockSize, 128 * 1024, (f) => handles.release(f), (errno) => {
+      if (errno !== 0) this.stats.readErrors++;
+    });
     const resident = opts.resident ?? DEFAULT_RESIDENT;
     this.planner = new BlockPlanner(
       // 2 slots per page remembered (reach is half a memory) keeps collisions rare; capped at 2^18 slots (7.3 MiB).
@@ -196,6 +200,7 @@ export class Prefaulter {
   setIoMethod(m: ResolvedIoMethod): void {
     this.hint = m.hint;
     this.hints.setHint(m.hint);
+    this.nearHints.setHint(m.hint);
     this.stats.ioMethod = m.hint !== null ? 'willneed' : 'pread';
   }
 
@@ -212,6 +217,7 @@ export class Prefaulter {
   /** Resolves when every queued read has finished. */
   async drain(): Promise<void> {
     this.hints.flush();
+    this.nearHints.flush();
     await this.reader.idle();
     this.stats.queued = this.reader.queued;
   }
@@ -223,6 +229,7 @@ export class Prefaulter {
    */
   async closeAll(): Promise<void> {
     this.hints.flush();
+    this.nearHints.flush();
     this.reader.clear();
     await this.reader.idle();
     this.window.reset();
@@ -324,7 +331,7 @@ export class Prefaulter {
 
   private hintBlock(file: OpenFile, offset: number): void {
     this.stats.issued++;
-    if (this.nearEnabled) this.near.add(this.planningLsn, file.path, offset);
+    if (this.hint !== null) this.near.add(this.planningLsn, file.path, offset);
     if (this.probe !== null && --this.hintsUntilProbe === 0) this.checkResident(file.fd, offset);
     this.hints.add(file, offset);
   }
