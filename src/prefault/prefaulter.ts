@@ -83,17 +83,16 @@ export class Prefaulter {
   private readonly blockSize: number;
   private hint: WillneedHint | null;
   private readonly hints: HintCoalescer;
-  /** Second hints go out apart: they are not new prefaults (issued/completed count first hints only). */
-  private readonly nearHints: HintCoalescer;
+  /** Second hints near replay (near-hints.ts) go out apart: issued/completed count first hints only. */
+  private readonly secondHints: HintCoalescer;
   private readonly takeWaiting = (rec: WalRecord): void => this.planRecord(rec);
   private readonly probe: ResidencyProbe | null;
   private hintsUntilProbe = 1;
   private readonly near: NearHints;
-  /** LSN of the record being planned (its hinted pages get a second hint near replay). */
-  private planningLsn = 0n;
+  private planningLsn = 0n; // the record being planned: its hinted pages queue for a second hint
   private readonly hintAgain = (path: string, offset: number): void => {
     const file = this.handles.cached(path);
-    if (file !== undefined) this.nearHints.add(file, offset);
+    if (file !== undefined) this.secondHints.add(file, offset);
   };
 
   constructor(opts: PrefaultOptions) {
@@ -142,7 +141,7 @@ export class Prefaulter {
     this.hints = new HintCoalescer(this.hint, opts.blockSize, 128 * 1024, (f) => handles.release(f), (errno, _file, _offset, blocks) =>
       this.hinted(errno, blocks),
     );
-    this.nearHints = new HintCoalescer(this.hint, opts.blockSize, 128 * 1024, (f) => handles.release(f), (errno) => {
+    this.secondHints = new HintCoalescer(this.hint, opts.blockSize, 128 * 1024, (f) => handles.release(f), (errno) => {
       if (errno !== 0) this.stats.readErrors++;
     });
     const resident = opts.resident ?? DEFAULT_RESIDENT;
@@ -200,7 +199,7 @@ export class Prefaulter {
   setIoMethod(m: ResolvedIoMethod): void {
     this.hint = m.hint;
     this.hints.setHint(m.hint);
-    this.nearHints.setHint(m.hint);
+    this.secondHints.setHint(m.hint);
     this.stats.ioMethod = m.hint !== null ? 'willneed' : 'pread';
   }
 
@@ -217,7 +216,7 @@ export class Prefaulter {
   /** Resolves when every queued read has finished. */
   async drain(): Promise<void> {
     this.hints.flush();
-    this.nearHints.flush();
+    this.secondHints.flush();
     await this.reader.idle();
     this.stats.queued = this.reader.queued;
   }
@@ -229,7 +228,7 @@ export class Prefaulter {
    */
   async closeAll(): Promise<void> {
     this.hints.flush();
-    this.nearHints.flush();
+    this.secondHints.flush();
     this.reader.clear();
     await this.reader.idle();
     this.window.reset();
