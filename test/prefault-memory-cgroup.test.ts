@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseMountinfo, parseProcCgroup, readMemoryCgroup } from '../src/prefault/memory-cgroup.ts';
-import { memoryBudget, sizeWindow, HEADROOM_BYTES, MAX_PAGES_AHEAD_DEFAULT, PROCESS_BYTES, SMALL_HEAP_PROCESS_BYTES } from '../src/prefault/memory-budget.ts';
+import { memoryBudget, sizeWindow, AUTO_ROOM_SHARE, HEADROOM_BYTES, MAX_PAGES_AHEAD_DEFAULT, PROCESS_BYTES, SMALL_HEAP_PROCESS_BYTES } from '../src/prefault/memory-budget.ts';
 
 const MiB = 1024 * 1024;
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -47,7 +47,7 @@ test('cgroup v1 fixture: a container whose mount root is its own cgroup; hierarc
   assert.equal(memoryBudget({ ...cg!, usageBytes: 300 * MiB, pageCacheBytes: 150 * MiB, limitBytes: 400 * MiB }, null).pageCacheRoomBytes, 400 * MiB - 150 * MiB - HEADROOM_BYTES, 'or what it holds, when more');
   assert.equal(memoryBudget({ ...cg!, limitBytes: 1024 * MiB }, null).pageCacheRoomBytes, 1024 * MiB - PROCESS_BYTES - HEADROOM_BYTES, "a large limit keeps V8's default heap: more for the process");
   const auto = sizeWindow('auto', budget, 8192);
-  assert.equal(auto.maxPagesAhead, Math.floor((134 * MiB) / 8192 / 2));
+  assert.equal(auto.maxPagesAhead, Math.floor((134 * MiB) / 8192 / AUTO_ROOM_SHARE), "an eighth of the room");
   assert.equal(auto.warning, null);
   const tooBig = sizeWindow(16384, budget, 8192);
   assert.equal(tooBig.maxPagesAhead, 16384, 'an explicit window is kept');

@@ -50,10 +50,18 @@ export interface WindowSize {
   warning: string | null;
 }
 
+/** "auto" takes this share of the room. */
+export const AUTO_ROOM_SHARE = 8;
+
 /**
- * max_pages_ahead: "auto" takes half the room (the kernel's inactive list,
- * where new pages wait, is about half the file cache), capped at the default;
- * a number is kept but warned about when it cannot fit.
+ * max_pages_ahead: "auto" takes an eighth of the room, capped at the default;
+ * a number is kept but warned about when it cannot fit (more than half the
+ * room: the kernel's inactive list, where new pages wait, is about half the
+ * file cache). Why an eighth: under the limit, the pages replay has read are
+ * referenced and kept, and the kernel reclaims the hinted pages still waiting
+ * for replay first; with a 128 MiB agent (64 MiB of room) a 4 096-page window
+ * left ~2 000 replay misses and 4.6-7.4 s, 1 024 pages ~800 and 2.2-2.3 s
+ * (docs/benchmarks.md, container mode).
  */
 export function sizeWindow(setting: number | 'auto', budget: MemoryBudget, blockSize: number): WindowSize {
   const room = budget.pageCacheRoomBytes;
@@ -69,7 +77,10 @@ export function sizeWindow(setting: number | 'auto', budget: MemoryBudget, block
         `hinted pages may be evicted before replay reads them. Give it at least ${mib(own + 2 * 2048 * blockSize)}, better 1 GiB (the pages it hints are page cache the follower gains)`,
     };
   }
-  if (setting === 'auto') return { maxPagesAhead: Math.max(MIN_PAGES_AHEAD, Math.min(MAX_PAGES_AHEAD_DEFAULT, fits)), warning: null };
+  if (setting === 'auto') {
+    const share = room === null ? Infinity : Math.floor(room / blockSize / AUTO_ROOM_SHARE);
+    return { maxPagesAhead: Math.max(MIN_PAGES_AHEAD, Math.min(MAX_PAGES_AHEAD_DEFAULT, share)), warning: null };
+  }
   if (setting <= fits) return { maxPagesAhead: setting, warning: null };
   return {
     maxPagesAhead: setting,
