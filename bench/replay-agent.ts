@@ -178,6 +178,8 @@ export interface AgentStart {
   nodeArgs?: string[];
   /** The CLI script to run (default bin/pg-prefaulter.js; dist/cli/main.js runs the build, as the image does). */
   script?: string;
+  /** The node binary (default this process's). */
+  execPath?: string;
 }
 
 export function startAgent(opts: AgentStart): RunningAgent {
@@ -193,7 +195,7 @@ export function startAgent(opts: AgentStart): RunningAgent {
     ...opts.extraArgs,
   ];
   const out = openSync(opts.logFile, 'a');
-  const proc: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', out, out], env: { ...process.env, ...opts.env } });
+  const proc: ChildProcess = spawn(opts.execPath ?? process.execPath, args, { stdio: ['ignore', out, out], env: { ...process.env, ...opts.env } });
   closeSync(out);
   liveAgents.add(proc);
   let exitState: string | null = null;

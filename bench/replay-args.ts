@@ -104,6 +104,12 @@ live-mode timing, variants none (cold) / builtin / builtin-tuned / prefaulter
   --follower-limit-mb N   the follower's memory cgroup limit (default 48)
   --agent-limits-mb a,b   the agent's limits, one prefaulter variant each (default 64,1024)
   --distributions a,b     uniform and/or zipfian bursts (default uniform,zipfian)
+Each agent run reports its peak anonymous memory and whether its cgroup
+OOM-killed it. Environment:
+  PREFAULTER_BENCH_TRACE=1          write <run>-trace.tsv: replay's position and
+                                    the agent's every 100 ms
+  PREFAULTER_BENCH_AGENT_NODE=PATH  the node binary the agent runs on (e.g. the
+                                    image's Node.js 26)
 `;
 
 function positiveInt(name: string, text: string | undefined, fallback: number): number {

@@ -19,6 +19,7 @@ import { agentStreaming, metricSum, processTree, startAgent, type RunningAgent }
 import { evict, relationFiles } from './replay-cache.ts';
 import { flushSlowIoCounters, parkStandby, replayReached, TABLE, type ModeContext } from './replay-cluster.ts';
 import { readSlowIoStats, sumCounters } from './replay-slowio.ts';
+import { sampleCgroupMemory, traceAgentVsReplay, type MemorySample, type MemorySampler } from './replay-memory.ts';
 
 export const DISTRIBUTIONS = ['uniform', 'zipfian'] as const;
 export type Distribution = (typeof DISTRIBUTIONS)[number];
@@ -48,6 +49,12 @@ interface ContainerResult {
   agentFetched: number | null;
   agentWindow: number | null;
   agentMisses: number | null;
+  /** The agent's memory over the run (null: no agent). */
+  agentMemory: MemorySample | null;
+  /** prefault.recordsBehind: records replay had applied when the agent got to them. */
+  recordsBehind: number | null;
+  /** How the agent ended the run: null (no agent), 'running', or its exit (SIGKILL = OOM-killed). */
+  agentExit: string | null;
   walBytes: number;
 }
 
@@ -139,15 +146,18 @@ async function runOne(
   await standby.start();
   moveTree(postmasterPid(standby), groups.follower.procs);
   let agent: RunningAgent | null = null;
+  let memory: MemorySampler | null = null;
   try {
     if (v.agentLimitMb !== null) {
+      const group = groups.agents.get(v.agentLimitMb)!;
+      memory = sampleCgroupMemory(group.dir, group.version);
       agent = startAgent({
         repoRoot: ctx.repoRoot, standby, metricsPort: await freePort(), env: slowio.env(agentStats),
         logFile: join(ctx.logDir, `${tag}-agent.log`), extraArgs: opts.agentArgs, nodeArgs: opts.agentNodeArgs,
-        script: ctx.agentScript,
+        script: ctx.agentScript, execPath: process.env.PREFAULTER_BENCH_AGENT_NODE || undefined,
       });
       // Into its container before node has run a line (it reads its limit once connected).
-      moveTree(agent.pid, groups.agents.get(v.agentLimitMb)!.procs);
+      moveTree(agent.pid, group.procs);
       await waitStreaming(agent, opts, 60_000);
     }
     await standby.pauseReplay();
@@ -164,12 +174,19 @@ async function runOne(
     const t0 = performance.now();
     agent?.signalTree('SIGCONT');
     await standby.resumeReplay();
+    const endTrace = agent
+      ? traceAgentVsReplay(join(ctx.logDir, `${tag}-trace.tsv`), () => standby.scalar<string>('select pg_last_wal_replay_lsn()::text'), agent.metricsUrl.replace(/\/metrics$/, '/status'))
+      : async () => {};
     const deadline = Date.now() + opts.timeoutS * 1000;
     while (!(await replayReached(standby, burst.endLsn))) {
       if (Date.now() > deadline) throw new Error(`${tag}: replay did not reach ${burst.endLsn} within ${opts.timeoutS} s`);
       await sleep(20);
     }
     const seconds = (performance.now() - t0) / 1000;
+    await endTrace();
+    const agentMemory = memory?.stop() ?? null;
+    memory = null;
+    const agentExit = agent ? (agent.exited() ?? 'running') : null;
     const metrics = agent ? await agent.scrape() : null;
     const behind = agent ? await recordsBehind(agent) : null;
     const startupPid = await flushSlowIoCounters(cluster, table.rows);
@@ -181,12 +198,15 @@ async function runOne(
       agentFetched: metrics ? (metricSum(metrics, 'pg_prefaulter_pages_fetched_for_replay_total') ?? 0) - before.fetched : null,
       agentWindow: metrics ? metricSum(metrics, 'pg_prefaulter_max_pages_ahead') : null,
       agentMisses: agent ? sumCounters(readSlowIoStats(agentStats).values()).misses : null,
+      agentMemory, agentExit, recordsBehind: behind,
     };
     if (metrics) writeFileSync(join(ctx.logDir, `${tag}-metrics.txt`), metrics);
     ctx.log(`${tag}: ${seconds.toFixed(2)} s, replay misses ${replay.misses}` +
-      (agent ? `, agent hinted ${result.agentHinted} (fetched ${result.agentFetched}), window ${result.agentWindow} pages, records replay passed before the agent planned them ${behind ?? '?'}` : ''));
+      (agent ? `, agent hinted ${result.agentHinted} (fetched ${result.agentFetched}), window ${result.agentWindow} pages, records replay passed before the agent planned them ${behind ?? '?'}` : '') +
+      (agentMemory ? `, agent peak anon ${mb(agentMemory.peakAnonBytes)} MB, cgroup peak ${agentMemory.peakUsageBytes === null ? '?' : mb(agentMemory.peakUsageBytes)} MB, ${agentExit === 'running' ? 'alive' : `exited ${agentExit}`}${agentMemory.oomKills ? ` (OOM-killed x${agentMemory.oomKills})` : ''}` : ''));
     return result;
   } finally {
+    memory?.stop();
     if (agent) {
       agent.signalTree('SIGCONT');
       await agent.stop();
@@ -198,12 +218,14 @@ async function runOne(
 async function recordsBehind(agent: RunningAgent): Promise<number | null> {
   try {
     const res = await fetch(agent.metricsUrl.replace(/\/metrics$/, '/status'), { signal: AbortSignal.timeout(5000) });
-    const body = (await res.json()) as { prefault?: { recordsBehind?: number } | null };
+    const body = (await res.json()) as { prefault?: { recordsBehind?: number; nearHints?: number } | null };
     return body.prefault?.recordsBehind ?? null;
   } catch {
     return null;
   }
 }
+
+const mb = (bytes: number): string => (bytes / 1048576).toFixed(1);
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -216,14 +238,17 @@ function table(results: ContainerResult[], dist: Distribution): string {
   const names = [...new Set(rows.map((r) => r.variant))];
   const none = median(rows.filter((r) => r.variant === 'none').map((r) => r.seconds));
   const lines = [
-    '| variant | replay s (median) | vs none | replay\'s misses | pages the agent hinted | of which fetched for replay | agent window (pages) |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    '| variant | replay s (median) | vs none | replay\'s misses | pages the agent hinted | of which fetched for replay | agent window (pages) | records behind replay | agent peak anon MB | agent |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const n of names) {
     const rs = rows.filter((r) => r.variant === n);
     const s = median(rs.map((r) => r.seconds));
     const opt = (f: (r: ContainerResult) => number | null) => (rs[0] && f(rs[0]) !== null ? String(Math.round(median(rs.map((r) => f(r)!)))) : '-');
-    lines.push(`| ${n} | ${s.toFixed(2)} | ${Number.isFinite(none) ? `${(none / s).toFixed(2)}x` : '-'} | ${Math.round(median(rs.map((r) => r.replayMisses)))} | ${opt((r) => r.agentHinted)} | ${opt((r) => r.agentFetched)} | ${opt((r) => r.agentWindow)} |`);
+    const peak = rs[0]?.agentMemory ? mb(Math.max(...rs.map((r) => r.agentMemory?.peakAnonBytes ?? 0))) : '-';
+    const killed = rs.filter((r) => (r.agentMemory?.oomKills ?? 0) > 0 || r.agentExit === 'SIGKILL').length;
+    const fate = rs[0]?.agentExit === null ? '-' : killed ? `OOM-killed in ${killed} of ${rs.length}` : 'alive';
+    lines.push(`| ${n} | ${s.toFixed(2)} | ${Number.isFinite(none) ? `${(none / s).toFixed(2)}x` : '-'} | ${Math.round(median(rs.map((r) => r.replayMisses)))} | ${opt((r) => r.agentHinted)} | ${opt((r) => r.agentFetched)} | ${opt((r) => r.agentWindow)} | ${opt((r) => r.recordsBehind)} | ${peak} | ${fate} |`);
   }
   return lines.join('\n');
 }

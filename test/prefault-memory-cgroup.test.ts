@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseMountinfo, parseProcCgroup, readMemoryCgroup } from '../src/prefault/memory-cgroup.ts';
-import { memoryBudget, sizeWindow, HEADROOM_BYTES, MAX_PAGES_AHEAD_DEFAULT, PROCESS_BYTES } from '../src/prefault/memory-budget.ts';
+import { memoryBudget, sizeWindow, AUTO_ROOM_SHARE, HEADROOM_BYTES, MAX_PAGES_AHEAD_DEFAULT, PROCESS_BYTES, SMALL_HEAP_PROCESS_BYTES } from '../src/prefault/memory-budget.ts';
 
 const MiB = 1024 * 1024;
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -40,15 +40,18 @@ test('cgroup v1 fixture: a container whose mount root is its own cgroup; hierarc
   const cg = readMemoryCgroup(root);
   assert.deepEqual(cg, { version: 1, dir: join(root, 'sys/fs/cgroup/memory'), limitBytes: 200 * MiB, usageBytes: 150 * MiB, pageCacheBytes: 100 * MiB });
   const budget = memoryBudget(cg, 8000 * MiB);
-  // The process holds 50 MiB now, less than it will while streaming: the estimate counts.
-  assert.equal(budget.pageCacheRoomBytes, 200 * MiB - PROCESS_BYTES - HEADROOM_BYTES, 'room = limit - what the process holds itself - headroom');
+  // The process holds 50 MiB now: the larger of that and the estimate for the
+  // small heap it gets at 200 MiB (memory-heap.ts) counts.
+  assert.equal(budget.pageCacheRoomBytes, 200 * MiB - Math.max(50 * MiB, SMALL_HEAP_PROCESS_BYTES) - HEADROOM_BYTES, 'room = limit - what the process holds itself - headroom');
+  assert.equal(memoryBudget({ ...cg!, usageBytes: 100 * MiB }, null).pageCacheRoomBytes, 200 * MiB - SMALL_HEAP_PROCESS_BYTES - HEADROOM_BYTES, 'the estimate, while the process holds less');
   assert.equal(memoryBudget({ ...cg!, usageBytes: 300 * MiB, pageCacheBytes: 150 * MiB, limitBytes: 400 * MiB }, null).pageCacheRoomBytes, 400 * MiB - 150 * MiB - HEADROOM_BYTES, 'or what it holds, when more');
+  assert.equal(memoryBudget({ ...cg!, limitBytes: 1024 * MiB }, null).pageCacheRoomBytes, 1024 * MiB - PROCESS_BYTES - HEADROOM_BYTES, "a large limit keeps V8's default heap: more for the process");
   const auto = sizeWindow('auto', budget, 8192);
-  assert.equal(auto.maxPagesAhead, Math.floor((104 * MiB) / 8192 / 2));
+  assert.equal(auto.maxPagesAhead, Math.floor((134 * MiB) / 8192 / AUTO_ROOM_SHARE), "an eighth of the room");
   assert.equal(auto.warning, null);
   const tooBig = sizeWindow(16384, budget, 8192);
   assert.equal(tooBig.maxPagesAhead, 16384, 'an explicit window is kept');
-  assert.match(tooBig.warning ?? '', /max_pages_ahead = 16384 keeps up to 128 MiB .* memory limit \(cgroup v1, 200 MiB\) leaves about 104 MiB .*"auto"/);
+  assert.match(tooBig.warning ?? '', /max_pages_ahead = 16384 keeps up to 128 MiB .* memory limit \(cgroup v1, 200 MiB\) leaves about 134 MiB .*"auto"/);
 });
 
 test('cgroup v1: "no limit" (PAGE_COUNTER_MAX) reads as none; the window falls back to the machine', (t) => {
@@ -81,10 +84,10 @@ test('cgroup v2 fixture: memory.max along the path (smallest wins), "max" is non
   t.after(() => rmSync(root, { recursive: true, force: true }));
   const cg = readMemoryCgroup(root);
   assert.deepEqual(cg, { version: 2, dir: join(root, 'sys/fs/cgroup/system.slice/db.service/sidecar'), limitBytes: 64 * MiB, usageBytes: 60 * MiB, pageCacheBytes: 8 * MiB });
-  // 64 MiB is less than the process itself needs: the window's floor.
+  // 64 MiB holds the process (small heap) and little more: the window's floor.
   const w = sizeWindow('auto', memoryBudget(cg, null), 8192);
   assert.equal(w.maxPagesAhead, 256);
-  assert.match(w.warning ?? '', /memory limit \(cgroup v2, 64 MiB\) leaves no room .* OOM-killed .* at least 100 MiB/);
+  assert.match(w.warning ?? '', /memory limit \(cgroup v2, 64 MiB\) leaves almost no room .* about 64 MiB .* at least 96 MiB/);
 });
 
 test('cgroup parsing: hybrid systems keep memory in v1; a v2 cgroup without the memory controller is none', (t) => {

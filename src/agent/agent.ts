@@ -263,7 +263,7 @@ export class Agent {
       }
       // `streaming` = WAL can flow (the replication stream is up, or the local reader runs), not "WAL arrived".
       if (this.pipeline?.started && this.snap.state === 'following') this.setState('streaming');
-      await sleep(this.cfg.pollIntervalMs, signal);
+      await this.replayTicks.pause(this.cfg.pollIntervalMs, signal); // sooner while a decode loop waits for replay
     }
     await this.endPipeline();
   }

@@ -141,29 +141,7 @@ export class DecodeLoop {
   }
 }
 
-/** Wakes decode loops waiting for replay to move (each follower status poll). */
-export class ReplayTicks {
-  private waiters: (() => void)[] = [];
-
-  tick(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
-  }
-
-  /** Resolves at the next tick, or when signal aborts. */
-  next(signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      if (signal.aborted) return resolve();
-      const done = () => {
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      this.waiters.push(done);
-      signal.addEventListener('abort', done, { once: true });
-    });
-  }
-}
+export { ReplayTicks } from './replay-ticks.ts';
 
 /** The decoder for WAL laid out as the server says (page, segment and block size). */
 export function walDecoderFor(o: Pick<DecodeLoopOptions, 'startLsn' | 'segmentSize' | 'blockSize' | 'walPageSize'>, verifyCrc: boolean): WalDecoder {

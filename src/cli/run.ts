@@ -10,6 +10,8 @@ import { Agent } from '../agent/agent.ts';
 import type { AgentHttp } from '../agent/http.ts';
 import { releaseStopSignals } from './early-stop.ts';
 import { relaunchWithThreadpool, resolveIoMethod, sizeThreadpool, type ResolvedIoMethod } from '../prefault/index.ts';
+import { sizeHeapToCgroup } from '../prefault/memory-heap.ts';
+import { setCollectEvery } from '../replication/read-buffers.ts';
 
 const STOP_DEADLINE_MS = 1800;
 
@@ -60,6 +62,10 @@ export default async function runCommand(argv: string[]): Promise<number> {
 /** Runs the agent and its HTTP endpoint until SIGTERM/SIGINT; SIGHUP reloads. */
 async function runAgent(config: Config, configPath: string | null, argv: string[]): Promise<number> {
   const log = createLogger(config.logLevel);
+  // Before anything streams: a small memory limit gets a small young generation (a 64 MiB agent was OOM-killed).
+  const heap = sizeHeapToCgroup();
+  setCollectEvery(heap.collectEveryBytes);
+  log.debug({ heap }, 'heap sized to the memory cgroup');
   // The agent starts before the HTTP endpoint and prom-client are loaded: a
   // recovery prefetch gives its first hint within tens of milliseconds (issue #15).
   let observeRead: ((seconds: number) => void) | undefined;

@@ -3,6 +3,7 @@
 // the pages ahead of replay must fit in what our memory cgroup leaves after
 // the process's own memory (or, without a limit, in what the machine has).
 import { readMemAvailable, readMemoryCgroup, type MemoryCgroup } from './memory-cgroup.ts';
+import { heapPlan } from './memory-heap.ts';
 import type { ResidentPages } from './planner.ts';
 
 /** The window's default and ceiling (pages). */
@@ -13,10 +14,17 @@ export const MIN_PAGES_AHEAD = 256;
 export const HEADROOM_BYTES = 16 * 1024 * 1024;
 /**
  * What the process itself holds while streaming a burst, at least: measured
- * ~65 MB of anonymous memory in the container benchmark (docs/benchmarks.md),
- * against ~20 MB idle, when the window is sized. Plus the headroom.
+ * 49-65 MB of anonymous memory in the container benchmark (docs/benchmarks.md),
+ * against ~20 MB idle (Node.js 20; 28 MB on 26), when the window is sized.
  */
 export const PROCESS_BYTES = 80 * 1024 * 1024;
+/** The same under a limit that gets the small heap (memory-heap.ts): 41 MB measured. */
+export const SMALL_HEAP_PROCESS_BYTES = 48 * 1024 * 1024;
+
+/** What the process counts for itself under this cgroup. */
+export function processBytes(cg: Pick<MemoryCgroup, 'limitBytes'> | null): number {
+  return heapPlan(cg).fixedYoungGeneration ? SMALL_HEAP_PROCESS_BYTES : PROCESS_BYTES;
+}
 
 export interface MemoryBudget {
   /** Where the figure comes from. */
@@ -29,7 +37,7 @@ export interface MemoryBudget {
 export function memoryBudget(cg: MemoryCgroup | null, memAvailableBytes: number | null): MemoryBudget {
   if (cg !== null && cg.limitBytes !== null) {
     // What the process holds itself (anonymous memory, kernel charges) is not ours to evict.
-    const own = Math.max(PROCESS_BYTES, cg.usageBytes - cg.pageCacheBytes) + HEADROOM_BYTES;
+    const own = Math.max(processBytes(cg), cg.usageBytes - cg.pageCacheBytes) + HEADROOM_BYTES;
     return { source: `cgroup v${cg.version}`, limitBytes: cg.limitBytes, pageCacheRoomBytes: Math.max(0, cg.limitBytes - own) };
   }
   if (memAvailableBytes !== null) return { source: 'machine', limitBytes: null, pageCacheRoomBytes: memAvailableBytes };
@@ -42,25 +50,37 @@ export interface WindowSize {
   warning: string | null;
 }
 
+/** "auto" takes this share of the room. */
+export const AUTO_ROOM_SHARE = 8;
+
 /**
- * max_pages_ahead: "auto" takes half the room (the kernel's inactive list,
- * where new pages wait, is about half the file cache), capped at the default;
- * a number is kept but warned about when it cannot fit.
+ * max_pages_ahead: "auto" takes an eighth of the room, capped at the default;
+ * a number is kept but warned about when it cannot fit (more than half the
+ * room: the kernel's inactive list, where new pages wait, is about half the
+ * file cache). Why an eighth: under the limit, the pages replay has read are
+ * referenced and kept, and the kernel reclaims the hinted pages still waiting
+ * for replay first; with a 128 MiB agent (64 MiB of room) a 4 096-page window
+ * left ~2 000 replay misses and 4.6-7.4 s, 1 024 pages ~800 and 2.2-2.3 s
+ * (docs/benchmarks.md, container mode).
  */
 export function sizeWindow(setting: number | 'auto', budget: MemoryBudget, blockSize: number): WindowSize {
   const room = budget.pageCacheRoomBytes;
   const fits = room === null ? Infinity : Math.floor(room / blockSize / 2);
   const mib = (b: number) => `${Math.round(b / 1048576)} MiB`;
   if (budget.limitBytes !== null && fits < MIN_PAGES_AHEAD) {
+    const own = processBytes({ limitBytes: budget.limitBytes }) + HEADROOM_BYTES;
     return {
       maxPagesAhead: setting === 'auto' ? MIN_PAGES_AHEAD : setting,
       warning:
-        `this container's memory limit (${budget.source}, ${mib(budget.limitBytes)}) leaves no room for hinted pages: the process itself needs ` +
-        `about ${mib(PROCESS_BYTES + HEADROOM_BYTES)} while streaming a burst and is OOM-killed below that (docs/benchmarks.md, container mode). ` +
-        `Give it at least ${mib(PROCESS_BYTES + HEADROOM_BYTES + 2 * MIN_PAGES_AHEAD * blockSize)}, better 1 GiB (the pages it hints are page cache the follower gains)`,
+        `this container's memory limit (${budget.source}, ${mib(budget.limitBytes)}) leaves almost no room for hinted pages: the process itself holds ` +
+        `up to about ${mib(own)} while streaming a burst (docs/benchmarks.md, container mode), so the window stays at ${MIN_PAGES_AHEAD} pages and ` +
+        `hinted pages may be evicted before replay reads them. Give it at least ${mib(own + 2 * 2048 * blockSize)}, better 1 GiB (the pages it hints are page cache the follower gains)`,
     };
   }
-  if (setting === 'auto') return { maxPagesAhead: Math.max(MIN_PAGES_AHEAD, Math.min(MAX_PAGES_AHEAD_DEFAULT, fits)), warning: null };
+  if (setting === 'auto') {
+    const share = room === null ? Infinity : Math.floor(room / blockSize / AUTO_ROOM_SHARE);
+    return { maxPagesAhead: Math.max(MIN_PAGES_AHEAD, Math.min(MAX_PAGES_AHEAD_DEFAULT, share)), warning: null };
+  }
   if (setting <= fits) return { maxPagesAhead: setting, warning: null };
   return {
     maxPagesAhead: setting,

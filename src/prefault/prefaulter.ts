@@ -7,6 +7,7 @@
 import type { WalRecord } from '../wal/types.ts';
 import { FileHandles, blockFit, type FileHandleStats, type OpenFile } from './file-handles.ts';
 import { HintCoalescer } from './hint-coalescer.ts';
+import { NearHints } from './near-hints.ts';
 import { BlockReader } from './io.ts';
 import { SegmentPaths } from './paths.ts';
 import { BlockPlanner, DEFAULT_RESIDENT, type ResidentPages } from './planner.ts';
@@ -65,6 +66,8 @@ export interface PrefaultStats {
   /** Hinted pages found resident / not resident beforehand (one hint in RESIDENCY_SAMPLE checked, counted for RESIDENCY_SAMPLE). */
   hintedResident: number;
   hintedNotResident: number;
+  /** Pages hinted a second time shortly before replay (near-hints.ts). */
+  nearHints: number;
 }
 
 /** Check one hint in this many for residency: keeps the check's cost (~0.8 us, like the hint) near 4 % of a page's. */
@@ -80,9 +83,17 @@ export class Prefaulter {
   private readonly blockSize: number;
   private hint: WillneedHint | null;
   private readonly hints: HintCoalescer;
+  /** Second hints near replay (near-hints.ts) go out apart: issued/completed count first hints only. */
+  private readonly secondHints: HintCoalescer;
   private readonly takeWaiting = (rec: WalRecord): void => this.planRecord(rec);
   private readonly probe: ResidencyProbe | null;
   private hintsUntilProbe = 1;
+  private readonly near: NearHints;
+  private planningLsn = 0n; // the record being planned: its hinted pages queue for a second hint
+  private readonly hintAgain = (path: string, offset: number): void => {
+    const file = this.handles.cached(path);
+    if (file !== undefined) this.secondHints.add(file, offset);
+  };
 
   constructor(opts: PrefaultOptions) {
     this.blockSize = opts.blockSize;
@@ -116,7 +127,9 @@ export class Prefaulter {
       ioMethod: this.hint !== null ? 'willneed' : 'pread',
       hintedResident: 0,
       hintedNotResident: 0,
+      nearHints: 0,
     };
+    this.near = new NearHints(Math.max(1024, opts.maxPagesAhead * 2));
     // The reader keeps issued/completed/inFlight/readErrors live in this.stats.
     this.reader = new BlockReader(
       { blockSize: opts.blockSize, concurrency: opts.ioConcurrency, observeReadSeconds: opts.observeReadSeconds },
@@ -128,6 +141,9 @@ export class Prefaulter {
     this.hints = new HintCoalescer(this.hint, opts.blockSize, 128 * 1024, (f) => handles.release(f), (errno, _file, _offset, blocks) =>
       this.hinted(errno, blocks),
     );
+    this.secondHints = new HintCoalescer(this.hint, opts.blockSize, 128 * 1024, (f) => handles.release(f), (errno) => {
+      if (errno !== 0) this.stats.readErrors++;
+    });
     const resident = opts.resident ?? DEFAULT_RESIDENT;
     this.planner = new BlockPlanner(
       // 2 slots per page remembered (reach is half a memory) keeps collisions rare; capped at 2^18 slots (7.3 MiB).
@@ -162,6 +178,10 @@ export class Prefaulter {
     // Events replay has applied first, so records admitted now are judged on what is still ahead.
     this.planner.retire(lsn);
     this.window.setReplayLsn(lsn, this.takeWaiting);
+    if (this.hint !== null) {
+      this.near.due(lsn, this.hintAgain);
+      this.stats.nearHints = this.near.given;
+    }
     this.syncWindowStats();
   }
 
@@ -179,6 +199,7 @@ export class Prefaulter {
   setIoMethod(m: ResolvedIoMethod): void {
     this.hint = m.hint;
     this.hints.setHint(m.hint);
+    this.secondHints.setHint(m.hint);
     this.stats.ioMethod = m.hint !== null ? 'willneed' : 'pread';
   }
 
@@ -195,6 +216,7 @@ export class Prefaulter {
   /** Resolves when every queued read has finished. */
   async drain(): Promise<void> {
     this.hints.flush();
+    this.secondHints.flush();
     await this.reader.idle();
     this.stats.queued = this.reader.queued;
   }
@@ -206,9 +228,11 @@ export class Prefaulter {
    */
   async closeAll(): Promise<void> {
     this.hints.flush();
+    this.secondHints.flush();
     this.reader.clear();
     await this.reader.idle();
     this.window.reset();
+    this.near.clear();
     this.planner.clear();
     this.paths.clear();
     await this.handles.closeAll();
@@ -218,6 +242,7 @@ export class Prefaulter {
 
   private planRecord(rec: WalRecord): void {
     if (rec.blocks.length === 0 && rec.events.length === 0) return;
+    this.planningLsn = rec.lsn;
     const reads = this.planner.plan(rec);
     this.window.addPages(rec.lsn, reads);
   }
@@ -305,6 +330,7 @@ export class Prefaulter {
 
   private hintBlock(file: OpenFile, offset: number): void {
     this.stats.issued++;
+    if (this.hint !== null) this.near.add(this.planningLsn, file.path, offset);
     if (this.probe !== null && --this.hintsUntilProbe === 0) this.checkResident(file.fd, offset);
     this.hints.add(file, offset);
   }

@@ -11,6 +11,12 @@ import { runInNewContext } from 'node:vm';
 
 /** Socket bytes read between young-generation collections: bounds the dead read buffers held. */
 export const COLLECT_EVERY = 8 * 1024 * 1024;
+let collectEvery = COLLECT_EVERY;
+
+/** A smaller interval under a small memory limit (prefault/memory-heap.ts decides, the CLI sets it). */
+export function setCollectEvery(bytes: number): void {
+  collectEvery = Math.max(256 * 1024, bytes);
+}
 
 type Gc = (options?: { type?: 'major' | 'minor' }) => void;
 let gc: Gc | null | undefined; // undefined: not looked up yet; null: unavailable
@@ -32,7 +38,7 @@ function lookUpGc(): Gc | null {
 /** Counts bytes read from a socket; collects the young generation every COLLECT_EVERY bytes. */
 export function noteSocketRead(bytes: number): void {
   sinceCollect += bytes;
-  if (sinceCollect < COLLECT_EVERY) return;
+  if (sinceCollect < collectEvery) return;
   sinceCollect = 0;
   if (gc === undefined) gc = lookUpGc();
   gc?.({ type: 'minor' });

@@ -1,0 +1,62 @@
+// A second hint for each hinted page shortly before replay reaches it. A page
+// that was in the page cache when we first hinted it stays charged to the
+// cgroup that read it first (usually the follower's, which evicts it under its
+// own limit): the first hint kept nothing, and by the time replay gets there,
+// up to readahead_bytes later, it may be gone. The second hint, NEAR_BYTES of
+// WAL ahead of replay, reads such a page back (charged to us this time) early
+// enough for replay; for a page still cached it costs one cheap syscall.
+import { Fifo } from '../fifo.ts';
+
+/** How far ahead of replay the second hint goes: ~100 ms of replay applying images from memory. */
+export const NEAR_BYTES = 4n * 1024n * 1024n;
+
+export class NearHints {
+  // Three queues in step (oldest first): no object per hinted page.
+  private readonly lsns = new Fifo<bigint>();
+  private readonly paths = new Fifo<string>();
+  private readonly offsets = new Fifo<number>();
+  /** Second hints given. */
+  given = 0;
+
+  constructor(private readonly maxQueued: number) {}
+
+  get length(): number {
+    return this.lsns.length;
+  }
+
+  /** A page hinted for the record at lsn. A full queue drops its oldest entry (hinted long ago, so nearest replay). */
+  add(lsn: bigint, path: string, offset: number): void {
+    if (this.lsns.length >= this.maxQueued) this.shift();
+    this.lsns.push(lsn);
+    this.paths.push(path);
+    this.offsets.push(offset);
+  }
+
+  /**
+   * Replay is at replayLsn: hint again (hint(path, offset)) every page of a
+   * record within NEAR_BYTES ahead of it; drop those replay has passed.
+   */
+  due(replayLsn: bigint, hint: (path: string, offset: number) => void): void {
+    const until = replayLsn + NEAR_BYTES;
+    for (let lsn = this.lsns.peek(); lsn !== undefined && lsn < until; lsn = this.lsns.peek()) {
+      const path = this.paths.peek()!;
+      const offset = this.offsets.peek()!;
+      this.shift();
+      if (lsn < replayLsn) continue;
+      this.given++;
+      hint(path, offset);
+    }
+  }
+
+  clear(): void {
+    this.lsns.clear();
+    this.paths.clear();
+    this.offsets.clear();
+  }
+
+  private shift(): void {
+    this.lsns.shift();
+    this.paths.shift();
+    this.offsets.shift();
+  }
+}
