@@ -88,11 +88,12 @@ export class RecoveryPrefetch {
     });
   }
 
+  /** Aborted by wake(): ends the pause between polls; a new one for each pause. */
   private wakeUp = new AbortController();
 
   /** The SQL session ended (PostgreSQL may have just crashed): look at PGDATA now, not at the next poll. */
   wake(): void {
-    this.wakeUp.abort();
+    this.wakeUp.abort(); // a wake during a poll leaves it aborted: the next pause is skipped
   }
 
   /** A recovery pipeline runs (the agent is `recovering` until the SQL path takes over). */
@@ -112,8 +113,8 @@ export class RecoveryPrefetch {
         await this.stop();
       }
       if (!this.pipe || this.h.snap.firstHintMs !== null) this.settle();
+      if (!this.wakeUp.signal.aborted) await sleep(cfg.pollIntervalMs, AbortSignal.any([signal, this.wakeUp.signal]));
       this.wakeUp = new AbortController();
-      await sleep(cfg.pollIntervalMs, AbortSignal.any([signal, this.wakeUp.signal]));
     }
     await this.stop();
   }
