@@ -51,11 +51,14 @@ export class ReplayTicks {
         signal.removeEventListener('abort', done);
         resolve();
       };
-      const hurry = () => {
-        const at = Math.min(started + pollMs, Math.max(this.lastTick, started) + FAST_POLL_MS);
+      // Timers may fire up to a millisecond early (libuv's clock is cached per loop turn): wait out the rest.
+      const until = (at: number) => {
         clearTimeout(timer);
-        timer = setTimeout(done, Math.max(0, at - performance.now()));
+        const left = at - performance.now();
+        if (left <= 0) return done();
+        timer = setTimeout(() => until(at), Math.ceil(left));
       };
+      const hurry = () => until(Math.min(started + pollMs, Math.max(this.lastTick, started) + FAST_POLL_MS));
       timer = setTimeout(done, pollMs);
       signal.addEventListener('abort', done, { once: true });
       if (this.waiters.length > 0) hurry();
