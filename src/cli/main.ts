@@ -3,6 +3,7 @@
 import { USAGE } from './usage.ts';
 import { NAME, VERSION } from '../version.ts';
 import { holdStopSignals } from './early-stop.ts';
+import { sizeHeapToCgroup } from '../prefault/memory-heap.ts';
 
 type CommandMain = (argv: string[]) => Promise<number>;
 
@@ -24,7 +25,10 @@ export async function main(argv: string[]): Promise<number> {
     return cmd ? 0 : 2;
   }
   if (cmd === '--version' || cmd === '-V') return (await commands.version!())([]);
-  if (cmd === 'run') holdStopSignals(); // before run.ts and its modules load (early-stop.ts)
+  if (cmd === 'run') {
+    holdStopSignals(); // before run.ts and its modules load (early-stop.ts)
+    sizeHeapToCgroup(); // before loading grows the young generation (memory-heap.ts)
+  }
   const load = commands[cmd];
   if (!load) {
     process.stderr.write(`pg-prefaulter: unknown command "${cmd}"\n\n${USAGE}`);

@@ -62,7 +62,7 @@ export default async function runCommand(argv: string[]): Promise<number> {
 /** Runs the agent and its HTTP endpoint until SIGTERM/SIGINT; SIGHUP reloads. */
 async function runAgent(config: Config, configPath: string | null, argv: string[]): Promise<number> {
   const log = createLogger(config.logLevel);
-  // Before anything streams: a small memory limit gets a small young generation (a 64 MiB agent was OOM-killed).
+  // A small memory limit gets a small young generation (a 64 MiB agent was OOM-killed); main.ts applied it already.
   const heap = sizeHeapToCgroup();
   setCollectEvery(heap.collectEveryBytes);
   log.debug({ heap }, 'heap sized to the memory cgroup');

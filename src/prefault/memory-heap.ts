@@ -9,7 +9,7 @@
 // starting the process (the image's ENTRYPOINT, a manifest's own command,
 // npx) gets it without a second process: V8 reads this flag at each
 // young-generation sizing decision (test/prefault-memory-heap.test.ts checks
-// that on the Node.js it runs).
+// that on the Node.js it runs, started as the image starts it).
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { readMemoryCgroup, type MemoryCgroup } from './memory-cgroup.ts';
 
@@ -36,11 +36,21 @@ export function applyHeapPlan(plan: HeapPlan): number {
   return youngGenerationBytes();
 }
 
-/** Reads our memory cgroup and applies its plan (run at start, before the heap grows). */
-export function sizeHeapToCgroup(): HeapPlan & { limitBytes: number | null; youngGenerationBytes: number } {
+export type SizedHeap = HeapPlan & { limitBytes: number | null; youngGenerationBytes: number };
+let sized: SizedHeap | null = null;
+
+/**
+ * Reads our memory cgroup and applies its plan, once per process. The CLI
+ * calls it first thing (cli/main.ts), before loading run's modules: loading
+ * them grows the young generation to 4 MiB, and V8 on Node 26 grows it on
+ * from whatever size the plan finds (to 8-10 MiB from 3-4 MiB, 2-5 MiB from 0.5).
+ */
+export function sizeHeapToCgroup(): SizedHeap {
+  if (sized) return sized;
   const cg = readMemoryCgroup();
   const plan = heapPlan(cg);
-  return { ...plan, limitBytes: cg?.limitBytes ?? null, youngGenerationBytes: applyHeapPlan(plan) };
+  sized = { ...plan, limitBytes: cg?.limitBytes ?? null, youngGenerationBytes: applyHeapPlan(plan) };
+  return sized;
 }
 
 export function youngGenerationBytes(): number {
