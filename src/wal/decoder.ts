@@ -6,7 +6,7 @@
 // records spanning pages) <- this file (records); big-record.ts streams huge ones past.
 import { u32 } from './bytes.ts';
 import { BIG_RECORD_BYTES, BigRecord } from './big-record.ts';
-import { crc32cRecord } from './crc32c.ts';
+import { CrcWordViews, crc32cRecord } from './crc32c.ts';
 import { DEFAULT_BLCKSZ, SIZE_OF_SHORT_PHD, SIZE_OF_XLOG_RECORD, XL_CRC_OFFSET, XLOG_RECORD_MAX_SIZE, XLOG_SWITCH } from './format.ts';
 import { formatLsn } from '../lsn.ts';
 import { RESTART, WalPageReader } from './page-reader.ts';
@@ -60,6 +60,7 @@ export class WalDecoder extends WalPageReader {
   private pendingError: DecodeError | null = null;
   /** A record over BIG_RECORD_BYTES being streamed past (cur is inside it), or null. */
   private big: BigRecord | null = null;
+  private readonly crcWords = new CrcWordViews();
 
   constructor(opts: WalDecoderOptions) {
     const pageSize = opts.pageSize ?? 8192;
@@ -94,6 +95,7 @@ export class WalDecoder extends WalPageReader {
     this.restartPages(pageOff === 0);
     this.big = null;
     this.pendingError = null;
+    this.crcWords.clear();
     if (pageOff !== 0 && (pageOff % 8 !== 0 || pageOff < SIZE_OF_SHORT_PHD)) {
       this.pendingError = { kind: 'error', lsn: startLsn, message: `start LSN ${formatLsn(startLsn)} cannot be a record start (records are 8-byte aligned after the page header); searching from the next page` };
       this.resyncAfter(0);
@@ -172,13 +174,16 @@ export class WalDecoder extends WalPageReader {
       prev = (BigInt(prevHi) << 32n) | BigInt(prevLo);
       if (this.prevLsn !== null || prev >= lsn) return this.fail(cur, `record with incorrect prev-link ${formatLsn(prev)} at ${formatLsn(lsn)}`);
     }
-    if (this.verifyCrc && crc32cRecord(buf, off, totLen) !== u32(buf, off + XL_CRC_OFFSET)) {
+    if (this.verifyCrc && crc32cRecord(buf, this.crcWords.of(buf), off, totLen) !== u32(buf, off + XL_CRC_OFFSET)) {
       return this.fail(cur, `incorrect resource manager data checksum in record at ${formatLsn(lsn)}`);
     }
     const endLsn = this.lsnAt(physEnd);
     const rec = decodeRecord(buf, off, totLen, lsn, endLsn, prev, this.major ?? 18, this.blockSize);
     if (typeof rec === 'string') return this.fail(cur, `${rec} in record at ${formatLsn(lsn)}`);
-    if (buf === this.asm && buf.length > LARGE_ASM) this.asm = new Uint8Array(0); // do not keep a huge record's buffer
+    if (buf === this.asm && buf.length > LARGE_ASM) {
+      this.asm = new Uint8Array(0); // do not keep a huge record's buffer
+      this.crcWords.clear();
+    }
     this.prevLsn = lsn;
     this.prevLo = this.lsnLo(cur);
     this.prevHi = this.lsnHi(cur);
