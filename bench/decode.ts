@@ -100,6 +100,7 @@ function decodeInProcess(buffers: Buffer[], start: bigint, end: bigint, verifyCr
     const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     const decoder = new WalDecoder({ startLsn: start, verifyCrc });
+    const endNum = Number(end); // record LSNs are numbers
     let n = 0;
     let pos = (start / SEG) * SEG;
     outer: for (const b of buffers) {
@@ -107,7 +108,7 @@ function decodeInProcess(buffers: Buffer[], start: bigint, end: bigint, verifyCr
       pos += BigInt(b.length);
       for (let r = decoder.next(); r !== null; r = decoder.next()) {
         if (isDecodeError(r)) throw new Error(`decode error at ${formatLsn(r.lsn)}: ${r.message}`);
-        if (r.lsn >= end) break outer;
+        if (r.lsn >= endNum) break outer;
         n++;
       }
     }

@@ -26,10 +26,10 @@ export interface DecodeSink {
 
 export interface DecodeOutcome {
   problems: number;
-  /** LSN of the first record decoded (at or after `end` too), null if none */
-  firstLsn: bigint | null;
+  /** LSN of the first record decoded (at or after `end` too), null if none (a number, as WalRecord.lsn) */
+  firstLsn: number | null;
   /** LSN of the record at or after `end` that stopped decoding, null if none did */
-  stopLsn: bigint | null;
+  stopLsn: number | null;
   /** decoding stopped where written WAL ends (zeros, or a recycled segment's old pages) */
   endOfWal: boolean;
   /** a file could not be read: decoding stopped there */
@@ -37,7 +37,8 @@ export interface DecodeOutcome {
 }
 
 export async function decodeFiles(range: DecodeRange, sink: DecodeSink): Promise<DecodeOutcome> {
-  const { files, segSize, end } = range;
+  const { files, segSize } = range;
+  const end = range.end === null ? null : Number(range.end); // compared with record LSNs (numbers)
   const segBig = BigInt(segSize);
   const outcome: DecodeOutcome = { problems: 0, firstLsn: null, stopLsn: null, endOfWal: false, readFailed: false };
   const problem = (message: string): boolean => {

@@ -25,7 +25,7 @@ export class BigRecord {
   private readonly head = new Uint8Array(BIG_HEAD_BYTES);
 
   constructor(
-    readonly lsn: bigint,
+    readonly lsn: number,
     readonly totLen: number,
   ) {}
 
@@ -47,13 +47,13 @@ export class BigRecord {
    * All of it has streamed past: the checks finishRecord makes on a whole record (rmgr,
    * xl_prev against prevLsn, CRC), then its header chain decoded. A message when bad.
    */
-  finish(prevLsn: bigint | null, endLsn: bigint, major: number | null, blockSize: number, verifyCrc: boolean): WalRecord | string {
+  finish(prevLsn: number | null, endLsn: number, major: number | null, blockSize: number, verifyCrc: boolean): WalRecord | string {
     const { head, lsn } = this;
     const rmid = head[17]!;
     if (!validRmgr(rmid, major)) return `invalid resource manager ID ${rmid} at ${formatLsn(lsn)}`;
-    const prev = (BigInt(u32(head, 12)) << 32n) | BigInt(u32(head, 8));
+    const prev = u32(head, 12) * 0x100000000 + u32(head, 8);
     if ((prevLsn !== null && prev !== prevLsn) || (prevLsn === null && prev >= lsn)) {
-      return `record with incorrect prev-link ${formatLsn(prev)} at ${formatLsn(lsn)}`;
+      return `record with incorrect prev-link ${formatLsn((BigInt(u32(head, 12)) << 32n) | BigInt(u32(head, 8)))} at ${formatLsn(lsn)}`;
     }
     if (verifyCrc && crc32cFinish(crc32cUpdate(this.crc, head, 0, XL_CRC_OFFSET)) !== u32(head, XL_CRC_OFFSET)) {
       return `incorrect resource manager data checksum in record at ${formatLsn(lsn)}`;

@@ -97,7 +97,7 @@ export class WalDecoder extends WalPageReader {
     this.pendingError = null;
     this.crcWords.clear();
     if (pageOff !== 0 && (pageOff % 8 !== 0 || pageOff < SIZE_OF_SHORT_PHD)) {
-      this.pendingError = { kind: 'error', lsn: startLsn, message: `start LSN ${formatLsn(startLsn)} cannot be a record start (records are 8-byte aligned after the page header); searching from the next page` };
+      this.pendingError = { kind: 'error', lsn: Number(startLsn), message: `start LSN ${formatLsn(startLsn)} cannot be a record start (records are 8-byte aligned after the page header); searching from the next page` };
       this.resyncAfter(0);
     }
   }
@@ -164,15 +164,10 @@ export class WalDecoder extends WalPageReader {
     const lsn = this.lsnAt(cur);
     const rmid = buf[off + 17]!;
     if (!validRmgr(rmid, this.major)) return this.fail(cur, `invalid resource manager ID ${rmid} at ${formatLsn(lsn)}`);
-    // xl_prev: compared as two 32-bit halves; the previous record's LSN object is reused.
-    const prevLo = u32(buf, off + 8);
-    const prevHi = u32(buf, off + 12);
-    let prev: bigint;
-    if (this.prevLsn !== null && prevLo === this.prevLo && prevHi === this.prevHi) {
-      prev = this.prevLsn;
-    } else {
-      prev = (BigInt(prevHi) << 32n) | BigInt(prevLo);
-      if (this.prevLsn !== null || prev >= lsn) return this.fail(cur, `record with incorrect prev-link ${formatLsn(prev)} at ${formatLsn(lsn)}`);
+    // xl_prev as a number: exact for any real LSN; a garbage one above 2^53 cannot equal prevLsn or be below lsn.
+    const prev = u32(buf, off + 12) * 0x100000000 + u32(buf, off + 8);
+    if (this.prevLsn !== null ? prev !== this.prevLsn : prev >= lsn) {
+      return this.fail(cur, `record with incorrect prev-link ${formatLsn(xlPrev(buf, off))} at ${formatLsn(lsn)}`);
     }
     if (this.verifyCrc && crc32cRecord(buf, this.crcWords.of(buf), off, totLen) !== u32(buf, off + XL_CRC_OFFSET)) {
       return this.fail(cur, `incorrect resource manager data checksum in record at ${formatLsn(lsn)}`);
@@ -185,8 +180,6 @@ export class WalDecoder extends WalPageReader {
       this.crcWords.clear();
     }
     this.prevLsn = lsn;
-    this.prevLo = this.lsnLo(cur);
-    this.prevHi = this.lsnHi(cur);
     let next = physEnd + ((8 - ((this.basePageOff + physEnd) & 7)) & 7);
     if (rmid === RM_XLOG_ID && (rec.info & 0xf0) === XLOG_SWITCH) {
       // The rest of the segment is unused; the next record is in the next segment.
@@ -228,8 +221,6 @@ export class WalDecoder extends WalPageReader {
     if (typeof rec === 'string') return this.failBig(rec);
     this.big = null;
     this.prevLsn = b.lsn;
-    this.prevLo = Number(b.lsn & 0xffffffffn);
-    this.prevHi = Number(b.lsn >> 32n);
     this.setCur(this.cur + ((8 - ((this.basePageOff + this.cur) & 7)) & 7));
     return rec;
   }
@@ -241,6 +232,11 @@ export class WalDecoder extends WalPageReader {
     this.resyncAfter(this.cur);
     return err;
   }
+}
+
+/** xl_prev of the record at buf[off], exactly (for messages). */
+export function xlPrev(buf: Uint8Array, off: number): bigint {
+  return (BigInt(u32(buf, off + 12)) << 32n) | BigInt(u32(buf, off + 8));
 }
 
 function isPowerOfTwo(n: number): boolean {
