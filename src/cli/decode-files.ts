@@ -16,7 +16,7 @@ export interface DecodeRange {
 }
 
 export interface DecodeSink {
-  /** A decoded record before `end`; a promise to wait for (output backpressure), or undefined. */
+  /** A decoded record before `end`, overwritten by the next one (use it before returning); a promise to wait for (output backpressure), or undefined. */
   record(r: WalRecord): Promise<void> | undefined;
   /** A decode problem, worded for stderr; false stops decoding. */
   problem(message: string): boolean;
@@ -45,7 +45,8 @@ export async function decodeFiles(range: DecodeRange, sink: DecodeSink): Promise
     outcome.problems++;
     return sink.problem(message);
   };
-  const decoder = new WalDecoder({ startLsn: range.start, segmentSize: segSize, blockSize: range.blockSize });
+  // Every sink is done with a record before the next: one record object, reused.
+  const decoder = new WalDecoder({ startLsn: range.start, segmentSize: segSize, blockSize: range.blockSize, reuseRecords: true });
   let expectSeg = files[0]!.segNo;
   const pieces = new SegmentPieces(files, Number(range.start - files[0]!.segNo * segBig));
   // A piece's buffer is reused once the decoder is past its last byte (it reads a pushed chunk in place until then).

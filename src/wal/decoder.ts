@@ -10,7 +10,7 @@ import { CrcWordViews, crc32cRecord } from './crc32c.ts';
 import { DEFAULT_BLCKSZ, SIZE_OF_SHORT_PHD, SIZE_OF_XLOG_RECORD, XL_CRC_OFFSET, XLOG_RECORD_MAX_SIZE, XLOG_SWITCH } from './format.ts';
 import { formatLsn } from '../lsn.ts';
 import { RESTART, WalPageReader } from './page-reader.ts';
-import { decodeRecord } from './record.ts';
+import { RecordSlot, decodeRecord } from './record.ts';
 import { RM_XLOG_ID, validRmgr } from './rmgr.ts';
 import type { DecodeError, WalRecord } from './types.ts';
 
@@ -32,6 +32,13 @@ export interface WalDecoderOptions {
    * CRC again at replay, so a reader that only hints may pass false (half the decode CPU).
    */
   verifyCrc?: boolean;
+  /**
+   * next() returns the same WalRecord object (and BlockRefs) each time, overwritten by the
+   * next call: nothing allocated per record, for a reader done with each record before it
+   * asks for the next (the decode command). Default false: a reader that keeps records
+   * (the prefetch window) needs its own.
+   */
+  reuseRecords?: boolean;
 }
 
 /** A reassembly buffer grown past this for one record is dropped after it. */
@@ -61,6 +68,7 @@ export class WalDecoder extends WalPageReader {
   /** A record over BIG_RECORD_BYTES being streamed past (cur is inside it), or null. */
   private big: BigRecord | null = null;
   private readonly crcWords = new CrcWordViews();
+  private readonly slot: RecordSlot | null;
 
   constructor(opts: WalDecoderOptions) {
     const pageSize = opts.pageSize ?? 8192;
@@ -70,6 +78,7 @@ export class WalDecoder extends WalPageReader {
     super(pageSize, segSize);
     this.blockSize = opts.blockSize ?? DEFAULT_BLCKSZ;
     this.verifyCrc = opts.verifyCrc ?? true;
+    this.slot = opts.reuseRecords ? new RecordSlot() : null;
     if (!isPowerOfTwo(this.blockSize) || this.blockSize < 1024) throw new Error(`block size ${this.blockSize} is not a power of two >= 1024`);
     this.reset(opts.startLsn);
   }
@@ -173,7 +182,7 @@ export class WalDecoder extends WalPageReader {
       return this.fail(cur, `incorrect resource manager data checksum in record at ${formatLsn(lsn)}`);
     }
     const endLsn = this.lsnAt(physEnd);
-    const rec = decodeRecord(buf, off, totLen, lsn, endLsn, prev, this.major ?? 18, this.blockSize);
+    const rec = decodeRecord(buf, off, totLen, lsn, endLsn, prev, this.major ?? 18, this.blockSize, totLen, this.slot);
     if (typeof rec === 'string') return this.fail(cur, `${rec} in record at ${formatLsn(lsn)}`);
     if (buf === this.asm && buf.length > LARGE_ASM) {
       this.asm = new Uint8Array(0); // do not keep a huge record's buffer
