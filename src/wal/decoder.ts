@@ -4,7 +4,7 @@
 // reassembled across pages, CRC-32C verified, then the header chain decoded.
 // Layers: input-window.ts (the bytes, LSN arithmetic) <- page-reader.ts (page headers,
 // records spanning pages) <- this file (records); big-record.ts streams huge ones past.
-import { u32 } from './bytes.ts';
+import { u32, u64 } from './bytes.ts';
 import { BIG_RECORD_BYTES, BigRecord } from './big-record.ts';
 import { CrcWordViews, crc32cRecord } from './crc32c.ts';
 import { DEFAULT_BLCKSZ, SIZE_OF_SHORT_PHD, SIZE_OF_XLOG_RECORD, XL_CRC_OFFSET, XLOG_RECORD_MAX_SIZE, XLOG_SWITCH } from './format.ts';
@@ -33,9 +33,9 @@ export interface WalDecoderOptions {
    */
   verifyCrc?: boolean;
   /**
-   * next() returns the same WalRecord object (and BlockRefs) each time, overwritten by the
-   * next call: nothing allocated per record, for a reader done with each record before it
-   * asks for the next (the decode command). Default false: a reader that keeps records
+   * next() reuses one WalRecord object (and its BlockRefs), overwriting it on the next
+   * call: nothing allocated per record (records over BIG_RECORD_BYTES excepted), for a
+   * reader done with each record before it asks for the next (the decode command). Default false: a reader that keeps records
    * (the prefetch window) needs its own.
    */
   reuseRecords?: boolean;
@@ -176,7 +176,7 @@ export class WalDecoder extends WalPageReader {
     // xl_prev as a number: exact for any real LSN; a garbage one above 2^53 cannot equal prevLsn or be below lsn.
     const prev = u32(buf, off + 12) * 0x100000000 + u32(buf, off + 8);
     if (this.prevLsn !== null ? prev !== this.prevLsn : prev >= lsn) {
-      return this.fail(cur, `record with incorrect prev-link ${formatLsn(xlPrev(buf, off))} at ${formatLsn(lsn)}`);
+      return this.fail(cur, `record with incorrect prev-link ${formatLsn(u64(buf, off + 8))} at ${formatLsn(lsn)}`);
     }
     if (this.verifyCrc && crc32cRecord(buf, this.crcWords.of(buf), off, totLen) !== u32(buf, off + XL_CRC_OFFSET)) {
       return this.fail(cur, `incorrect resource manager data checksum in record at ${formatLsn(lsn)}`);
@@ -241,11 +241,6 @@ export class WalDecoder extends WalPageReader {
     this.resyncAfter(this.cur);
     return err;
   }
-}
-
-/** xl_prev of the record at buf[off], exactly (for messages). */
-export function xlPrev(buf: Uint8Array, off: number): bigint {
-  return (BigInt(u32(buf, off + 12)) << 32n) | BigInt(u32(buf, off + 8));
 }
 
 function isPowerOfTwo(n: number): boolean {
