@@ -12,8 +12,8 @@ const SEG = 16n * 1024n * 1024n;
 const block = (n: number, over: Partial<BlockRef> = {}): BlockRef => ({
   id: 0, spcOid: 1663, dbOid: 5, relNumber: 16384, fork: 0, block: n, hasImage: false, applyImage: false, willInit: false, dataLength: 10, ...over,
 });
-const rec = (lsn: bigint, blocks: BlockRef[]): WalRecord => ({
-  lsn, endLsn: lsn + 100n, prevLsn: 0n, xid: 1, rmgr: 10, rmgrName: 'Heap', info: 0, totalLength: 100, blocks, events: [],
+const rec = (at: bigint, blocks: BlockRef[]): WalRecord => ({
+  lsn: Number(at), endLsn: Number(at) + 100, prevLsn: 0, xid: 1, rmgr: 10, rmgrName: 'Heap', info: 0, totalLength: 100, blocks, events: [],
 });
 
 test('replay estimate: reads since the segment opened map to the record replay is on; images and WILL_INIT cost nothing', () => {

@@ -27,7 +27,7 @@ test('WAL page size: a server with 4 KiB WAL pages is decoded across its page bo
   const out = decodeAll(bytes, 4096);
   assert.deepEqual(out.filter(isDecodeError), [], 'no decode errors');
   assert.deepEqual(
-    out.map((r) => (r as WalRecord).lsn),
+    out.map((r) => BigInt((r as WalRecord).lsn)),
     lsns,
   );
   assert.deepEqual((out[2] as WalRecord).blocks.map((b) => b.block), [0, 3, 6, 9, 12]);

@@ -15,9 +15,9 @@ function collect(near: NearHints, replay: bigint): string[] {
 
 test('a page is hinted again when replay comes within NEAR_BYTES of its record, once', () => {
   const near = new NearHints(100);
-  near.add(10n * MiB, 'a', 0);
-  near.add(10n * MiB, 'a', 8192);
-  near.add(20n * MiB, 'b', 0);
+  near.add(Number(10n * MiB), 'a', 0);
+  near.add(Number(10n * MiB), 'a', 8192);
+  near.add(Number(20n * MiB), 'b', 0);
   assert.deepEqual(collect(near, 10n * MiB - NEAR_BYTES), [], 'still too far ahead');
   assert.deepEqual(collect(near, 10n * MiB - NEAR_BYTES + 1n), ['a@0', 'a@8192']);
   assert.deepEqual(collect(near, 11n * MiB), [], 'given once');
@@ -27,8 +27,8 @@ test('a page is hinted again when replay comes within NEAR_BYTES of its record, 
 
 test('records replay has passed get no second hint', () => {
   const near = new NearHints(100);
-  near.add(1n * MiB, 'late', 0);
-  near.add(30n * MiB, 'far', 0);
+  near.add(Number(1n * MiB), 'late', 0);
+  near.add(Number(30n * MiB), 'far', 0);
   assert.deepEqual(collect(near, 2n * MiB), []);
   assert.equal(near.length, 1, 'the passed one is dropped');
   assert.equal(near.given, 0);
@@ -36,10 +36,10 @@ test('records replay has passed get no second hint', () => {
 
 test('the queue is bounded: the oldest entries go first', () => {
   const near = new NearHints(3);
-  for (let i = 0; i < 10; i++) near.add(BigInt(i) * MiB + 100n * MiB, `p${i}`, 0);
+  for (let i = 0; i < 10; i++) near.add(Number(BigInt(i) * MiB + 100n * MiB), `p${i}`, 0);
   assert.equal(near.length, 3);
   assert.deepEqual(collect(near, 106n * MiB), ['p7@0', 'p8@0', 'p9@0']);
-  near.add(200n * MiB, 'x', 0);
+  near.add(Number(200n * MiB), 'x', 0);
   near.clear();
   assert.equal(near.length, 0);
 });

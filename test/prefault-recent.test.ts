@@ -46,11 +46,11 @@ test('recent blocks: at a quarter load ~97% of keys stay, and memory is fixed', 
   assert.equal(r.has(1663, 5, 1, 0, 999_999, keys + 1_000_000), true);
 });
 
-let lsn = 0x1000000n;
+let lsn = 0x1000000;
 function record(...blocks: Partial<BlockRef>[]): WalRecord {
-  lsn += 100n;
+  lsn += 100;
   return {
-    lsn, endLsn: lsn + 100n, prevLsn: lsn - 100n, xid: 1, rmgr: 10, rmgrName: 'Heap', info: 0, totalLength: 100, events: [],
+    lsn, endLsn: lsn + 100, prevLsn: lsn - 100, xid: 1, rmgr: 10, rmgrName: 'Heap', info: 0, totalLength: 100, events: [],
     blocks: blocks.map((b, id) => ({ id, spcOid: 1663, dbOid: 5, relNumber: 16384, fork: 0, block: 0, hasImage: false, applyImage: false, willInit: false, dataLength: 10, ...b })),
   };
 }

@@ -149,7 +149,7 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
       assert.ok(p.stats.aheadPages < max + maxBlocks, `aheadPages ${p.stats.aheadPages} within one record of the budget`);
       const requested = p.stats.requested;
       // Replay reaches the last offered record: everything before it retires.
-      p.setReplayLsn(records[i - 1]!.lsn);
+      p.setReplayLsn(BigInt(records[i - 1]!.lsn));
       assert.ok(p.stats.aheadPages < max, `retired to ${p.stats.aheadPages}`);
       assert.equal(p.wantsMore(), true);
       p.offer(records[i++]!);
@@ -168,7 +168,7 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
       assert.ok(last.lsn >= replayLsn + BigInt(window), 'the record that stopped the feed is beyond the window');
       assert.ok(p.stats.aheadBytes < window, `aheadBytes ${p.stats.aheadBytes}`);
       const requested = p.stats.requested;
-      p.setReplayLsn(last.lsn);
+      p.setReplayLsn(BigInt(last.lsn));
       assert.equal(p.wantsMore(), true, 'the waiting record was admitted');
       assert.ok(p.stats.requested >= requested);
       assert.equal(p.stats.aheadBytes, 0);

@@ -119,7 +119,7 @@ test(`PG ${version}: pg-prefaulter decode`, async (t) => {
       const first = join(damagedDir, segs[0]!.path.split('/').at(-1)!);
       const bytes = readFileSync(first);
       const victim = records.find((r) => r.lsn >= segs[0]!.segNo * SEG + 100_000n)!;
-      bytes[Number(victim.lsn - segs[0]!.segNo * SEG) + 30]! ^= 0xff;
+      bytes[Number(BigInt(victim.lsn) - segs[0]!.segNo * SEG) + 30]! ^= 0xff;
       writeFileSync(first, bytes);
       const damaged = { ...range, files: await listSegments(damagedDir) };
       assert.equal(await parallelStats(damaged, segs.length), null, 'damage: no counts from parts');
@@ -133,7 +133,7 @@ test(`PG ${version}: pg-prefaulter decode`, async (t) => {
       const first = segs[0]!;
       const bytes = readFileSync(first.path);
       const victim = records.find((r) => r.lsn >= first.segNo * SEG + 100_000n)!;
-      const at = Number(victim.lsn - first.segNo * SEG) + 30;
+      const at = Number(BigInt(victim.lsn) - first.segNo * SEG) + 30;
       bytes[at]! ^= 0xff;
       rmSync(damagedDir, { recursive: true, force: true });
       mkdirSync(damagedDir);
@@ -151,7 +151,7 @@ test(`PG ${version}: pg-prefaulter decode`, async (t) => {
       mkdirSync(cutDir);
       const first = segs[0]!;
       const victim = records.find((r) => r.lsn >= first.segNo * SEG + 200_000n)!;
-      const keep = Number(victim.lsn - first.segNo * SEG) + 10;
+      const keep = Number(BigInt(victim.lsn) - first.segNo * SEG) + 10;
       writeFileSync(join(cutDir, first.path.split('/').at(-1)!), readFileSync(first.path).subarray(0, keep));
       const { code, stdout, stderr } = await run(['--format', 'ndjson', cutDir]);
       assert.equal(code, 1);

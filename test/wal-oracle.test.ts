@@ -78,8 +78,9 @@ function parseBlockRefText(text: string | null): string[] {
 }
 
 function alignedEnd(r: WalRecord): bigint {
-  if (r.rmgr === 0 && (r.info & 0xf0) === 0x40) return ((r.endLsn + BigInt(SEG) - 1n) / BigInt(SEG)) * BigInt(SEG); // XLOG_SWITCH
-  return (r.endLsn + 7n) & ~7n;
+  const end = BigInt(r.endLsn);
+  if (r.rmgr === 0 && (r.info & 0xf0) === 0x40) return ((end + BigInt(SEG) - 1n) / BigInt(SEG)) * BigInt(SEG); // XLOG_SWITCH
+  return (end + 7n) & ~7n;
 }
 
 function mismatches<T>(label: string, ours: T[], theirs: T[]): string[] {
@@ -100,9 +101,9 @@ function checkChain(records: WalRecord[]): string[] {
     const a = records[i - 1]!;
     const b = records[i]!;
     if (b.prevLsn !== a.lsn) bad.push(`${formatLsn(b.lsn)} prev ${formatLsn(b.prevLsn)}, previous record is ${formatLsn(a.lsn)}`);
-    const gap = b.lsn - alignedEnd(a);
+    const gap = BigInt(b.lsn) - alignedEnd(a);
     // the next record starts right after, or after the page header of the next page / segment
-    if (gap !== 0n && !((gap === 24n || gap === 40n) && b.lsn % 8192n === gap)) bad.push(`${formatLsn(a.lsn)} ends at ${formatLsn(a.endLsn)} but the next record is at ${formatLsn(b.lsn)}`);
+    if (gap !== 0n && !((gap === 24n || gap === 40n) && BigInt(b.lsn) % 8192n === gap)) bad.push(`${formatLsn(a.lsn)} ends at ${formatLsn(a.endLsn)} but the next record is at ${formatLsn(b.lsn)}`);
   }
   return bad;
 }

@@ -84,8 +84,8 @@ test(`PG ${version}: the decoder as a stream of real WAL`, async (t) => {
   assert.ok(ref.length > 5000);
   assert.ok(ref.some((r) => r.totalLength > 50000), 'a record spanning pages');
   const last = ref.at(-1)!;
-  assert.equal((last.endLsn + 7n) & ~7n, insertLsn, 'decoding ends at the insert position');
-  assert.equal(whole.decoder.inputLsn, (last.endLsn + 7n) & ~7n, 'zeros after the last record rewind inputLsn there');
+  assert.equal((BigInt(last.endLsn) + 7n) & ~7n, insertLsn, 'decoding ends at the insert position');
+  assert.equal(whole.decoder.inputLsn, (BigInt(last.endLsn) + 7n) & ~7n, 'zeros after the last record rewind inputLsn there');
   assert.equal(whole.decoder.bufferedBytes, 0);
   const refText = ref.map(show);
   const written = Number(whole.decoder.inputLsn - base);
@@ -127,17 +127,17 @@ test(`PG ${version}: the decoder as a stream of real WAL`, async (t) => {
 
   await t.test('one byte at a time through a record spanning pages', () => {
     const big = ref.findIndex((r) => r.totalLength > 50000);
-    const to = Number(ref[big + 1]!.endLsn - base);
+    const to = ref[big + 1]!.endLsn - Number(base);
     const run = feed(wal, base, { to, chunk: () => 1 });
     assert.deepEqual(run.out.map(show), refText.slice(0, big + 2));
   });
 
   await t.test('starting at a record inside a page, or at a page inside a record', () => {
     const mid = 1234;
-    const fromRecord = feed(wal, base, { from: Number(ref[mid]!.lsn - base), chunk: () => 7777 });
+    const fromRecord = feed(wal, base, { from: ref[mid]!.lsn - Number(base), chunk: () => 7777 });
     assert.deepEqual(fromRecord.out.map(show), refText.slice(mid));
     const big = ref.findIndex((r) => r.totalLength > 50000);
-    const pageInside = Number(((ref[big]!.lsn - base) / BigInt(PAGE) + 2n) * BigInt(PAGE));
+    const pageInside = Number(((BigInt(ref[big]!.lsn) - base) / BigInt(PAGE) + 2n) * BigInt(PAGE));
     const fromPage = feed(wal, base, { from: pageInside, chunk: () => 5000 });
     assert.deepEqual(fromPage.out.map(show), refText.slice(big + 1), 'the tail of the spanning record is skipped');
 
@@ -147,27 +147,27 @@ test(`PG ${version}: the decoder as a stream of real WAL`, async (t) => {
     while (d.next()) {
       /* part of the stream */
     }
-    d.reset(ref[mid]!.lsn);
-    assert.equal(d.inputLsn, ref[mid]!.lsn);
+    d.reset(BigInt(ref[mid]!.lsn));
+    assert.equal(d.inputLsn, BigInt(ref[mid]!.lsn));
     assert.equal(d.bufferedBytes, 0);
-    d.push(wal.subarray(Number(ref[mid]!.lsn - base), Number(ref[mid + 50]!.lsn - base)));
+    d.push(wal.subarray(ref[mid]!.lsn - Number(base), ref[mid + 50]!.lsn - Number(base)));
     const again: string[] = [];
     for (let r = d.next(); r; r = d.next()) again.push(show(r));
     assert.deepEqual(again, refText.slice(mid, mid + 50));
 
     // A start that cannot be a record start is reported, then decoding resumes at the next page.
-    const odd = ref[mid]!.lsn + 4n;
+    const odd = BigInt(ref[mid]!.lsn) + 4n;
     const fromOdd = feed(wal, base, { from: Number(odd - base), chunk: () => 9000 });
-    assert.ok(isDecodeError(fromOdd.out[0]!) && fromOdd.out[0].lsn === odd, show(fromOdd.out[0]!));
+    assert.ok(isDecodeError(fromOdd.out[0]!) && fromOdd.out[0].lsn === Number(odd), show(fromOdd.out[0]!));
     const nextPage = ((odd / BigInt(PAGE)) + 1n) * BigInt(PAGE);
-    const firstAfter = ref.findIndex((r) => r.lsn >= nextPage);
+    const firstAfter = ref.findIndex((r) => r.lsn >= Number(nextPage));
     assert.deepEqual(fromOdd.out.slice(1).map(show), refText.slice(firstAfter));
   });
 
   await t.test('zeros where WAL is not written yet: wait, then continue with the real bytes', () => {
     for (const cutRecord of [3000]) {
       // cut at a record start, and at the page start after a record
-      const cuts = [Number(ref[cutRecord]!.lsn - base), Number(((ref[cutRecord]!.lsn - base) / BigInt(PAGE) + 1n) * BigInt(PAGE))];
+      const cuts = [ref[cutRecord]!.lsn - Number(base), Number(((BigInt(ref[cutRecord]!.lsn) - base) / BigInt(PAGE) + 1n) * BigInt(PAGE))];
       for (const cut of cuts) {
         const d = new WalDecoder({ startLsn: base });
         const got: string[] = [];
@@ -189,7 +189,7 @@ test(`PG ${version}: the decoder as a stream of real WAL`, async (t) => {
     const refByLsn = new Map(ref.map((r, i) => [r.lsn, refText[i]!]));
     // A window with the spanning record, so each iteration stays small; damage stays clear of its end.
     const window = Math.min(written, 1024 * 1024);
-    const inWindow = ref.filter((x) => x.endLsn <= base + BigInt(window));
+    const inWindow = ref.filter((x) => x.endLsn <= Number(base) + window);
     const r = rng(42);
     let errorsSeen = 0;
     for (let iter = 0; iter < 120; iter++) {
@@ -216,7 +216,7 @@ test(`PG ${version}: the decoder as a stream of real WAL`, async (t) => {
       for (const f of flips) {
         const lsn = base + BigInt(f);
         let c = ((lsn / BigInt(PAGE)) + 1n) * BigInt(PAGE);
-        for (const rec of inWindow) if (rec.lsn <= lsn && lsn < rec.endLsn && rec.endLsn > c) c = rec.endLsn;
+        for (const rec of inWindow) if (rec.lsn <= lsn && lsn < rec.endLsn && rec.endLsn > c) c = BigInt(rec.endLsn);
         if (c > cutoff) cutoff = c;
       }
       const got = new Set(run.out.filter((x): x is WalRecord => !isDecodeError(x)).map((x) => x.lsn));
@@ -229,7 +229,7 @@ test(`PG ${version}: the decoder as a stream of real WAL`, async (t) => {
 
   await t.test('a page whose timeline goes backwards is damage', () => {
     const damaged = Buffer.from(wal.subarray(0, written));
-    const page = Number(((ref[700]!.lsn - base) / BigInt(PAGE) + 1n) * BigInt(PAGE));
+    const page = Number(((BigInt(ref[700]!.lsn) - base) / BigInt(PAGE) + 1n) * BigInt(PAGE));
     assert.equal(damaged.readUInt32LE(page + 4), 1);
     damaged.writeUInt32LE(0, page + 4);
     const run = feed(damaged, base, { chunk: () => 65536 });
@@ -248,7 +248,7 @@ test(`PG ${version}: the decoder as a stream of real WAL`, async (t) => {
 
   await t.test('a garbage record length is bounded by the bytes that arrived', () => {
     const damaged = Buffer.from(wal.subarray(0, written));
-    const victim = Number(ref[500]!.lsn - base);
+    const victim = ref[500]!.lsn - Number(base);
     damaged.writeUInt32LE(0x3fc00000, victim); // 1020 MiB
     const run = feed(damaged, base, { chunk: () => 65536 });
     const errs = run.out.filter(isDecodeError);
@@ -266,7 +266,7 @@ test(`PG ${version}: the decoder as a stream of real WAL`, async (t) => {
       assert.deepEqual(run.out.map(show), refText.slice(0, run.out.length));
       assert.equal(run.decoder.next(), null);
       const nextRef = ref[run.out.length];
-      if (nextRef) assert.ok(nextRef.endLsn > base + BigInt(to), 'the next record was indeed incomplete');
+      if (nextRef) assert.ok(nextRef.endLsn > Number(base) + to, 'the next record was indeed incomplete');
     }
   });
 
@@ -275,18 +275,18 @@ test(`PG ${version}: the decoder as a stream of real WAL`, async (t) => {
     // OVERWRITE_CONTRECORD and starts with an XLOG_OVERWRITE_CONTRECORD record.
     const big = ref.findIndex((r) => r.totalLength > 50000);
     const aborted = ref[big]!;
-    const page = Number(((aborted.lsn - base) / BigInt(PAGE) + 1n) * BigInt(PAGE));
+    const page = Number(((BigInt(aborted.lsn) - base) / BigInt(PAGE) + 1n) * BigInt(PAGE));
     const buf = Buffer.alloc(page + PAGE * 2);
     wal.copy(buf, 0, 0, page + 24);
     buf.writeUInt16LE(0x0008, page + 2); // xlp_info: XLP_FIRST_IS_OVERWRITE_CONTRECORD
     buf.writeUInt32LE(0, page + 16); // xlp_rem_len
     const rec = page + 24;
     const main = Buffer.alloc(16);
-    main.writeBigUInt64LE(aborted.lsn, 0);
+    main.writeBigUInt64LE(BigInt(aborted.lsn), 0);
     const totLen = 24 + 2 + main.length;
     buf.writeUInt32LE(totLen, rec);
     buf.writeUInt32LE(0, rec + 4);
-    buf.writeBigUInt64LE(ref[big - 1]!.lsn, rec + 8); // xl_prev: the last complete record
+    buf.writeBigUInt64LE(BigInt(ref[big - 1]!.lsn), rec + 8); // xl_prev: the last complete record
     buf[rec + 16] = 0xd0; // XLOG_OVERWRITE_CONTRECORD
     buf[rec + 17] = 0; // RM_XLOG_ID
     buf[rec + 24] = 255; // XLR_BLOCK_ID_DATA_SHORT
@@ -299,7 +299,7 @@ test(`PG ${version}: the decoder as a stream of real WAL`, async (t) => {
     const recs = run.out as WalRecord[];
     assert.deepEqual(recs.slice(0, big).map(show), refText.slice(0, big));
     assert.equal(recs.length, big + 1);
-    assert.equal(recs[big]!.lsn, base + BigInt(rec));
+    assert.equal(recs[big]!.lsn, Number(base) + rec);
     assert.equal(recs[big]!.info, 0xd0);
   });
 });

@@ -75,12 +75,14 @@ export class DecodeLoop {
       expected += BigInt(chunk.data.length);
       snap.streamLsn = expected;
       decoder.push(chunk.data);
+      // Records carry LSNs as numbers: snap.decodedLsn (a bigint) is set from this before anything else may run.
+      let decodedEnd = -1;
       for (;;) {
         const item = decoder.next();
         if (item === null) break;
         if ('kind' in item) {
           this.onDecodeError(item.lsn, item.message);
-          this.health.error(item.lsn);
+          this.health.error(BigInt(item.lsn));
           continue;
         }
         this.health.record();
@@ -89,15 +91,19 @@ export class DecodeLoop {
         if (!c) snap.walByRmgr.set(item.rmgrName, (c = { records: 0, bytes: 0 }));
         c.records++;
         c.bytes += item.totalLength;
-        snap.decodedLsn = item.endLsn;
+        decodedEnd = item.endLsn;
         this.o.onRecord?.(item);
         prefaulter.offer(item);
         if (snap.firstHintMs === null && prefaulter.stats.issued > 0) this.onFirstHint();
-        while (!prefaulter.wantsMore()) {
-          await this.o.nextReplayUpdate(signal);
-          if (signal.aborted) return;
+        if (!prefaulter.wantsMore()) {
+          snap.decodedLsn = BigInt(decodedEnd);
+          do {
+            await this.o.nextReplayUpdate(signal);
+            if (signal.aborted) return;
+          } while (!prefaulter.wantsMore());
         }
       }
+      if (decodedEnd >= 0) snap.decodedLsn = BigInt(decodedEnd);
       // Bytes not written yet (the end of WAL in pg_wal): the decoder wants them again once they are.
       if (source.rewind && decoder.inputLsn < expected) {
         expected = decoder.inputLsn;
@@ -134,7 +140,7 @@ export class DecodeLoop {
     this.o.onFirstHint?.();
   }
 
-  private onDecodeError(lsn: bigint, message: string): void {
+  private onDecodeError(lsn: number, message: string): void {
     const snap = this.o.snap;
     snap.decodeErrors++;
     if (this.errorLog.due()) this.o.log.warn({ lsn: formatLsn(lsn), decodeErrors: snap.decodeErrors }, `WAL decode error: ${message}`);

@@ -12,29 +12,31 @@
 import { readFile } from 'node:fs/promises';
 import type { WalRecord } from '../wal/types.ts';
 
+// Record LSNs are numbers (as WalRecord's); segment starts and the estimate are bigints at the edge.
+
 /** Compact the record list once this many entries are behind the estimate. */
 const COMPACT_AT = 4096;
 
 export class ReplayEstimate {
-  private lsns: bigint[] = [];
+  private lsns: number[] = [];
   /** Bytes replay reads up to and including each record (cumulative). */
   private costs: number[] = [];
   private head = 0;
   private total = 0;
-  private lastWalPage = -1n;
-  private readonly walPageSize: bigint;
+  private lastWalPage = -1;
+  private readonly walPageSize: number;
   private readonly blockSize: number;
-  private segStart: bigint | null = null;
+  private segStart: number | null = null;
   private pid = 0;
   private baseRead = 0;
   private baseCost = 0;
-  private estimate: bigint | null = null;
+  private estimate: number | null = null;
   /** Cumulative cost of the last record compacted away. */
   private droppedCost = 0;
 
   /** walPageSize: XLOG_BLCKSZ; blockSize: BLCKSZ (both from pg_control). */
   constructor(walPageSize: number, blockSize: number) {
-    this.walPageSize = BigInt(walPageSize);
+    this.walPageSize = walPageSize;
     this.blockSize = blockSize;
   }
 
@@ -42,8 +44,8 @@ export class ReplayEstimate {
   record(rec: WalRecord): void {
     let bytes = 0;
     for (const b of rec.blocks) if (!(b.hasImage && b.applyImage) && !b.willInit) bytes += this.blockSize;
-    const endPage = rec.endLsn / this.walPageSize;
-    if (this.lastWalPage >= 0n && endPage > this.lastWalPage) bytes += Number((endPage - this.lastWalPage) * this.walPageSize);
+    const endPage = Math.floor(rec.endLsn / this.walPageSize);
+    if (this.lastWalPage >= 0 && endPage > this.lastWalPage) bytes += (endPage - this.lastWalPage) * this.walPageSize;
     this.lastWalPage = endPage;
     this.total += bytes;
     this.lsns.push(rec.lsn);
@@ -54,7 +56,8 @@ export class ReplayEstimate {
    * The startup process `pid` has segment `segStart` open and has read
    * `readBytes` in all: replay's estimated position (at least segStart).
    */
-  observe(segStart: bigint, pid: number, readBytes: number): bigint {
+  observe(segStartLsn: bigint, pid: number, readBytes: number): bigint {
+    const segStart = Number(segStartLsn);
     if (segStart !== this.segStart || pid !== this.pid) {
       // The title just moved (or replay restarted): replay is near this segment's start.
       const restarted = pid !== this.pid || (this.segStart !== null && segStart < this.segStart);
@@ -63,17 +66,17 @@ export class ReplayEstimate {
       this.baseRead = readBytes;
       this.baseCost = this.costBefore(segStart);
       if (restarted || this.estimate === null || segStart > this.estimate) this.estimate = segStart;
-      return this.estimate;
+      return BigInt(this.estimate);
     }
     const target = this.baseCost + (readBytes - this.baseRead);
     const i = this.firstCostAbove(target);
     const at = i < this.lsns.length ? this.lsns[i]! : null;
     if (at !== null && at > this.estimate!) this.estimate = at;
     this.compact();
-    return this.estimate!;
+    return BigInt(this.estimate!);
   }
 
-  private costBefore(lsn: bigint): number {
+  private costBefore(lsn: number): number {
     let lo = this.head;
     let hi = this.lsns.length;
     while (lo < hi) {

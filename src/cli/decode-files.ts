@@ -16,7 +16,7 @@ export interface DecodeRange {
 }
 
 export interface DecodeSink {
-  /** A decoded record before `end`; a promise to wait for (output backpressure), or undefined. */
+  /** A decoded record before `end`, overwritten by the next one (use it before returning); a promise to wait for (output backpressure), or undefined. */
   record(r: WalRecord): Promise<void> | undefined;
   /** A decode problem, worded for stderr; false stops decoding. */
   problem(message: string): boolean;
@@ -26,10 +26,10 @@ export interface DecodeSink {
 
 export interface DecodeOutcome {
   problems: number;
-  /** LSN of the first record decoded (at or after `end` too), null if none */
-  firstLsn: bigint | null;
+  /** LSN of the first record decoded (at or after `end` too), null if none (a number, as WalRecord.lsn) */
+  firstLsn: number | null;
   /** LSN of the record at or after `end` that stopped decoding, null if none did */
-  stopLsn: bigint | null;
+  stopLsn: number | null;
   /** decoding stopped where written WAL ends (zeros, or a recycled segment's old pages) */
   endOfWal: boolean;
   /** a file could not be read: decoding stopped there */
@@ -37,14 +37,16 @@ export interface DecodeOutcome {
 }
 
 export async function decodeFiles(range: DecodeRange, sink: DecodeSink): Promise<DecodeOutcome> {
-  const { files, segSize, end } = range;
+  const { files, segSize } = range;
+  const end = range.end === null ? null : Number(range.end); // compared with record LSNs (numbers)
   const segBig = BigInt(segSize);
   const outcome: DecodeOutcome = { problems: 0, firstLsn: null, stopLsn: null, endOfWal: false, readFailed: false };
   const problem = (message: string): boolean => {
     outcome.problems++;
     return sink.problem(message);
   };
-  const decoder = new WalDecoder({ startLsn: range.start, segmentSize: segSize, blockSize: range.blockSize });
+  // Every sink is done with a record before the next: one record object, reused.
+  const decoder = new WalDecoder({ startLsn: range.start, segmentSize: segSize, blockSize: range.blockSize, reuseRecords: true });
   let expectSeg = files[0]!.segNo;
   const pieces = new SegmentPieces(files, Number(range.start - files[0]!.segNo * segBig));
   // A piece's buffer is reused once the decoder is past its last byte (it reads a pushed chunk in place until then).

@@ -9,10 +9,11 @@ import { Fifo } from '../fifo.ts';
 
 /** How far ahead of replay the second hint goes: ~100 ms of replay applying images from memory. */
 export const NEAR_BYTES = 4n * 1024n * 1024n;
+const NEAR = Number(NEAR_BYTES);
 
 export class NearHints {
   // Three queues in step (oldest first): no object per hinted page.
-  private readonly lsns = new Fifo<bigint>();
+  private readonly lsns = new Fifo<number>(); // record LSNs: numbers, as WalRecord's
   private readonly paths = new Fifo<string>();
   private readonly offsets = new Fifo<number>();
   /** Second hints given. */
@@ -25,7 +26,7 @@ export class NearHints {
   }
 
   /** A page hinted for the record at lsn. A full queue drops its oldest entry (hinted long ago, so nearest replay). */
-  add(lsn: bigint, path: string, offset: number): void {
+  add(lsn: number, path: string, offset: number): void {
     if (this.lsns.length >= this.maxQueued) this.shift();
     this.lsns.push(lsn);
     this.paths.push(path);
@@ -36,8 +37,9 @@ export class NearHints {
    * Replay is at replayLsn: hint again (hint(path, offset)) every page of a
    * record within NEAR_BYTES ahead of it; drop those replay has passed.
    */
-  due(replayLsn: bigint, hint: (path: string, offset: number) => void): void {
-    const until = replayLsn + NEAR_BYTES;
+  due(replay: bigint, hint: (path: string, offset: number) => void): void {
+    const replayLsn = Number(replay);
+    const until = replayLsn + NEAR;
     for (let lsn = this.lsns.peek(); lsn !== undefined && lsn < until; lsn = this.lsns.peek()) {
       const path = this.paths.peek()!;
       const offset = this.offsets.peek()!;

@@ -89,7 +89,7 @@ export class Prefaulter {
   private readonly probe: ResidencyProbe | null;
   private hintsUntilProbe = 1;
   private readonly near: NearHints;
-  private planningLsn = 0n; // the record being planned: its hinted pages queue for a second hint
+  private planningLsn = 0; // the record being planned: its hinted pages queue for a second hint
   private readonly hintAgain = (path: string, offset: number): void => {
     const file = this.handles.cached(path);
     if (file !== undefined) this.secondHints.add(file, offset);

@@ -2,7 +2,8 @@
 // the window: created, truncated or dropped by WAL that replay has not applied
 // yet. Blocks of such relations are not worth reading (new files, pages about
 // to be re-extended, files about to disappear). An entry lives until replay
-// passes the event that made it.
+// passes the event that made it. Event LSNs are record LSNs (numbers); the
+// replay LSN arrives as a bigint.
 import type { RelationEvent } from '../wal/types.ts';
 import type { SkipReason } from './skip.ts';
 
@@ -18,13 +19,13 @@ interface RelState {
   truncatedTo: number;
   dropped: boolean;
   /** LSN of the last event: the entry is retired once replay passes it */
-  lastLsn: bigint;
+  lastLsn: number;
 }
 
 interface DbState {
   created: boolean;
   dropped: boolean;
-  lastLsn: bigint;
+  lastLsn: number;
 }
 
 export interface DropListener {
@@ -36,7 +37,7 @@ export class RelationEvents {
   private readonly rels = new Map<number, Map<number, RelState[]>>();
   private readonly dbs = new Map<number, DbState>();
   /** Events in LSN order, for retiring entries as replay advances. */
-  private readonly order: { lsn: bigint; rel: RelState | null; dbOid: number }[] = [];
+  private readonly order: { lsn: number; rel: RelState | null; dbOid: number }[] = [];
   private orderHead = 0;
   private readonly listener: DropListener;
 
@@ -69,7 +70,7 @@ export class RelationEvents {
     return null;
   }
 
-  apply(ev: RelationEvent, lsn: bigint): void {
+  apply(ev: RelationEvent, lsn: number): void {
     switch (ev.kind) {
       case 'smgr-create': {
         const r = this.rel(ev.spcOid, ev.dbOid, ev.relNumber, lsn);
@@ -103,7 +104,8 @@ export class RelationEvents {
   }
 
   /** Forget events replay has applied; drops are announced again (fds opened meanwhile must go too). */
-  retire(replayLsn: bigint): void {
+  retire(replay: bigint): void {
+    const replayLsn = Number(replay);
     const order = this.order;
     while (this.orderHead < order.length && order[this.orderHead]!.lsn < replayLsn) {
       const e = order[this.orderHead++]!;
@@ -139,7 +141,7 @@ export class RelationEvents {
     this.orderHead = 0;
   }
 
-  private rel(spcOid: number, dbOid: number, relNumber: number, lsn: bigint): RelState {
+  private rel(spcOid: number, dbOid: number, relNumber: number, lsn: number): RelState {
     let byRel = this.rels.get(dbOid);
     if (byRel === undefined) this.rels.set(dbOid, (byRel = new Map()));
     let list = byRel.get(relNumber);
@@ -154,7 +156,7 @@ export class RelationEvents {
     return r;
   }
 
-  private db(dbOid: number, lsn: bigint): DbState {
+  private db(dbOid: number, lsn: number): DbState {
     let d = this.dbs.get(dbOid);
     if (d === undefined) this.dbs.set(dbOid, (d = { created: false, dropped: false, lastLsn: lsn }));
     d.lastLsn = lsn;

@@ -3,7 +3,8 @@
 // than maxPagesAhead pages are outstanding ahead of replay. Records that do
 // not qualify yet wait (in order) until replay advances; wantsMore() tells the
 // feeder to stop while any wait. Pages are retired from the ahead count once
-// replay passes the record that asked for them.
+// replay passes the record that asked for them. LSNs are numbers inside (as
+// WalRecord's: no BigInt per record); the replay LSN arrives as a bigint.
 import type { WalRecord } from '../wal/types.ts';
 import { Fifo } from '../fifo.ts';
 
@@ -13,17 +14,17 @@ export interface WindowOptions {
 }
 
 export class ReadaheadWindow {
-  private readonly readahead: bigint;
+  private readonly readahead: number;
   private readonly maxPagesAhead: number;
-  private replay: bigint | null = null;
-  /** replay + readahead, kept so the per-record check does no BigInt arithmetic. */
-  private limit: bigint | null = null;
+  private replay: number | null = null;
+  /** replay + readahead */
+  private limit: number | null = null;
   /** Last record let through (the head of the window). */
-  private head: bigint | null = null;
+  private head: number | null = null;
   /** Records that arrived beyond the window, oldest first. */
   private readonly waiting = new Fifo<WalRecord>();
   /** Outstanding pages per admitted record, oldest first (two queues in step: no object per record). */
-  private readonly aheadLsns = new Fifo<bigint>();
+  private readonly aheadLsns = new Fifo<number>();
   private readonly aheadCounts = new Fifo<number>();
   private pages = 0;
   /** Records that were already behind replay when offered (or when their turn came). */
@@ -32,12 +33,12 @@ export class ReadaheadWindow {
   constructor(opts: WindowOptions) {
     if (!(opts.readaheadBytes > 0)) throw new Error(`readaheadBytes must be positive, got ${opts.readaheadBytes}`);
     if (!(opts.maxPagesAhead > 0)) throw new Error(`maxPagesAhead must be positive, got ${opts.maxPagesAhead}`);
-    this.readahead = BigInt(Math.floor(opts.readaheadBytes));
+    this.readahead = Math.floor(opts.readaheadBytes);
     this.maxPagesAhead = opts.maxPagesAhead;
   }
 
   get replayLsn(): bigint | null {
-    return this.replay;
+    return this.replay === null ? null : BigInt(this.replay);
   }
 
   get aheadPages(): number {
@@ -47,7 +48,7 @@ export class ReadaheadWindow {
   /** Bytes from replay to the head record (0 when none is ahead). */
   get aheadBytes(): number {
     if (this.replay === null || this.head === null || this.head < this.replay) return 0;
-    return Number(this.head - this.replay);
+    return this.head - this.replay;
   }
 
   get waitingCount(): number {
@@ -78,7 +79,7 @@ export class ReadaheadWindow {
   }
 
   /** Account pages read for the record admit() returned last. */
-  addPages(lsn: bigint, n: number): void {
+  addPages(lsn: number, n: number): void {
     if (n <= 0) return;
     this.aheadLsns.push(lsn);
     this.aheadCounts.push(n);
@@ -89,7 +90,8 @@ export class ReadaheadWindow {
    * Replay moved: retire pages behind it and call take(record) for every
    * waiting record that now fits (take must call addPages for it).
    */
-  setReplayLsn(lsn: bigint, take: (rec: WalRecord) => void): void {
+  setReplayLsn(replayLsn: bigint, take: (rec: WalRecord) => void): void {
+    const lsn = Number(replayLsn);
     this.replay = lsn;
     this.limit = lsn + this.readahead;
     for (let first = this.aheadLsns.peek(); first !== undefined && first < lsn; first = this.aheadLsns.peek()) {
@@ -120,7 +122,7 @@ export class ReadaheadWindow {
     this.pages = 0;
   }
 
-  private verdict(lsn: bigint): 'now' | 'behind' | 'later' {
+  private verdict(lsn: number): 'now' | 'behind' | 'later' {
     const replay = this.replay;
     if (replay === null || this.limit === null) return 'later'; // replay position unknown: wait for it
     if (lsn < replay) return 'behind';

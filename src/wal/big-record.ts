@@ -3,7 +3,7 @@
 // dropped. Real records with block references stay far below the limit (33 blocks of at
 // most 8 KiB); what exceeds it is main data (logical messages, huge commit records),
 // which prefaulting does not need.
-import { u32 } from './bytes.ts';
+import { u32, u64 } from './bytes.ts';
 import { CRC32C_INIT, crc32cFinish, crc32cUpdate } from './crc32c.ts';
 import { SIZE_OF_XLOG_RECORD, XL_CRC_OFFSET } from './format.ts';
 import { formatLsn } from '../lsn.ts';
@@ -25,7 +25,7 @@ export class BigRecord {
   private readonly head = new Uint8Array(BIG_HEAD_BYTES);
 
   constructor(
-    readonly lsn: bigint,
+    readonly lsn: number,
     readonly totLen: number,
   ) {}
 
@@ -47,13 +47,13 @@ export class BigRecord {
    * All of it has streamed past: the checks finishRecord makes on a whole record (rmgr,
    * xl_prev against prevLsn, CRC), then its header chain decoded. A message when bad.
    */
-  finish(prevLsn: bigint | null, endLsn: bigint, major: number | null, blockSize: number, verifyCrc: boolean): WalRecord | string {
+  finish(prevLsn: number | null, endLsn: number, major: number | null, blockSize: number, verifyCrc: boolean): WalRecord | string {
     const { head, lsn } = this;
     const rmid = head[17]!;
     if (!validRmgr(rmid, major)) return `invalid resource manager ID ${rmid} at ${formatLsn(lsn)}`;
-    const prev = (BigInt(u32(head, 12)) << 32n) | BigInt(u32(head, 8));
+    const prev = u32(head, 12) * 0x100000000 + u32(head, 8);
     if ((prevLsn !== null && prev !== prevLsn) || (prevLsn === null && prev >= lsn)) {
-      return `record with incorrect prev-link ${formatLsn(prev)} at ${formatLsn(lsn)}`;
+      return `record with incorrect prev-link ${formatLsn(u64(head, 8))} at ${formatLsn(lsn)}`;
     }
     if (verifyCrc && crc32cFinish(crc32cUpdate(this.crc, head, 0, XL_CRC_OFFSET)) !== u32(head, XL_CRC_OFFSET)) {
       return `incorrect resource manager data checksum in record at ${formatLsn(lsn)}`;

@@ -2,9 +2,12 @@
 // 0x82F63B78, init and final xor 0xFFFFFFFF.
 // Long inputs (full-page images) go to @node-rs/crc32 when it loads: the SSE4.2 /
 // ARMv8 CRC instructions, 3-5x our JS on 8-64 KiB, prebuilt binaries as optional
-// dependencies, so nothing compiles at install. Each call into it costs ~0.2 us,
-// so short inputs (most records, every record header) stay in JS: slicing-by-16
-// tables (16 KiB, fits L1), 16 bytes per iteration, no allocation.
+// dependencies, so nothing compiles at install. Each call into it costs ~0.15 us,
+// so short inputs (most records, every record header) stay in JS: slicing-by-8/16
+// tables (16 KiB, fits L1), no allocation. Records are checked through a 32-bit word
+// view of the decoder's buffer where they start 4-byte aligned in memory (WAL records
+// are 8-byte aligned; files are read into aligned buffers): ~0.65 ns a byte against
+// ~1.1 with byte loads.
 import { createRequire } from 'node:module';
 
 const POLY = 0x82f63b78;
@@ -74,12 +77,82 @@ export function crc32cUpdate(crc: number, buf: Uint8Array, start: number, end: n
 }
 
 /**
+ * 32-bit word views of the last two buffers records were checked in (a decoder
+ * alternates between its input and its reassembly buffer), so a view is made once per
+ * buffer, not per record. null for a buffer not 4-byte aligned in memory, or on a
+ * big-endian machine: crc32cRecord then reads bytes.
+ */
+export class CrcWordViews {
+  private buf0: Uint8Array | null = null;
+  private words0: Int32Array | null = null;
+  private buf1: Uint8Array | null = null;
+  private words1: Int32Array | null = null;
+
+  of(buf: Uint8Array): Int32Array | null {
+    if (buf === this.buf0) return this.words0;
+    if (buf !== this.buf1) {
+      this.buf1 = buf;
+      this.words1 = LITTLE_ENDIAN && (buf.byteOffset & 3) === 0 ? new Int32Array(buf.buffer, buf.byteOffset, buf.length >>> 2) : null;
+    }
+    // swap, so the latest is found first
+    const b = this.buf1;
+    const w = this.words1;
+    this.buf1 = this.buf0;
+    this.words1 = this.words0;
+    this.buf0 = b;
+    this.words0 = w;
+    return w;
+  }
+
+  /** Lets go of the buffers (a large one the decoder dropped). */
+  clear(): void {
+    this.buf0 = this.buf1 = null;
+    this.words0 = this.words1 = null;
+  }
+}
+
+/**
  * xl_crc of the XLogRecord at buf[off, off + totLen): the bytes after its 24-byte header,
  * then the header up to xl_crc (20 bytes). One call for both, as most records are short.
+ * words: CrcWordViews.of(buf).
  */
-export function crc32cRecord(buf: Uint8Array, off: number, totLen: number): number {
+export function crc32cRecord(buf: Uint8Array, words: Int32Array | null, off: number, totLen: number): number {
+  if (words !== null && (off & 3) === 0) {
+    const c = totLen - 24 < LONG_INPUT ? crc32cAligned(CRC32C_INIT, buf, words, off + 24, off + totLen) : crc32cUpdate(CRC32C_INIT, buf, off + 24, off + totLen);
+    return crc32cFinish(crc32cAligned(c, buf, words, off, off + 20));
+  }
   const c = crc32cUpdate(CRC32C_INIT, buf, off + 24, off + totLen);
   return crc32cFinish(crc32cBytes(c, buf, off, off + 20));
+}
+
+/** buf[start, end) with start a multiple of 4, read through w, a word view of buf: 8 bytes per iteration. */
+function crc32cAligned(crc: number, buf: Uint8Array, w: Int32Array, start: number, end: number): number {
+  const t = T;
+  let c = crc | 0;
+  let k = start >>> 2;
+  const kEnd = k + ((end - start) >>> 3) * 2;
+  while (k < kEnd) {
+    const a = c ^ w[k]!;
+    const b = w[k + 1]!;
+    c =
+      t[1792 + (a & 0xff)]! ^
+      t[1536 + ((a >>> 8) & 0xff)]! ^
+      t[1280 + ((a >>> 16) & 0xff)]! ^
+      t[1024 + (a >>> 24)]! ^
+      t[768 + (b & 0xff)]! ^
+      t[512 + ((b >>> 8) & 0xff)]! ^
+      t[256 + ((b >>> 16) & 0xff)]! ^
+      t[b >>> 24]!;
+    k += 2;
+  }
+  let i = k * 4;
+  if (end - i >= 4) {
+    const a = c ^ w[k]!;
+    c = t[768 + (a & 0xff)]! ^ t[512 + ((a >>> 8) & 0xff)]! ^ t[256 + ((a >>> 16) & 0xff)]! ^ t[a >>> 24]!;
+    i += 4;
+  }
+  while (i < end) c = t[(c ^ buf[i++]!) & 0xff]! ^ (c >>> 8);
+  return c;
 }
 
 /** crc32cUpdate without the native path (tests compare the two). */

@@ -4,13 +4,13 @@
 // reassembled across pages, CRC-32C verified, then the header chain decoded.
 // Layers: input-window.ts (the bytes, LSN arithmetic) <- page-reader.ts (page headers,
 // records spanning pages) <- this file (records); big-record.ts streams huge ones past.
-import { u32 } from './bytes.ts';
+import { u32, u64 } from './bytes.ts';
 import { BIG_RECORD_BYTES, BigRecord } from './big-record.ts';
-import { crc32cRecord } from './crc32c.ts';
+import { CrcWordViews, crc32cRecord } from './crc32c.ts';
 import { DEFAULT_BLCKSZ, SIZE_OF_SHORT_PHD, SIZE_OF_XLOG_RECORD, XL_CRC_OFFSET, XLOG_RECORD_MAX_SIZE, XLOG_SWITCH } from './format.ts';
 import { formatLsn } from '../lsn.ts';
 import { RESTART, WalPageReader } from './page-reader.ts';
-import { decodeRecord } from './record.ts';
+import { RecordSlot, decodeRecord } from './record.ts';
 import { RM_XLOG_ID, validRmgr } from './rmgr.ts';
 import type { DecodeError, WalRecord } from './types.ts';
 
@@ -32,6 +32,13 @@ export interface WalDecoderOptions {
    * CRC again at replay, so a reader that only hints may pass false (half the decode CPU).
    */
   verifyCrc?: boolean;
+  /**
+   * next() reuses one WalRecord object (and its BlockRefs), overwriting it on the next
+   * call: nothing allocated per record (records over BIG_RECORD_BYTES excepted), for a
+   * reader done with each record before it asks for the next (the decode command). Default false: a reader that keeps records
+   * (the prefetch window) needs its own.
+   */
+  reuseRecords?: boolean;
 }
 
 /** A reassembly buffer grown past this for one record is dropped after it. */
@@ -60,6 +67,8 @@ export class WalDecoder extends WalPageReader {
   private pendingError: DecodeError | null = null;
   /** A record over BIG_RECORD_BYTES being streamed past (cur is inside it), or null. */
   private big: BigRecord | null = null;
+  private readonly crcWords = new CrcWordViews();
+  private readonly slot: RecordSlot | null;
 
   constructor(opts: WalDecoderOptions) {
     const pageSize = opts.pageSize ?? 8192;
@@ -69,6 +78,7 @@ export class WalDecoder extends WalPageReader {
     super(pageSize, segSize);
     this.blockSize = opts.blockSize ?? DEFAULT_BLCKSZ;
     this.verifyCrc = opts.verifyCrc ?? true;
+    this.slot = opts.reuseRecords ? new RecordSlot() : null;
     if (!isPowerOfTwo(this.blockSize) || this.blockSize < 1024) throw new Error(`block size ${this.blockSize} is not a power of two >= 1024`);
     this.reset(opts.startLsn);
   }
@@ -94,8 +104,9 @@ export class WalDecoder extends WalPageReader {
     this.restartPages(pageOff === 0);
     this.big = null;
     this.pendingError = null;
+    this.crcWords.clear();
     if (pageOff !== 0 && (pageOff % 8 !== 0 || pageOff < SIZE_OF_SHORT_PHD)) {
-      this.pendingError = { kind: 'error', lsn: startLsn, message: `start LSN ${formatLsn(startLsn)} cannot be a record start (records are 8-byte aligned after the page header); searching from the next page` };
+      this.pendingError = { kind: 'error', lsn: Number(startLsn), message: `start LSN ${formatLsn(startLsn)} cannot be a record start (records are 8-byte aligned after the page header); searching from the next page` };
       this.resyncAfter(0);
     }
   }
@@ -162,26 +173,22 @@ export class WalDecoder extends WalPageReader {
     const lsn = this.lsnAt(cur);
     const rmid = buf[off + 17]!;
     if (!validRmgr(rmid, this.major)) return this.fail(cur, `invalid resource manager ID ${rmid} at ${formatLsn(lsn)}`);
-    // xl_prev: compared as two 32-bit halves; the previous record's LSN object is reused.
-    const prevLo = u32(buf, off + 8);
-    const prevHi = u32(buf, off + 12);
-    let prev: bigint;
-    if (this.prevLsn !== null && prevLo === this.prevLo && prevHi === this.prevHi) {
-      prev = this.prevLsn;
-    } else {
-      prev = (BigInt(prevHi) << 32n) | BigInt(prevLo);
-      if (this.prevLsn !== null || prev >= lsn) return this.fail(cur, `record with incorrect prev-link ${formatLsn(prev)} at ${formatLsn(lsn)}`);
+    // xl_prev as a number: exact for any real LSN; a garbage one above 2^53 cannot equal prevLsn or be below lsn.
+    const prev = u32(buf, off + 12) * 0x100000000 + u32(buf, off + 8);
+    if (this.prevLsn !== null ? prev !== this.prevLsn : prev >= lsn) {
+      return this.fail(cur, `record with incorrect prev-link ${formatLsn(u64(buf, off + 8))} at ${formatLsn(lsn)}`);
     }
-    if (this.verifyCrc && crc32cRecord(buf, off, totLen) !== u32(buf, off + XL_CRC_OFFSET)) {
+    if (this.verifyCrc && crc32cRecord(buf, this.crcWords.of(buf), off, totLen) !== u32(buf, off + XL_CRC_OFFSET)) {
       return this.fail(cur, `incorrect resource manager data checksum in record at ${formatLsn(lsn)}`);
     }
     const endLsn = this.lsnAt(physEnd);
-    const rec = decodeRecord(buf, off, totLen, lsn, endLsn, prev, this.major ?? 18, this.blockSize);
+    const rec = decodeRecord(buf, off, totLen, lsn, endLsn, prev, this.major ?? 18, this.blockSize, totLen, this.slot);
     if (typeof rec === 'string') return this.fail(cur, `${rec} in record at ${formatLsn(lsn)}`);
-    if (buf === this.asm && buf.length > LARGE_ASM) this.asm = new Uint8Array(0); // do not keep a huge record's buffer
+    if (buf === this.asm && buf.length > LARGE_ASM) {
+      this.asm = new Uint8Array(0); // do not keep a huge record's buffer
+      this.crcWords.clear();
+    }
     this.prevLsn = lsn;
-    this.prevLo = this.lsnLo(cur);
-    this.prevHi = this.lsnHi(cur);
     let next = physEnd + ((8 - ((this.basePageOff + physEnd) & 7)) & 7);
     if (rmid === RM_XLOG_ID && (rec.info & 0xf0) === XLOG_SWITCH) {
       // The rest of the segment is unused; the next record is in the next segment.
@@ -223,8 +230,6 @@ export class WalDecoder extends WalPageReader {
     if (typeof rec === 'string') return this.failBig(rec);
     this.big = null;
     this.prevLsn = b.lsn;
-    this.prevLo = Number(b.lsn & 0xffffffffn);
-    this.prevHi = Number(b.lsn >> 32n);
     this.setCur(this.cur + ((8 - ((this.basePageOff + this.cur) & 7)) & 7));
     return rec;
   }

@@ -7,7 +7,8 @@ import { formatLsn } from '../lsn.ts';
 const MIN_OWNED_CAPACITY = 64 * 1024;
 /** An owned window this large is reallocated smaller once what it holds fits in a quarter. */
 const SHRINK_WINDOW_ABOVE = 256 * 1024;
-const SAFE_BASE = BigInt(Number.MAX_SAFE_INTEGER) - (1n << 40n);
+/** Record LSNs are numbers (exact below 2^53): input beyond this is refused. */
+const MAX_BASE = BigInt(Number.MAX_SAFE_INTEGER) - (1n << 40n);
 const EMPTY = new Uint8Array(0);
 
 /** Base of WalDecoder: the input window and LSN arithmetic on window positions. */
@@ -27,7 +28,7 @@ export abstract class WalInputWindow {
   protected base = 0n;
   protected basePageOff = 0;
   protected baseSegOff = 0;
-  /** Number(base) when base + any window offset stays exact as a double, else -1 */
+  /** Number(base): base + any window offset stays exact as a double */
   private baseNum = 0;
   protected cur = 0;
   /**
@@ -192,27 +193,19 @@ export abstract class WalInputWindow {
   }
 
   private rebase(lsn: bigint): void {
+    if (lsn > MAX_BASE) throw new Error(`WAL position ${formatLsn(lsn)} is beyond what the decoder supports (LSNs below 2^53 - 2^40, 8 PiB of WAL)`);
     this.base = lsn;
-    this.baseNum = lsn < SAFE_BASE ? Number(lsn) : -1;
+    this.baseNum = Number(lsn);
     this.basePageOff = Number(lsn % this.pageSizeBig);
     this.baseSegOff = Number(lsn % this.segSizeBig);
   }
 
-  /** LSN of a window position: one BigInt allocation while LSNs fit in a double (below 8 PiB). */
-  protected lsnAt(pos: number): bigint {
-    return this.baseNum >= 0 ? BigInt(this.baseNum + pos) : this.base + BigInt(pos);
-  }
-
-  protected lsnLo(pos: number): number {
-    // >>> 0 takes an exact integer double modulo 2^32 (% on doubles is a slow fmod)
-    return this.baseNum >= 0 ? (this.baseNum + pos) >>> 0 : Number((this.base + BigInt(pos)) & 0xffffffffn);
-  }
-
-  protected lsnHi(pos: number): number {
-    return this.baseNum >= 0 ? Math.floor((this.baseNum + pos) / 0x100000000) : Number((this.base + BigInt(pos)) >> 32n);
+  /** LSN of a window position, as a number (exact: the base is below 2^53 - 2^40). */
+  protected lsnAt(pos: number): number {
+    return this.baseNum + pos;
   }
 
   protected lsnText(pos: number): string {
-    return formatLsn(this.base + BigInt(pos));
+    return formatLsn(this.baseNum + pos);
   }
 }

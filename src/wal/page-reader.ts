@@ -39,9 +39,7 @@ export abstract class WalPageReader extends WalInputWindow {
   protected readonly hdr: { info: number; len: number; problem: string | null } = { info: 0, len: 0, problem: null };
   private mode: Mode = Mode.Record;
   /** LSN of the previous record (what the next one's xl_prev must be), null after a jump. */
-  protected prevLsn: bigint | null = null;
-  protected prevLo = 0;
-  protected prevHi = 0;
+  protected prevLsn: number | null = null;
   protected major: number | null = null;
   private sysid: bigint | null = null;
   private latestPageLsn = -1n;
@@ -178,7 +176,7 @@ export abstract class WalPageReader extends WalInputWindow {
    * abandoned the record there after a crash (the cursor is moved to that page); else
    * what is wrong.
    */
-  protected continuation(page: number, left: number, recLsn: bigint, totLen: number): string | null | typeof RESTART {
+  protected continuation(page: number, left: number, recLsn: number, totLen: number): string | null | typeof RESTART {
     const { info, problem } = this.hdr;
     if (problem !== null) return `record at ${formatLsn(recLsn)} continues into a bad page: ${problem}`;
     if (!(info & XLP_FIRST_IS_CONTRECORD)) {
@@ -254,7 +252,7 @@ export abstract class WalPageReader extends WalInputWindow {
 
   /** Reports damage at pos and resumes at the next page with a valid header. */
   protected fail(pos: number, message: string): DecodeError {
-    const err: DecodeError = { kind: 'error', lsn: this.base + BigInt(pos), message };
+    const err: DecodeError = { kind: 'error', lsn: this.lsnAt(pos), message };
     this.resyncAfter(pos);
     return err;
   }

@@ -26,22 +26,39 @@ const SHORT_HEADER = 'record header chain runs past the record length';
 const NO_BLOCKS: BlockRef[] = [];
 
 /**
+ * One WalRecord and its BlockRefs, overwritten by each decodeRecord given it: for a
+ * reader done with each record before the next (WalDecoderOptions.reuseRecords), nothing
+ * is allocated per record.
+ */
+export class RecordSlot {
+  readonly rec: WalRecord = { lsn: 0, endLsn: 0, prevLsn: 0, xid: 0, rmgr: 0, rmgrName: '', info: 0, totalLength: 0, blocks: [], events: [] };
+  /** BlockRefs by position in the record (up to 33), made once each */
+  readonly blocks: BlockRef[] = [];
+}
+
+function newBlock(): BlockRef {
+  return { id: 0, spcOid: 0, dbOid: 0, relNumber: 0, fork: 0, block: 0, hasImage: false, applyImage: false, willInit: false, dataLength: 0 };
+}
+
+/**
  * Decodes the record in buf[off, off+totLen) (header included, CRC already checked).
  * blockSize is the server's blockSize, which full-page images are checked against.
  * Returns a message instead of throwing when the header chain is inconsistent.
  * have < totLen: buf holds only the record's first `have` bytes (a record too large to
  * hold whole): the header chain is decoded from them and the main data is not read.
+ * slot: fill and return slot.rec instead of new objects.
  */
 export function decodeRecord(
   buf: Uint8Array,
   off: number,
   totLen: number,
-  lsn: bigint,
-  endLsn: bigint,
-  prevLsn: bigint,
+  lsn: number,
+  endLsn: number,
+  prevLsn: number,
   majorVersion: number,
   blockSize: number,
   have = totLen,
+  slot: RecordSlot | null = null,
 ): WalRecord | string {
   const bits = imageBits(majorVersion);
   const end = off + totLen;
@@ -57,6 +74,7 @@ export function decodeRecord(
   // Most records reference one block: hold it until a second one needs an array.
   let first: BlockRef | null = null;
   let blocks: BlockRef[] | null = null;
+  let nBlocks = 0;
   while (end - p > datatotal) {
     if (p >= lim) return SHORT_HEADER;
     const blockId = buf[p++]!;
@@ -128,6 +146,21 @@ export function decodeRecord(
       if (p + 4 > lim) return SHORT_HEADER;
       const block = u32(buf, p);
       p += 4;
+      if (slot !== null) {
+        const ref = slot.blocks[nBlocks] ?? (slot.blocks[nBlocks] = newBlock());
+        ref.id = blockId;
+        ref.spcOid = spc;
+        ref.dbOid = db;
+        ref.relNumber = rel;
+        ref.fork = forkFlags & BKPBLOCK_FORK_MASK;
+        ref.block = block;
+        ref.hasImage = hasImage;
+        ref.applyImage = applyImage;
+        ref.willInit = (forkFlags & BKPBLOCK_WILL_INIT) !== 0;
+        ref.dataLength = dataLength;
+        nBlocks++;
+        continue;
+      }
       const ref: BlockRef = {
         id: blockId,
         spcOid: spc,
@@ -152,6 +185,22 @@ export function decodeRecord(
   const rmgr = buf[off + 17]!;
   const events = have < totLen ? [] : relationEvents(rmgr, info, buf, end - mainDataLen, mainDataLen, majorVersion);
   if (typeof events === 'string') return events;
+  if (slot !== null) {
+    const r = slot.rec;
+    r.lsn = lsn;
+    r.endLsn = endLsn;
+    r.prevLsn = prevLsn;
+    r.xid = u32(buf, off + 4);
+    r.rmgr = rmgr;
+    r.rmgrName = rmgrName(rmgr);
+    r.info = info;
+    r.totalLength = totLen;
+    const b = r.blocks;
+    if (b.length > nBlocks) b.length = nBlocks;
+    for (let i = 0; i < nBlocks; i++) b[i] = slot.blocks[i]!;
+    r.events = events;
+    return r;
+  }
   return {
     lsn,
     endLsn,
