@@ -106,6 +106,7 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
       nodeArgs: opts.agentNodeArgs,
       logFile: join(ctx.logDir, `${tag}-agent.log`),
       extraArgs: opts.agentArgs,
+      execPath: process.env.PREFAULTER_BENCH_AGENT_NODE || undefined,
     });
   if (spec.agent && spec.running) {
     agent = await newAgent();
