@@ -16,7 +16,6 @@ import type { Prefaulter, ResolvedIoMethod } from '../prefault/index.ts';
 import { newPrefaulter, planWindow } from './prefaulter-factory.ts';
 import { LocalSource } from '../wal-source/local.ts';
 import { formatLsn } from '../lsn.ts';
-import { sleep } from '../sleep.ts';
 import { DecodeLoop, ReplayTicks } from './decode-loop.ts';
 import { replayOvertook } from './readahead.ts';
 import { ReplayEstimate, readBytesOf } from './replay-estimate.ts';
@@ -24,8 +23,10 @@ import { recoveryWanted, replacement, type ReadingFrom } from './recovery-checks
 import { errInfo } from './session-helpers.ts';
 import type { AgentSnapshot } from './states.ts';
 
-/** Longest the agent defers loading the SQL path and the HTTP endpoint for the first recovery hint. */
-const STARTUP_SETTLE_MAX_MS = 300;
+/** Longest the agent defers loading the SQL path and the HTTP endpoint while the first recovery's WAL is hinted. */
+const STARTUP_SETTLE_MAX_MS = 2000;
+/** After the first hint, how often start-up checks whether the pipeline has caught up (decoded all WAL there is). */
+const CAUGHT_UP_CHECK_MS = 10;
 /** How long a pipeline waits for the SQL session to take it over once PostgreSQL accepts connections. */
 const HANDOVER_GRACE_MS = 10_000;
 /** Progress not visible for this long (not just a stale postmaster.pid before the new postmaster writes its own): say so. */
@@ -71,9 +72,14 @@ export class RecoveryPrefetch {
   private settle: () => void = () => {};
   /**
    * Start-up is settled: the first look at PGDATA found nothing to prefault,
-   * or the first hint is out (or a second passed). Until then the agent
-   * loads nothing else (the SQL client, prom-client): module loading blocks
-   * the event loop the first hint waits on.
+   * or the pipeline has hinted all the WAL there is (it waits for more; at
+   * most STARTUP_SETTLE_MAX_MS). Until then the agent loads nothing else (the
+   * SQL client, prom-client, the HTTP endpoint): module loading blocks the
+   * event loop for ~150 ms, and replay, which started with PostgreSQL, runs
+   * up to the hints and misses every page past them meanwhile (settled at
+   * the first hint, or once the window was full, the last 2 800 pages of a
+   * 19 000-page crash recovery were hinted after the loading, and replay
+   * stalled). PostgreSQL refuses connections meanwhile anyway.
    */
   readonly settled: Promise<void>;
 
@@ -112,8 +118,10 @@ export class RecoveryPrefetch {
         this.h.log.warn({ err: errInfo(e) }, 'recovery prefetch failed; retrying');
         await this.stop();
       }
-      if (!this.pipe || this.h.snap.firstHintMs !== null) this.settle();
-      if (!this.wakeUp.signal.aborted) await sleep(cfg.pollIntervalMs, AbortSignal.any([signal, this.wakeUp.signal]));
+      if (!this.pipe) this.settle();
+      // Every FAST_POLL_MS while the window is full (the decode loop waits for replay): at
+      // poll_interval the window stood still for up to 100 ms while replay ran through it.
+      if (!this.wakeUp.signal.aborted) await this.ticks.pause(cfg.pollIntervalMs, AbortSignal.any([signal, this.wakeUp.signal]));
       this.wakeUp = new AbortController();
     }
     await this.stop();
@@ -148,6 +156,7 @@ export class RecoveryPrefetch {
       return null;
     }
     pipe.prefaulter.restartFeed();
+    pipe.prefaulter.checkResidency(true);
     this.h.log.info({ prefaultsIssued: pipe.prefaulter.stats.issued }, 'PostgreSQL accepts connections; the SQL path takes over the recovery prefetch');
     this.h.onChange();
     return pipe.prefaulter;
@@ -269,6 +278,7 @@ export class RecoveryPrefetch {
     const layout = { pgdata: cfg.pgdata, blockSize: p.blockSize, majorVersion: p.control.majorVersion!, catalogVersion: p.control.catalogVersionNo };
     const prefaulter = kept ?? newPrefaulter(cfg, layout, this.h.io(), planWindow(cfg, p.blockSize, 0, this.h.log), this.h.observeReadSeconds);
     prefaulter.restartFeed();
+    prefaulter.checkResidency(false);
     prefaulter.setReplayLsn(p.replayLsn);
     const start = p.replayLsn - (p.replayLsn % BigInt(p.control.xlogBlcksz));
     const controller = new AbortController();
@@ -297,7 +307,7 @@ export class RecoveryPrefetch {
       // The recovering state is the agent's; undecodable-stream detection is for streaming only.
       setState: () => {},
       signal: controller.signal,
-      onFirstHint: () => this.settle(),
+      onFirstHint: () => this.settleOnceCaughtUp(prefaulter),
       onRecord: (rec) => estimate.record(rec),
     });
     const pipe: Pipeline = { controller, systemIdentifier: p.control.systemIdentifier, controlFileId: p.control.fileId, pgdata: cfg.pgdata, prefaulter, loop, done: Promise.resolve(), ended: false, replay: p.replayLsn, estimate };
@@ -311,6 +321,24 @@ export class RecoveryPrefetch {
         return source.close();
       });
     return pipe;
+  }
+
+  /**
+   * Settle start-up once the pipeline feeding prefaulter has caught up with
+   * the WAL: a check finds nothing decoded since the last while its window
+   * has room (a full window waits for replay, with WAL still to hint).
+   */
+  private settleOnceCaughtUp(prefaulter: Prefaulter): void {
+    let decoded = this.h.snap.decodedLsn;
+    const timer = setInterval(() => {
+      const now = this.h.snap.decodedLsn;
+      if ((now === decoded && prefaulter.wantsMore()) || this.pipe?.prefaulter !== prefaulter) {
+        clearInterval(timer);
+        this.settle();
+      }
+      decoded = now;
+    }, CAUGHT_UP_CHECK_MS);
+    timer.unref();
   }
 
   /** How far pg_wal may be read: readahead_bytes past replay as far as we know it (the decoder finds the end of WAL). */

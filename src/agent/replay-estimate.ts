@@ -22,6 +22,8 @@ export class ReplayEstimate {
   private head = 0;
   private total = 0;
   private lastWalPage = -1n;
+  /** Where the WAL page after lastWalPage starts: records ending before it cost no WAL read (no BigInt division per record). */
+  private nextWalPageAt = 0n;
   private readonly walPageSize: bigint;
   private readonly blockSize: number;
   private segStart: bigint | null = null;
@@ -42,9 +44,12 @@ export class ReplayEstimate {
   record(rec: WalRecord): void {
     let bytes = 0;
     for (const b of rec.blocks) if (!(b.hasImage && b.applyImage) && !b.willInit) bytes += this.blockSize;
-    const endPage = rec.endLsn / this.walPageSize;
-    if (this.lastWalPage >= 0n && endPage > this.lastWalPage) bytes += Number((endPage - this.lastWalPage) * this.walPageSize);
-    this.lastWalPage = endPage;
+    if (rec.endLsn >= this.nextWalPageAt) {
+      const endPage = rec.endLsn / this.walPageSize;
+      if (this.lastWalPage >= 0n && endPage > this.lastWalPage) bytes += Number((endPage - this.lastWalPage) * this.walPageSize);
+      this.lastWalPage = endPage;
+      this.nextWalPageAt = (endPage + 1n) * this.walPageSize;
+    }
     this.total += bytes;
     this.lsns.push(rec.lsn);
     this.costs.push(this.total);
