@@ -21,12 +21,9 @@ import { replayOvertook } from './readahead.ts';
 import { ReplayEstimate, readBytesOf } from './replay-estimate.ts';
 import { recoveryWanted, replacement, type ReadingFrom } from './recovery-checks.ts';
 import { errInfo } from './session-helpers.ts';
+import { ConnectGate, StartupSettle } from './recovery-startup.ts';
 import type { AgentSnapshot } from './states.ts';
 
-/** Longest the agent defers loading the SQL path and the HTTP endpoint while the first recovery's WAL is hinted. */
-const STARTUP_SETTLE_MAX_MS = 2000;
-/** After the first hint, how often start-up checks whether the pipeline has caught up (decoded all WAL there is). */
-const CAUGHT_UP_CHECK_MS = 10;
 /** How long a pipeline waits for the SQL session to take it over once PostgreSQL accepts connections. */
 const HANDOVER_GRACE_MS = 10_000;
 /** Progress not visible for this long (not just a stale postmaster.pid before the new postmaster writes its own): say so. */
@@ -69,29 +66,21 @@ export class RecoveryPrefetch {
   /** When PostgreSQL was first seen accepting connections while a pipeline ran. */
   private readySince: number | null = null;
 
-  private settle: () => void = () => {};
-  /**
-   * Start-up is settled: the first look at PGDATA found nothing to prefault,
-   * or the pipeline has hinted all the WAL there is (it waits for more; at
-   * most STARTUP_SETTLE_MAX_MS). Until then the agent loads nothing else (the
-   * SQL client, prom-client, the HTTP endpoint): module loading blocks the
-   * event loop for ~150 ms, and replay, which started with PostgreSQL, runs
-   * up to the hints and misses every page past them meanwhile (settled at
-   * the first hint, or once the window was full, the last 2 800 pages of a
-   * 19 000-page crash recovery were hinted after the loading, and replay
-   * stalled). PostgreSQL refuses connections meanwhile anyway.
-   */
-  readonly settled: Promise<void>;
+  private readonly startup = new StartupSettle();
+  /** Resolves once start-up is settled (recovery-startup.ts): then the agent loads what the first hint does not need. */
+  readonly settled = this.startup.settled;
+  private readonly connectGate = new ConnectGate();
 
-  constructor(private readonly h: RecoveryHost) {
-    this.settled = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, STARTUP_SETTLE_MAX_MS);
-      timer.unref();
-      this.settle = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+  constructor(private readonly h: RecoveryHost) {}
+
+  /** SQL attempts wait while a recovery in view refuses connections (recovery-startup.ts, ConnectGate). */
+  untilConnectable(signal: AbortSignal): Promise<void> {
+    return this.connectGate.wait(this.refusesConnections(), signal);
+  }
+
+  private refusesConnections(): boolean {
+    const p = this.progress;
+    return this.pipe !== null && p !== null && p.startup.kind === 'startup' && !p.acceptsConnections;
   }
 
   /** Aborted by wake(): ends the pause between polls; a new one for each pause. */
@@ -118,7 +107,8 @@ export class RecoveryPrefetch {
         this.h.log.warn({ err: errInfo(e) }, 'recovery prefetch failed; retrying');
         await this.stop();
       }
-      if (!this.pipe) this.settle();
+      if (!this.pipe) this.startup.settle();
+      if (!this.refusesConnections()) this.connectGate.open();
       // Every FAST_POLL_MS while the window is full (the decode loop waits for replay): at
       // poll_interval the window stood still for up to 100 ms while replay ran through it.
       if (!this.wakeUp.signal.aborted) await this.ticks.pause(cfg.pollIntervalMs, AbortSignal.any([signal, this.wakeUp.signal]));
@@ -307,7 +297,7 @@ export class RecoveryPrefetch {
       // The recovering state is the agent's; undecodable-stream detection is for streaming only.
       setState: () => {},
       signal: controller.signal,
-      onFirstHint: () => this.settleOnceCaughtUp(prefaulter),
+      onFirstHint: () => this.startup.settleOnceCaughtUp(() => this.h.snap.decodedLsn, () => prefaulter.wantsMore(), () => this.pipe?.prefaulter === prefaulter),
       onRecord: (rec) => estimate.record(rec),
     });
     const pipe: Pipeline = { controller, systemIdentifier: p.control.systemIdentifier, controlFileId: p.control.fileId, pgdata: cfg.pgdata, prefaulter, loop, done: Promise.resolve(), ended: false, replay: p.replayLsn, estimate };
@@ -321,24 +311,6 @@ export class RecoveryPrefetch {
         return source.close();
       });
     return pipe;
-  }
-
-  /**
-   * Settle start-up once the pipeline feeding prefaulter has caught up with
-   * the WAL: a check finds nothing decoded since the last while its window
-   * has room (a full window waits for replay, with WAL still to hint).
-   */
-  private settleOnceCaughtUp(prefaulter: Prefaulter): void {
-    let decoded = this.h.snap.decodedLsn;
-    const timer = setInterval(() => {
-      const now = this.h.snap.decodedLsn;
-      if ((now === decoded && prefaulter.wantsMore()) || this.pipe?.prefaulter !== prefaulter) {
-        clearInterval(timer);
-        this.settle();
-      }
-      decoded = now;
-    }, CAUGHT_UP_CHECK_MS);
-    timer.unref();
   }
 
   /** How far pg_wal may be read: readahead_bytes past replay as far as we know it (the decoder finds the end of WAL). */
