@@ -157,6 +157,9 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
     }
     const seconds = (performance.now() - t0) / 1000;
     await starting;
+    // Started with PostgreSQL: its own first-hint time (ms since its process started, a
+    // millisecond after t0); /status is only served once start-up settled, after the hints.
+    if (agent && !spec.running) firstPrefaultS = (await firstHintSinceStart(agent)) ?? firstPrefaultS;
     const figures = agent ? await agentFigures(agent, firstPrefaultS, agentStats) : null;
     agent = null;
     const perPid = readSlowIoStats(statsPrefix);
@@ -198,6 +201,17 @@ async function replayReachedAfterResume(standby: PgServer, endLsn: string): Prom
     return await replayReached(standby, endLsn);
   } catch {
     return false; // not accepting connections yet
+  }
+}
+
+/** firstHintMs from the agent's /status, in seconds (null if unreachable or no hint yet). */
+async function firstHintSinceStart(agent: RunningAgent): Promise<number | null> {
+  try {
+    const res = await fetch(agent.metricsUrl.replace(/\/metrics$/, '/status'), { signal: AbortSignal.timeout(5000) });
+    const ms = res.ok ? ((await res.json()) as { firstHintMs?: number | null }).firstHintMs : null;
+    return typeof ms === 'number' ? ms / 1000 : null;
+  } catch {
+    return null;
   }
 }
 
