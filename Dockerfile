@@ -60,7 +60,14 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY package.json ./
 COPY bin ./bin
+# Node's module compile cache (Node 22.1+), filled here as the runtime user
+# (Node keeps it per uid and checks each entry against the file): a new pod's
+# sidecar compiles less before its first recovery hint (docs/benchmarks.md,
+# crash modes, session 5). A read-only root filesystem only stops updates.
+ENV NODE_COMPILE_CACHE=/app/.node-compile-cache
+RUN mkdir /app/.node-compile-cache && chown 101:103 /app/.node-compile-cache
 USER 101:103
+RUN node /app/bin/fill-compile-cache.js
 EXPOSE 9441
 STOPSIGNAL SIGTERM
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz on port 9441.

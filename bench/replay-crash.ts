@@ -8,7 +8,7 @@
 //   PostgreSQL and the sidecar start together and the timer runs until replay
 //   passes the burst's end again (the burst is in its pg_wal). It refuses
 //   connections until replay reaches minRecoveryPoint (consistency).
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, sleep, type PgServer } from '../test/harness/index.ts';
 import { findStartupProcess } from '../src/follower/startup-process.ts';
@@ -106,6 +106,7 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
       nodeArgs: opts.agentNodeArgs,
       logFile: join(ctx.logDir, `${tag}-agent.log`),
       extraArgs: opts.agentArgs,
+      execPath: process.env.PREFAULTER_BENCH_AGENT_NODE || undefined,
     });
   if (spec.agent && spec.running) {
     agent = await newAgent();
@@ -132,6 +133,7 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
     issuedAtStart = (await agent.prefaultsIssued()) ?? 0;
   }
 
+  const logFrom = logSize(target.logFile);
   const t0 = performance.now();
   try {
     if (spec.agent && !agent) agent = await newAgent();
@@ -156,12 +158,17 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
     }
     const seconds = (performance.now() - t0) / 1000;
     await starting;
+    // Started with PostgreSQL: its own first-hint time (ms since its process started, a
+    // millisecond after t0); /status is only served once start-up settled, after the hints.
+    if (agent && !spec.running) firstPrefaultS = (await firstHintSinceStart(agent)) ?? firstPrefaultS;
     const figures = agent ? await agentFigures(agent, firstPrefaultS, agentStats) : null;
     agent = null;
     const perPid = readSlowIoStats(statsPrefix);
     const counters = (startupPid !== null ? perPid.get(startupPid) : undefined) ?? sumCounters(perPid.values());
     if (issuedAtStart !== null) ctx.log(`${tag}: the running sidecar (frozen from the kill to the eviction, ${((t0 - killedAt) / 1000).toFixed(2)} s) had issued ${issuedAtKill} prefaults at the kill, ${issuedAtStart} at PostgreSQL's start (its recovery prefaulter counts from 0)`);
-    ctx.log(`${tag}: ${seconds.toFixed(2)} s (accepting connections at ${readyS?.toFixed(2)} s; burst ${(burst.walBytes / 1048576).toFixed(1)} MB WAL; resident ${(residentFraction * 100).toFixed(1)}%; replay misses ${counters.misses}, willneed ${counters.willneed}${figures ? `; agent first prefault ${figures.firstPrefaultS?.toFixed(2) ?? 'never'} s, prefaults ${figures.prefaultsIssued ?? 'n/a'}, misses ${figures.misses}, exit ${figures.exit}` : ''})`);
+    // Replay alone, as PostgreSQL logs it ("redo done ... elapsed"): without the start-up and the end-of-recovery checkpoint's writes.
+    const redo = redoElapsed(target.logFile, logFrom);
+    ctx.log(`${tag}: ${seconds.toFixed(2)} s (accepting connections at ${readyS?.toFixed(2)} s; redo ${redo ?? '?'} s; burst ${(burst.walBytes / 1048576).toFixed(1)} MB WAL; resident ${(residentFraction * 100).toFixed(1)}%; replay misses ${counters.misses}, willneed ${counters.willneed}${figures ? `; agent first prefault ${figures.firstPrefaultS?.toFixed(2) ?? 'never'} s, prefaults ${figures.prefaultsIssued ?? 'n/a'}, misses ${figures.misses}, exit ${figures.exit}` : ''})`);
     return { variant, rep, seconds, startupSeconds: readyS ?? seconds, walBytes: burst.walBytes, residentFraction, standbyMisses: counters.misses, standbyWillneed: counters.willneed, agent: figures };
   } finally {
     if (agent) await agent.stop();
@@ -197,6 +204,36 @@ async function replayReachedAfterResume(standby: PgServer, endLsn: string): Prom
     return await replayReached(standby, endLsn);
   } catch {
     return false; // not accepting connections yet
+  }
+}
+
+function logSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The "elapsed" of the last "redo done" line PostgreSQL logged after offset `from` (seconds, as text), or null. */
+function redoElapsed(path: string, from: number): string | null {
+  try {
+    const text = readFileSync(path).subarray(from).toString('utf8');
+    const all = [...text.matchAll(/redo done at .*elapsed: ([0-9.]+) s/g)];
+    return all.length ? all[all.length - 1]![1]! : null;
+  } catch {
+    return null;
+  }
+}
+
+/** firstHintMs from the agent's /status, in seconds (null if unreachable or no hint yet). */
+async function firstHintSinceStart(agent: RunningAgent): Promise<number | null> {
+  try {
+    const res = await fetch(agent.metricsUrl.replace(/\/metrics$/, '/status'), { signal: AbortSignal.timeout(5000) });
+    const ms = res.ok ? ((await res.json()) as { firstHintMs?: number | null }).firstHintMs : null;
+    return typeof ms === 'number' ? ms / 1000 : null;
+  } catch {
+    return null;
   }
 }
 

@@ -208,11 +208,35 @@ describe('k8s image: the commands run', () => {
     const r = spawnSync(process.execPath, rest.map(local), {
       cwd: app,
       encoding: 'utf8',
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+      // In-container paths in the environment too (NODE_COMPILE_CACHE=/app/...).
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, local(v)])) },
       timeout: 30_000,
     });
     return { status: r.status, out: `${r.stdout}${r.stderr}`, stdout: r.stdout };
   }
+
+  it('the build fills the compile cache the image names, as the runtime user, and the entrypoint runs with it', () => {
+    const fill = instrs.filter((i) => i.stage === Math.max(...instrs.map((x) => x.stage)) && i.op === 'RUN' && i.args.includes('fill-compile-cache'));
+    assert.equal(fill.length, 1, 'the runtime stage runs bin/fill-compile-cache.js');
+    const userAt = instrs.findIndex((i) => i.op === 'USER' && i.args === image.user);
+    assert.ok(instrs.indexOf(fill[0]!) > userAt, `it runs after USER ${image.user} (Node keeps the cache per uid)`);
+    const cacheDir = image.env.NODE_COMPILE_CACHE;
+    assert.ok(cacheDir?.startsWith('/app/'), `NODE_COMPILE_CACHE (${cacheDir}) lies in /app`);
+    cpSync(join(REPO, 'bin'), join(app, 'bin'), { recursive: true });
+    const r = run(fill[0]!.args.split(/\s+/), image.env);
+    assert.equal(r.status, 0, r.out);
+    const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+    if (major > 22 || (major === 22 && minor >= 1)) {
+      assert.match(r.out, /^compile cache: \d+ modules in /);
+      const filled = Number(/(\d+) modules/.exec(r.out)![1]);
+      assert.ok(filled > 50, `the cache holds the modules run loads (${filled})`);
+      assert.ok(existsSync(local(cacheDir!)), 'in the directory the image names');
+    } else {
+      assert.match(r.out, /has none \(Node 22\.1\+\)/, 'older Node: nothing to fill, said so');
+    }
+    const v = run([...image.entrypoint, 'version'], image.env);
+    assert.equal(v.status, 0, v.out);
+  });
 
   it('the build produced the ENTRYPOINT script, and ENTRYPOINT + version runs it', () => {
     // This file builds the way `npm run build` does, into the stand-in /app.

@@ -25,6 +25,19 @@ test('a page is hinted again when replay comes within NEAR_BYTES of its record, 
   assert.equal(near.given, 2);
 });
 
+test('a page first hinted within NEAR_BYTES of replay gets no second hint (it would follow the first at once)', () => {
+  const near = new NearHints(100);
+  assert.deepEqual(collect(near, 10n * MiB), []);
+  near.add(Number(10n * MiB + NEAR_BYTES - 1n), 'near', 0);
+  near.add(Number(10n * MiB + NEAR_BYTES), 'far', 0);
+  assert.equal(near.length, 1, 'only the page hinted NEAR_BYTES or more ahead is queued');
+  assert.deepEqual(collect(near, 10n * MiB + 1n), ['far@0']);
+  assert.equal(near.given, 1);
+  near.clear();
+  near.add(Number(1n * MiB), 'after a clear, replay unknown', 0);
+  assert.equal(near.length, 1);
+});
+
 test('records replay has passed get no second hint', () => {
   const near = new NearHints(100);
   near.add(Number(1n * MiB), 'late', 0);

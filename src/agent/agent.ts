@@ -178,6 +178,7 @@ export class Agent {
     await this.recovery.settled;
     while (!stop.aborted) {
       this.snap.lastTick = Date.now();
+      await this.recovery.untilConnectable(stop); // no 57P03 attempts while a recovery in view refuses them
       this.sessionController = new AbortController();
       const onStop = () => this.sessionController?.abort();
       stop.addEventListener('abort', onStop, { once: true });

@@ -16,16 +16,14 @@ import type { Prefaulter, ResolvedIoMethod } from '../prefault/index.ts';
 import { newPrefaulter, planWindow } from './prefaulter-factory.ts';
 import { LocalSource } from '../wal-source/local.ts';
 import { formatLsn } from '../lsn.ts';
-import { sleep } from '../sleep.ts';
 import { DecodeLoop, ReplayTicks } from './decode-loop.ts';
 import { replayOvertook } from './readahead.ts';
 import { ReplayEstimate, readBytesOf } from './replay-estimate.ts';
 import { recoveryWanted, replacement, type ReadingFrom } from './recovery-checks.ts';
 import { errInfo } from './session-helpers.ts';
+import { ConnectGate, StartupSettle } from './recovery-startup.ts';
 import type { AgentSnapshot } from './states.ts';
 
-/** Longest the agent defers loading the SQL path and the HTTP endpoint for the first recovery hint. */
-const STARTUP_SETTLE_MAX_MS = 300;
 /** How long a pipeline waits for the SQL session to take it over once PostgreSQL accepts connections. */
 const HANDOVER_GRACE_MS = 10_000;
 /** Progress not visible for this long (not just a stale postmaster.pid before the new postmaster writes its own): say so. */
@@ -68,24 +66,21 @@ export class RecoveryPrefetch {
   /** When PostgreSQL was first seen accepting connections while a pipeline ran. */
   private readySince: number | null = null;
 
-  private settle: () => void = () => {};
-  /**
-   * Start-up is settled: the first look at PGDATA found nothing to prefault,
-   * or the first hint is out (or a second passed). Until then the agent
-   * loads nothing else (the SQL client, prom-client): module loading blocks
-   * the event loop the first hint waits on.
-   */
-  readonly settled: Promise<void>;
+  private readonly startup = new StartupSettle();
+  /** Resolves once start-up is settled (recovery-startup.ts): then the agent loads what the first hint does not need. */
+  readonly settled = this.startup.settled;
+  private readonly connectGate = new ConnectGate();
 
-  constructor(private readonly h: RecoveryHost) {
-    this.settled = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, STARTUP_SETTLE_MAX_MS);
-      timer.unref();
-      this.settle = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+  constructor(private readonly h: RecoveryHost) {}
+
+  /** SQL attempts wait while a recovery in view refuses connections (recovery-startup.ts, ConnectGate). */
+  untilConnectable(signal: AbortSignal): Promise<void> {
+    return this.connectGate.wait(this.refusesConnections(), signal);
+  }
+
+  private refusesConnections(): boolean {
+    const p = this.progress;
+    return this.pipe !== null && p !== null && p.startup.kind === 'startup' && !p.acceptsConnections;
   }
 
   /** Aborted by wake(): ends the pause between polls; a new one for each pause. */
@@ -112,8 +107,11 @@ export class RecoveryPrefetch {
         this.h.log.warn({ err: errInfo(e) }, 'recovery prefetch failed; retrying');
         await this.stop();
       }
-      if (!this.pipe || this.h.snap.firstHintMs !== null) this.settle();
-      if (!this.wakeUp.signal.aborted) await sleep(cfg.pollIntervalMs, AbortSignal.any([signal, this.wakeUp.signal]));
+      if (!this.pipe) this.startup.settle();
+      if (!this.refusesConnections()) this.connectGate.open();
+      // Every FAST_POLL_MS while the window is full (the decode loop waits for replay): at
+      // poll_interval the window stood still for up to 100 ms while replay ran through it.
+      if (!this.wakeUp.signal.aborted) await this.ticks.pause(cfg.pollIntervalMs, AbortSignal.any([signal, this.wakeUp.signal]));
       this.wakeUp = new AbortController();
     }
     await this.stop();
@@ -148,6 +146,7 @@ export class RecoveryPrefetch {
       return null;
     }
     pipe.prefaulter.restartFeed();
+    pipe.prefaulter.checkResidency(true);
     this.h.log.info({ prefaultsIssued: pipe.prefaulter.stats.issued }, 'PostgreSQL accepts connections; the SQL path takes over the recovery prefetch');
     this.h.onChange();
     return pipe.prefaulter;
@@ -269,6 +268,7 @@ export class RecoveryPrefetch {
     const layout = { pgdata: cfg.pgdata, blockSize: p.blockSize, majorVersion: p.control.majorVersion!, catalogVersion: p.control.catalogVersionNo };
     const prefaulter = kept ?? newPrefaulter(cfg, layout, this.h.io(), planWindow(cfg, p.blockSize, 0, this.h.log), this.h.observeReadSeconds);
     prefaulter.restartFeed();
+    prefaulter.checkResidency(false);
     prefaulter.setReplayLsn(p.replayLsn);
     const start = p.replayLsn - (p.replayLsn % BigInt(p.control.xlogBlcksz));
     const controller = new AbortController();
@@ -297,7 +297,7 @@ export class RecoveryPrefetch {
       // The recovering state is the agent's; undecodable-stream detection is for streaming only.
       setState: () => {},
       signal: controller.signal,
-      onFirstHint: () => this.settle(),
+      onFirstHint: () => this.startup.settleOnceCaughtUp(() => this.h.snap.decodedLsn, () => prefaulter.wantsMore(), () => this.pipe?.prefaulter === prefaulter),
       onRecord: (rec) => estimate.record(rec),
     });
     const pipe: Pipeline = { controller, systemIdentifier: p.control.systemIdentifier, controlFileId: p.control.fileId, pgdata: cfg.pgdata, prefaulter, loop, done: Promise.resolve(), ended: false, replay: p.replayLsn, estimate };

@@ -5,6 +5,10 @@
 // up to readahead_bytes later, it may be gone. The second hint, NEAR_BYTES of
 // WAL ahead of replay, reads such a page back (charged to us this time) early
 // enough for replay; for a page still cached it costs one cheap syscall.
+// A page first hinted when its record was already within NEAR_BYTES of
+// replay gets none: it is near already, and its second hint would follow the
+// first at once (a crash recovery's whole burst: twice the posix_fadvise calls
+// for nothing, while the agent's CPU is taken from replay).
 import { Fifo } from '../fifo.ts';
 
 /** How far ahead of replay the second hint goes: ~100 ms of replay applying images from memory. */
@@ -18,6 +22,8 @@ export class NearHints {
   private readonly offsets = new Fifo<number>();
   /** Second hints given. */
   given = 0;
+  /** replay + NEAR_BYTES as of the last due(): a record before it is near already. */
+  private nearUntil = 0;
 
   constructor(private readonly maxQueued: number) {}
 
@@ -25,8 +31,13 @@ export class NearHints {
     return this.lsns.length;
   }
 
-  /** A page hinted for the record at lsn. A full queue drops its oldest entry (hinted long ago, so nearest replay). */
+  /**
+   * A page hinted for the record at lsn (none if that record is within
+   * NEAR_BYTES of replay). A full queue drops its oldest entry (hinted long
+   * ago, so nearest replay).
+   */
   add(lsn: number, path: string, offset: number): void {
+    if (lsn < this.nearUntil) return;
     if (this.lsns.length >= this.maxQueued) this.shift();
     this.lsns.push(lsn);
     this.paths.push(path);
@@ -40,6 +51,7 @@ export class NearHints {
   due(replay: bigint, hint: (path: string, offset: number) => void): void {
     const replayLsn = Number(replay);
     const until = replayLsn + NEAR;
+    this.nearUntil = until;
     for (let lsn = this.lsns.peek(); lsn !== undefined && lsn < until; lsn = this.lsns.peek()) {
       const path = this.paths.peek()!;
       const offset = this.offsets.peek()!;
@@ -51,6 +63,7 @@ export class NearHints {
   }
 
   clear(): void {
+    this.nearUntil = 0;
     this.lsns.clear();
     this.paths.clear();
     this.offsets.clear();

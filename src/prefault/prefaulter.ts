@@ -87,6 +87,8 @@ export class Prefaulter {
   private readonly secondHints: HintCoalescer;
   private readonly takeWaiting = (rec: WalRecord): void => this.planRecord(rec);
   private readonly probe: ResidencyProbe | null;
+  /** checkResidency(false): the probe is skipped (a recovery prefetch, short of CPU). */
+  private probing = true;
   private hintsUntilProbe = 1;
   private readonly near: NearHints;
   private planningLsn = 0; // the record being planned: its hinted pages queue for a second hint
@@ -193,6 +195,11 @@ export class Prefaulter {
   setIoConcurrency(n: number): void {
     this.reader.setConcurrency(n);
     this.stats.ioConcurrency = n;
+  }
+
+  /** Check hinted pages for residency (off while PostgreSQL recovers: a syscall per RESIDENCY_SAMPLE hints, on the thread racing replay). */
+  checkResidency(on: boolean): void {
+    this.probing = on;
   }
 
   /** Switch between hints and reads (SIGHUP); blocks already queued use the new one. */
@@ -331,7 +338,7 @@ export class Prefaulter {
   private hintBlock(file: OpenFile, offset: number): void {
     this.stats.issued++;
     if (this.hint !== null) this.near.add(this.planningLsn, file.path, offset);
-    if (this.probe !== null && --this.hintsUntilProbe === 0) this.checkResident(file.fd, offset);
+    if (this.probe !== null && this.probing && --this.hintsUntilProbe === 0) this.checkResident(file.fd, offset);
     this.hints.add(file, offset);
   }
 
