@@ -4,8 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { selectedVersions, sleep, withCluster, type Cluster } from './harness/index.ts';
+import { selectedVersions, withCluster, type Cluster } from './harness/index.ts';
 import { startAgent, metricValue } from './helpers/agent-process.ts';
+import { assertNothingHeld } from './helpers/fault-checks.ts';
 import { evict, residentBytes, residentBytesSettled } from './helpers/pagecache.ts';
 import { METRIC_NAMES } from '../src/metrics/registry.ts';
 import { metricNamesUsed } from './k8s-helpers.ts';
@@ -101,20 +102,6 @@ test(`PG ${version}: block images applied at replay are not read`, async () => {
   });
 });
 
-/**
- * Files under dir the agent holds open. A read in progress is not held: with
- * PostgreSQL down, the recovery poll reads pg_control and PG_VERSION (open,
- * read, close) right as the session ends; so look again until none is left.
- */
-async function heldUnder(agent: { fdsUnder(dir: string): string[] }, dir: string): Promise<string[]> {
-  let open = agent.fdsUnder(dir);
-  for (let i = 0; i < 40 && open.length > 0; i++) {
-    await sleep(50);
-    open = agent.fdsUnder(dir);
-  }
-  return open;
-}
-
 test(`PG ${version}: agent waits for PostgreSQL, goes idle on promotion with every handle closed`, async () => {
   await withCluster(version, { name: 'agent-roles' }, async (c) => {
     await c.standby.stop('fast');
@@ -127,10 +114,10 @@ test(`PG ${version}: agent waits for PostgreSQL, goes idle on promotion with eve
       await agent.waitFor((s) => (s.prefault?.completed ?? 0) > 0 || (s.walRecords ?? 0) > 0, 'some WAL decoded');
       await c.standby.promote();
       await agent.waitFor((s) => s.state === 'primary_idle' && s.role === 'primary', 'primary_idle after promotion');
-      assert.deepEqual(await heldUnder(agent, c.standby.dataDir), [], 'no file under PGDATA is open while primary');
+      await assertNothingHeld(agent, c.standby.dataDir, 'primary');
       await c.standby.stop('fast');
       await agent.waitFor((s) => s.state === 'waiting_for_postgres', 'waiting_for_postgres after stop', 10_000);
-      assert.deepEqual(await heldUnder(agent, c.standby.dataDir), [], 'no file under PGDATA is open while PostgreSQL is down');
+      await assertNothingHeld(agent, c.standby.dataDir, 'PostgreSQL down');
       const { code } = await agent.stop('SIGTERM');
       assert.equal(code, 0);
     } finally {

@@ -113,3 +113,17 @@ export async function waitNoHandles(agent: AgentProcess, dir: string, timeoutMs:
   }
   return { open, ms: Date.now() - t0 };
 }
+
+/** What the recovery poll reads under PGDATA, opened and closed at once (src/agent/recovery.ts, follower/control-file.ts). */
+export const POLL_READS = ['global/pg_control', 'PG_VERSION', 'postmaster.pid'];
+
+/**
+ * Nothing held under pgdata: at this instant no file is open but the recovery
+ * poll's brief reads, and those are closed again within 2 s.
+ */
+export async function assertNothingHeld(agent: AgentProcess, pgdata: string, what: string): Promise<void> {
+  const seen = openFiles(agent, pgdata).map((f) => f.path.slice(pgdata.length + 1));
+  assert.deepEqual(seen.filter((p) => !POLL_READS.includes(p)), [], `${what}: files open under PGDATA`);
+  const { open } = await waitNoHandles(agent, pgdata, 2000);
+  assert.deepEqual(open, [], `${what}: files still open 2 s later`);
+}
