@@ -130,7 +130,7 @@ for (const version of selectedVersions()) {
           const after = await agent.waitFor((x) => x.state === 'primary_idle', 'the hand-over to primary_idle', 60_000);
           assert.equal(after.role, 'primary');
           assert.equal(after.recovery.progressVisible, false);
-          assert.ok(after.recovery.prefaultsIssued > 0 && after.recovery.prefaultsIssued <= MAX_PAGES_AHEAD, `${after.recovery.prefaultsIssued} pages hinted while recovering, at most ${MAX_PAGES_AHEAD}`);
+          assert.ok(after.recovery.prefaultsIssued > 0 && after.recovery.prefaultsIssued <= MAX_PAGES_AHEAD, `${after.recovery.prefaultsIssued} pages hinted while recovering, at most ${MAX_PAGES_AHEAD}; the agent's log:\n${agent.output().slice(-4000)}`);
           const { open, ms } = await waitNoHandles({ proc: { pid } } as AgentProcess, primary.dataDir, 5000);
           assert.deepEqual(open, [], `a primary: every file closed (${ms} ms)`);
           assert.equal(warnedLines(agent).length <= 1, true, 'said at most once in the log');

@@ -8,6 +8,7 @@
 // The agent hands the prefaulter over to its SQL path once PostgreSQL
 // answers (release()), so pages already brought in are not read again.
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { ControlFileError } from '../follower/control-file.ts';
@@ -26,6 +27,8 @@ import type { AgentSnapshot } from './states.ts';
 
 /** How long a pipeline waits for the SQL session to take it over once PostgreSQL accepts connections. */
 const HANDOVER_GRACE_MS = 10_000;
+/** A missing postmaster.pid is read again after this before a running pipeline stops (a postmaster replacing a stale one). */
+const PID_FILE_RECHECK_MS = 20;
 /** Progress not visible for this long (not just a stale postmaster.pid before the new postmaster writes its own): say so. */
 const NOT_VISIBLE_WARN_MS = 2000;
 
@@ -189,6 +192,12 @@ export class RecoveryPrefetch {
     let p: RecoveryProgress;
     try {
       p = await readRecoveryProgress(cfg.pgdata);
+      // A postmaster starting over a stale postmaster.pid unlinks it and writes a new one: a
+      // read in between finds none. Look once more before a running pipeline stops for it.
+      if (this.pipe && p.postmasterAlive === false) {
+        await sleep(PID_FILE_RECHECK_MS);
+        p = await readRecoveryProgress(cfg.pgdata);
+      }
     } catch (e) {
       const msg = e instanceof ControlFileError ? e.message : `reading the recovery state in ${cfg.pgdata} failed: ${errInfo(e).message}`;
       if (this.pipe) {

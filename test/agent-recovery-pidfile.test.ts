@@ -1,0 +1,50 @@
+// A postmaster that starts over a stale postmaster.pid (a crash left it)
+// unlinks the file and writes a new one; a recovery poll in between finds no
+// postmaster.pid, which otherwise means PostgreSQL is not running. The
+// recovering agent must not drop its pipeline (its prefaulter, the pages it
+// hinted) for such a gap, and must still stop when the file is really gone.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { selectedVersions, sleep, withPrimary } from './harness/index.ts';
+import { startAgent } from './helpers/agent-process.ts';
+import { agentArgs, finish, waitNoHandles } from './helpers/fault-checks.ts';
+import { killHard } from './helpers/crash.ts';
+
+const FPW_OFF = { full_page_writes: 'off', max_wal_size: '4GB', checkpoint_timeout: '1h' };
+const STOPPED = /no recovery to prefault any more; closing every file/;
+const version = selectedVersions().at(-1)!;
+
+test(`PG ${version}: postmaster.pid missing for a moment (a postmaster replacing a stale one) keeps the recovery prefetch; gone for good, it stops`, { timeout: 120_000 }, async () => {
+  await withPrimary(version, { name: 'agent-pidfile', primaryConf: FPW_OFF }, async ({ primary }) => {
+    await primary.exec(`create table c (id int primary key, pad text); insert into c select g, repeat('p', 300) from generate_series(1, 20000) g; checkpoint`);
+    await primary.exec(`update c set pad = 'q' where id % 5 = 0`);
+    await killHard(primary);
+    const agent = await startAgent(agentArgs(primary, ['--poll-interval', '5ms']));
+    try {
+      const before = await agent.waitFor((s) => s.state === 'recovering' && (s.prefault?.issued ?? 0) > 0, 'hints while PostgreSQL is down', 30_000);
+      const pidFile = join(primary.dataDir, 'postmaster.pid');
+      const aside = `${pidFile}.aside`;
+      // 2 ms gaps, 30 ms apart, for ~3 s: polls every 5 ms land in hundreds of gaps.
+      for (const t0 = Date.now(); Date.now() - t0 < 3000; ) {
+        renameSync(pidFile, aside);
+        await sleep(2);
+        renameSync(aside, pidFile);
+        await sleep(30);
+      }
+      const during = await agent.status();
+      assert.doesNotMatch(agent.output(), STOPPED, 'the pipeline stopped for a moment without postmaster.pid');
+      assert.equal(during.state, 'recovering');
+      assert.ok(during.prefault.issued >= before.prefault.issued, `the same prefaulter: ${during.prefault.issued} issued, ${before.prefault.issued} before`);
+
+      renameSync(pidFile, aside); // PostgreSQL stopped: it removes the file
+      await agent.waitFor((s) => s.state !== 'recovering', 'recovery prefetch stopped', 10_000);
+      assert.match(agent.output(), STOPPED);
+      const { open, ms } = await waitNoHandles(agent, primary.dataDir, 2000);
+      assert.deepEqual(open, [], `every file closed (${ms} ms)`);
+    } finally {
+      await finish(agent);
+    }
+  });
+});
