@@ -132,7 +132,7 @@ for (const version of selectedVersions()) {
         const reach = Math.min(reachByHint, Math.floor(plans.at(-1)!.resident.sharedBuffers / 2));
         const all = blockRefs(join(pgdata, 'pg_wal'), pageStart(redo), mark);
         const distinct = new Set(all.map((b) => keyOf(pgdata, b)));
-        assert.ok(distinct.size < reach, `${distinct.size} distinct pages met, reach ${reach}: no page left the recent window`);
+        assert.ok(distinct.size < reach, `${distinct.size} distinct pages met, reach ${reach}: no page left the recent window; plans: ${JSON.stringify(plans.map((l) => ({ time: l.time, resident: l.resident })))}; the agent's log:\n${agent.output().slice(-3000)}`);
         // ... and the one the real table (same slot count, same references, in WAL order) may drop.
         const slots = Math.min(1 << 18, Math.max(4096, sized.maxPagesAhead * 4, sized.resident.sharedBuffers, sized.resident.pageCache));
         const table = new RecentBlocks(slots, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);

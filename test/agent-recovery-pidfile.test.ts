@@ -26,12 +26,14 @@ test(`PG ${version}: postmaster.pid missing for a moment (a postmaster replacing
       const before = await agent.waitFor((s) => s.state === 'recovering' && (s.prefault?.issued ?? 0) > 0, 'hints while PostgreSQL is down', 30_000);
       const pidFile = join(primary.dataDir, 'postmaster.pid');
       const aside = `${pidFile}.aside`;
-      // 2 ms gaps, 30 ms apart, for ~3 s: polls every 5 ms land in hundreds of gaps.
-      for (const t0 = Date.now(); Date.now() - t0 < 3000; ) {
+      // Gaps of 1 ms (held without yielding: an await could stretch them under load), 100 ms
+      // apart, for 4 s: polls every 5 ms land in some (the old code stopped at the first), and
+      // the 20 ms second look lands between two gaps.
+      for (const t0 = Date.now(); Date.now() - t0 < 4000; ) {
         renameSync(pidFile, aside);
-        await sleep(2);
+        for (const g = performance.now(); performance.now() - g < 1; );
         renameSync(aside, pidFile);
-        await sleep(30);
+        await sleep(100);
       }
       const during = await agent.status();
       assert.doesNotMatch(agent.output(), STOPPED, 'the pipeline stopped for a moment without postmaster.pid');
