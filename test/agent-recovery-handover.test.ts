@@ -92,6 +92,7 @@ for (const version of selectedVersions()) {
       const trace = join(dirname(pgdata), 'hints.strace');
       const agent = await startAgent(agentArgs(standby, ['--io-method', 'willneed']), {}, { wrap: straceHints(trace) });
       let handedAt = '';
+      let killedAt = Infinity;
       try {
         const recovered = await agent.waitFor((s) => s.state === 'recovering' && lsn(s.decodedLsn) >= lsn(mark), 'the recovery phase decoded the burst', 30_000);
         const redo = recovered.recovery.redoLsn as string;
@@ -105,6 +106,7 @@ for (const version of selectedVersions()) {
           await primary.exec('create table after_handover ()');
           await agent.waitFor((s) => s.state === 'streaming' && lsn(s.decodedLsn) >= lsn(mark2), 'the stream phase decoded past the recovery phase', 30_000);
         } finally {
+          killedAt = Date.now(); // after this the agent may prefault the killed standby's next recovery
           await server.kill();
         }
 
@@ -114,7 +116,7 @@ for (const version of selectedVersions()) {
         const handOverTime = Date.parse(logLines(agent.output(), /the SQL path takes over the recovery prefetch/)[0]!.time);
         const hints = hintedPages(readFileSync(trace, 'utf8'), 8192);
         const whileRecovering = new Set(hints.filter((h) => h.time < handOverTime).map((h) => h.key));
-        const afterHandOver = new Set(hints.filter((h) => h.time >= handOverTime).map((h) => h.key));
+        const afterHandOver = new Set(hints.filter((h) => h.time >= handOverTime && h.time < killedAt).map((h) => h.key));
         assert.ok(whileRecovering.size > 0, 'pages hinted while recovering');
 
         // The WAL both phases decoded: [replay at the hand-over, mark). Pages replay reads there from disk.
@@ -126,7 +128,10 @@ for (const version of selectedVersions()) {
         // Preconditions of "not again": every page the recovery phase met is within reach: of
         // our hints (the page cache), and of replay's own writes (half of shared_buffers, which
         // the kept prefaulter learns at the hand-over) for a page first met as initialised.
-        const plans = logLines(agent.output(), /readahead window sized/);
+        // The plans up to the hand-over: the recovery's first, the session's last (once the server is
+        // killed at the end, the agent may start a new recovery prefetch with a plan of its own).
+        const output = agent.output();
+        const plans = logLines(output.slice(0, output.indexOf('the SQL path takes over the recovery prefetch')), /readahead window sized/);
         const sized = plans[0]!;
         const reachByHint = Math.floor(sized.resident.pageCache / 2);
         const reach = Math.min(reachByHint, Math.floor(plans.at(-1)!.resident.sharedBuffers / 2));
