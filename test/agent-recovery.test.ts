@@ -41,7 +41,7 @@ for (const version of selectedVersions()) {
         try {
           const after = await agent.waitFor((s) => s.state === 'primary_idle', 'the hand-over to primary_idle', 60_000);
           assert.equal(after.role, 'primary');
-          assert.ok(after.recovery.prefaultsIssued >= issued(before), 'pages hinted while recovering are recorded');
+          assert.ok(after.recovery.prefaultsIssued >= issued(before), `pages hinted while recovering are recorded: ${after.recovery.prefaultsIssued} at the hand-over, ${issued(before)} before; the agent's log:\n${agent.output().slice(-5000)}`);
           const { open } = await waitNoHandles(agent, primary.dataDir, 5000);
           assert.deepEqual(open, [], 'a primary: every file closed');
           assert.match(agent.output(), /PostgreSQL is recovering and refuses connections: prefaulting from the local pg_wal/);

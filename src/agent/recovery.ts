@@ -200,6 +200,11 @@ export class RecoveryPrefetch {
       }
     } catch (e) {
       const msg = e instanceof ControlFileError ? e.message : `reading the recovery state in ${cfg.pgdata} failed: ${errInfo(e).message}`;
+      // Still torn after its retries: PostgreSQL is rewriting it; the pipeline keeps going, the next poll reads again.
+      if (this.pipe && e instanceof ControlFileError && e.problem === 'torn') {
+        this.h.log.debug({ pgdata: cfg.pgdata }, msg);
+        return;
+      }
       if (this.pipe) {
         this.h.log.warn({ pgdata: cfg.pgdata }, `${msg}; stopping the recovery prefetch and closing every file`);
         await this.stop();

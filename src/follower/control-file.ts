@@ -207,23 +207,26 @@ export async function readMajorVersion(dataDir: string): Promise<number | null> 
 }
 
 /**
- * Read and check PGDATA/global/pg_control. A torn read (CRC mismatch while
- * PostgreSQL rewrites the file) is retried once after `retryDelayMs`.
+ * Read and check PGDATA/global/pg_control. A torn read (CRC mismatch: on ext4
+ * a read racing PostgreSQL's rewrite of the file can see part of each; the end
+ * of a crash recovery rewrites it several times within milliseconds) is
+ * retried up to TORN_RETRIES times, `retryDelayMs` apart, doubling.
  * Throws ControlFileError: never anything else.
  */
 export async function readControlFile(dataDir: string, opts: { retryDelayMs?: number } = {}): Promise<ControlFile> {
   const path = join(dataDir, 'global', 'pg_control');
   const major = await readMajorVersion(dataDir);
-  try {
-    const read = await readBytes(path);
-    return { ...parseControlFile(read.bytes, path, major), fileId: read.fileId };
-  } catch (e) {
-    if (!(e instanceof ControlFileError) || e.problem !== 'torn') throw e;
+  for (let attempt = 0, delay = opts.retryDelayMs ?? 5; ; attempt++, delay *= 2) {
+    try {
+      const read = await readBytes(path);
+      return { ...parseControlFile(read.bytes, path, major), fileId: read.fileId };
+    } catch (e) {
+      if (!(e instanceof ControlFileError) || e.problem !== 'torn' || attempt === TORN_RETRIES) throw e;
+    }
+    await new Promise((r) => setTimeout(r, delay));
   }
-  await new Promise((r) => setTimeout(r, opts.retryDelayMs ?? 5));
-  const read = await readBytes(path);
-  return { ...parseControlFile(read.bytes, path, major), fileId: read.fileId };
 }
+const TORN_RETRIES = 3;
 
 // One pread of the whole file: PostgreSQL writes it with one write() too.
 async function readBytes(path: string): Promise<{ bytes: Buffer; fileId: string }> {
