@@ -18,7 +18,7 @@ import {
   imageBits,
 } from './format.ts';
 import { rmgrName } from './rmgr.ts';
-import type { BlockRef, WalRecord } from './types.ts';
+import type { BlockRef, RelationEvent, WalRecord } from './types.ts';
 
 const SHORT_HEADER = 'record header chain runs past the record length';
 
@@ -31,9 +31,13 @@ const NO_BLOCKS: BlockRef[] = [];
  * is allocated per record.
  */
 export class RecordSlot {
-  readonly rec: WalRecord = { lsn: 0, endLsn: 0, prevLsn: 0, xid: 0, rmgr: 0, rmgrName: '', info: 0, totalLength: 0, blocks: [], events: [] };
+  readonly rec: WalRecord = newRecord([], []);
   /** BlockRefs by position in the record (up to 33), made once each */
   readonly blocks: BlockRef[] = [];
+}
+
+function newRecord(blocks: BlockRef[], events: RelationEvent[]): WalRecord {
+  return { lsn: 0, endLsn: 0, prevLsn: 0, xid: 0, rmgr: 0, rmgrName: '', info: 0, totalLength: 0, blocks, events };
 }
 
 function newBlock(): BlockRef {
@@ -146,33 +150,20 @@ export function decodeRecord(
       if (p + 4 > lim) return SHORT_HEADER;
       const block = u32(buf, p);
       p += 4;
-      if (slot !== null) {
-        const ref = slot.blocks[nBlocks] ?? (slot.blocks[nBlocks] = newBlock());
-        ref.id = blockId;
-        ref.spcOid = spc;
-        ref.dbOid = db;
-        ref.relNumber = rel;
-        ref.fork = forkFlags & BKPBLOCK_FORK_MASK;
-        ref.block = block;
-        ref.hasImage = hasImage;
-        ref.applyImage = applyImage;
-        ref.willInit = (forkFlags & BKPBLOCK_WILL_INIT) !== 0;
-        ref.dataLength = dataLength;
-        nBlocks++;
-        continue;
-      }
-      const ref: BlockRef = {
-        id: blockId,
-        spcOid: spc,
-        dbOid: db,
-        relNumber: rel,
-        fork: forkFlags & BKPBLOCK_FORK_MASK,
-        block,
-        hasImage,
-        applyImage,
-        willInit: (forkFlags & BKPBLOCK_WILL_INIT) !== 0,
-        dataLength,
-      };
+      // Reused from the slot, or new: one place sets every field (a reused ref keeps nothing of the last record).
+      const ref = slot !== null ? (slot.blocks[nBlocks] ??= newBlock()) : newBlock();
+      ref.id = blockId;
+      ref.spcOid = spc;
+      ref.dbOid = db;
+      ref.relNumber = rel;
+      ref.fork = forkFlags & BKPBLOCK_FORK_MASK;
+      ref.block = block;
+      ref.hasImage = hasImage;
+      ref.applyImage = applyImage;
+      ref.willInit = (forkFlags & BKPBLOCK_WILL_INIT) !== 0;
+      ref.dataLength = dataLength;
+      nBlocks++;
+      if (slot !== null) continue;
       if (first === null) first = ref;
       else if (blocks === null) blocks = [first, ref];
       else blocks.push(ref);
@@ -185,33 +176,21 @@ export function decodeRecord(
   const rmgr = buf[off + 17]!;
   const events = have < totLen ? [] : relationEvents(rmgr, info, buf, end - mainDataLen, mainDataLen, majorVersion);
   if (typeof events === 'string') return events;
+  const r = slot !== null ? slot.rec : newRecord(blocks ?? (first !== null ? [first] : NO_BLOCKS), events);
+  r.lsn = lsn;
+  r.endLsn = endLsn;
+  r.prevLsn = prevLsn;
+  r.xid = u32(buf, off + 4);
+  r.rmgr = rmgr;
+  r.rmgrName = rmgrName(rmgr);
+  r.info = info;
+  r.totalLength = totLen;
   if (slot !== null) {
-    const r = slot.rec;
-    r.lsn = lsn;
-    r.endLsn = endLsn;
-    r.prevLsn = prevLsn;
-    r.xid = u32(buf, off + 4);
-    r.rmgr = rmgr;
-    r.rmgrName = rmgrName(rmgr);
-    r.info = info;
-    r.totalLength = totLen;
+    r.events = events;
     const b = r.blocks;
     if (b.length > nBlocks) b.length = nBlocks;
     for (let i = 0; i < nBlocks; i++) b[i] = slot.blocks[i]!;
-    r.events = events;
-    return r;
   }
-  return {
-    lsn,
-    endLsn,
-    prevLsn,
-    xid: u32(buf, off + 4),
-    rmgr,
-    rmgrName: rmgrName(rmgr),
-    info,
-    totalLength: totLen,
-    blocks: blocks ?? (first !== null ? [first] : NO_BLOCKS),
-    events,
-  };
+  return r;
 }
 
