@@ -8,7 +8,6 @@
 // The agent hands the prefaulter over to its SQL path once PostgreSQL
 // answers (release()), so pages already brought in are not read again.
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { ControlFileError } from '../follower/control-file.ts';
@@ -17,6 +16,7 @@ import type { Prefaulter, ResolvedIoMethod } from '../prefault/index.ts';
 import { newPrefaulter, planWindow } from './prefaulter-factory.ts';
 import { LocalSource } from '../wal-source/local.ts';
 import { formatLsn } from '../lsn.ts';
+import { sleep } from '../sleep.ts';
 import { DecodeLoop, ReplayTicks } from './decode-loop.ts';
 import { replayOvertook } from './readahead.ts';
 import { ReplayEstimate, readBytesOf } from './replay-estimate.ts';
