@@ -2,6 +2,7 @@
 // the agent's start-up (StartupSettle) and SQL attempts PostgreSQL would
 // refuse (ConnectGate). On two cores every millisecond of our CPU then is
 // taken from replay, which starts with PostgreSQL.
+import { sleep } from '../sleep.ts';
 
 /** Longest the agent defers loading the SQL path and the HTTP endpoint while the first recovery's WAL is hinted. */
 const STARTUP_SETTLE_MAX_MS = 2000;
@@ -70,24 +71,16 @@ export class StartupSettle {
  * up). Let go by open(), or after REFUSING_SQL_WAIT_MS (a safety net).
  */
 export class ConnectGate {
-  private waiters: (() => void)[] = [];
+  private opened = new AbortController();
 
   /** Resolves at once unless closed; else at open(), after REFUSING_SQL_WAIT_MS, or when signal aborts. */
   wait(closed: boolean, signal: AbortSignal): Promise<void> {
-    if (!closed || signal.aborted) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, REFUSING_SQL_WAIT_MS);
-      signal.addEventListener('abort', done, { once: true });
-      this.waiters.push(done);
-    });
+    if (!closed) return Promise.resolve();
+    return sleep(REFUSING_SQL_WAIT_MS, AbortSignal.any([signal, this.opened.signal]));
   }
 
   open(): void {
-    for (const go of this.waiters.splice(0)) go();
+    this.opened.abort();
+    this.opened = new AbortController();
   }
 }
