@@ -7,13 +7,16 @@
 // be torn (the end of a crash recovery rewrites it several times).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { selectedVersions, sleep, withPrimary, type PgServer } from './harness/index.ts';
 import { startAgent } from './helpers/agent-process.ts';
 import { agentArgs, finish, waitNoHandles } from './helpers/fault-checks.ts';
 import type { AgentProcess } from './helpers/agent-process.ts';
 import { killHard } from './helpers/crash.ts';
+import { readRecoveryProgress } from '../src/follower/recovery-progress.ts';
+import { recoveryWanted } from '../src/agent/recovery-checks.ts';
 
 const FPW_OFF = { full_page_writes: 'off', max_wal_size: '4GB', checkpoint_timeout: '1h' };
 const STOPPED = /no recovery to prefault any more; closing every file/;
@@ -90,6 +93,42 @@ test(`PG ${version}: postmaster.pid missing for a moment (a postmaster replacing
       assert.deepEqual(open, [], `every file closed (${ms} ms)`);
     } finally {
       await finish(agent);
+    }
+  });
+});
+
+// A postmaster starting after a crash writes postmaster.pid, then its status line ("starting")
+// a moment later, and forks the startup process after that; pg_control still says "in
+// production" (the crash left it). In that moment the recovery is still coming: a running
+// prefetch must not stop (it did, and started over with a new prefaulter when replay began).
+test(`PG ${version}: a postmaster that has not written its status line yet, after a crash, is a recovery to come`, { timeout: 60_000 }, async () => {
+  await withPrimary(version, { name: 'agent-pm-starting', primaryConf: FPW_OFF }, async ({ primary }) => {
+    await primary.exec('create table c (id int); insert into c values (1)');
+    await killHard(primary);
+    const proc = mkdtempSync(join(tmpdir(), 'pg-prefaulter-proc-'));
+    try {
+      // A live postmaster in view (a /proc of our own: PID 4242, "postgres", no children yet).
+      mkdirSync(join(proc, '4242', 'task', '4242'), { recursive: true });
+      writeFileSync(join(proc, '4242', 'comm'), 'postgres\n');
+      writeFileSync(join(proc, '4242', 'task', '4242', 'children'), '');
+      const pidFile = join(primary.dataDir, 'postmaster.pid');
+      const lines = readFileSync(pidFile, 'utf8').split('\n');
+      const write = (status: string | null) => writeFileSync(pidFile, ['4242', ...lines.slice(1, 7), ...(status === null ? [] : [status.padEnd(8)]), ''].join('\n'));
+
+      write(null);
+      const early = await readRecoveryProgress(primary.dataDir, { procDir: proc });
+      assert.equal(early.control.state, 'in production');
+      assert.equal(early.postmaster?.status, null);
+      assert.equal(early.postmasterAlive, true);
+      assert.equal(early.recovery, 'crash');
+      assert.equal(recoveryWanted(early), true, 'no status line yet: start-up after a crash, recovery to come');
+
+      write('starting');
+      assert.equal(recoveryWanted(await readRecoveryProgress(primary.dataDir, { procDir: proc })), true);
+      write('ready');
+      assert.equal(recoveryWanted(await readRecoveryProgress(primary.dataDir, { procDir: proc })), false, 'a running primary: nothing to recover');
+    } finally {
+      rmSync(proc, { recursive: true, force: true });
     }
   });
 });

@@ -119,7 +119,8 @@ function recoveryKind(control: ControlFile, signalled: boolean, pm: PostmasterPi
   // "shutting down" while starting: the end-of-recovery checkpoint.
   if (control.state === 'shut down') return startup.kind === 'startup' ? 'crash' : 'none';
   if (pm === null) return 'crash';
-  return pm.status === 'starting' || startup.kind === 'startup' ? 'crash' : 'none';
+  // No status line yet: a postmaster still writing its file at start-up, as "starting".
+  return pm.status === 'starting' || pm.status === null || startup.kind === 'startup' ? 'crash' : 'none';
 }
 
 async function exists(path: string): Promise<boolean> {
