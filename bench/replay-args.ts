@@ -93,9 +93,10 @@ Options:
   --agent-arg ARG       extra argument for pg-prefaulter run (repeatable)
   --agent-node-args=S   node flags for the agent only, e.g. "--agent-node-args=--cpu-prof --cpu-prof-dir=/tmp/prof"
   --timeout-s N         abort one replay after N seconds (default 900)
-  --restart-gap-ms N    crash modes, prefaulter-running: from the sidecar's
-                        thaw (after the kill and the eviction) to PostgreSQL's
-                        start (default 0: together)
+  --restart-gap-ms N    crash modes: from the sidecar's thaw (prefaulter-running,
+                        after the kill and the eviction) or its start
+                        (prefaulter: a pod whose sidecar is up while Patroni
+                        boots) to PostgreSQL's start (default 0: together)
 
 Container mode (--mode container, bench/replay-container.ts): the follower
 in one memory cgroup, the agent in another (root; cgroup v1 memory or v2),

@@ -126,7 +126,15 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
   target.env = ctx.slowio.env(statsPrefix);
   const residentFraction = prepareCache(target, table, spec.warmCache);
   let issuedAtStart: number | null = null;
-  if (agent) {
+  // A fresh sidecar with a gap starts that long before PostgreSQL: a pod whose sidecar is up
+  // while Patroni boots and starts PostgreSQL. Without a gap both start at the same instant.
+  if (spec.agent && !agent && opts.restartGapMs > 0) {
+    agent = await newAgent();
+    const startAt = performance.now() + opts.restartGapMs;
+    while (performance.now() < startAt) await sleep(Math.min(10, startAt - performance.now()));
+    issuedAtStart = (await agent.prefaultsIssued()) ?? 0;
+    ctx.log(`${tag}: the sidecar started ${opts.restartGapMs} ms before PostgreSQL; ${issuedAtStart} prefaults issued by PostgreSQL's start (as /metrics tells: 0 while its start-up settles)`);
+  } else if (agent) {
     agent.signalTree('SIGCONT');
     const startAt = performance.now() + opts.restartGapMs;
     while (performance.now() < startAt) await sleep(Math.min(10, startAt - performance.now()));
@@ -160,12 +168,12 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
     await starting;
     // Started with PostgreSQL: its own first-hint time (ms since its process started, a
     // millisecond after t0); /status is only served once start-up settled, after the hints.
-    if (agent && !spec.running) firstPrefaultS = (await firstHintSinceStart(agent)) ?? firstPrefaultS;
+    if (agent && !spec.running && opts.restartGapMs === 0) firstPrefaultS = (await firstHintSinceStart(agent)) ?? firstPrefaultS;
     const figures = agent ? await agentFigures(agent, firstPrefaultS, agentStats) : null;
     agent = null;
     const perPid = readSlowIoStats(statsPrefix);
     const counters = (startupPid !== null ? perPid.get(startupPid) : undefined) ?? sumCounters(perPid.values());
-    if (issuedAtStart !== null) ctx.log(`${tag}: the running sidecar (frozen from the kill to the eviction, ${((t0 - killedAt) / 1000).toFixed(2)} s) had issued ${issuedAtKill} prefaults at the kill, ${issuedAtStart} at PostgreSQL's start (its recovery prefaulter counts from 0)`);
+    if (issuedAtStart !== null && spec.running) ctx.log(`${tag}: the running sidecar (frozen from the kill to the eviction, ${((t0 - killedAt) / 1000).toFixed(2)} s) had issued ${issuedAtKill} prefaults at the kill, ${issuedAtStart} at PostgreSQL's start (its recovery prefaulter counts from 0)`);
     // Replay alone, as PostgreSQL logs it ("redo done ... elapsed"): without the start-up and the end-of-recovery checkpoint's writes.
     const redo = redoElapsed(target.logFile, logFrom);
     ctx.log(`${tag}: ${seconds.toFixed(2)} s (accepting connections at ${readyS?.toFixed(2)} s; redo ${redo ?? '?'} s; burst ${(burst.walBytes / 1048576).toFixed(1)} MB WAL; resident ${(residentFraction * 100).toFixed(1)}%; replay misses ${counters.misses}, willneed ${counters.willneed}${figures ? `; agent first prefault ${figures.firstPrefaultS?.toFixed(2) ?? 'never'} s, prefaults ${figures.prefaultsIssued ?? 'n/a'}, misses ${figures.misses}, exit ${figures.exit}` : ''})`);
