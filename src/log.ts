@@ -2,12 +2,33 @@
 // msg, ISO time, v: 0) so `bunyan` / `pino-pretty` and log shippers read them.
 // Secrets are scrubbed by the logger itself, whatever the caller passes.
 
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
-import { pino, type DestinationStream, type Logger } from 'pino';
+import type { DestinationStream, LogFn, Logger } from 'pino';
 import { NAME } from './version.ts';
 import { REDACTED, redactConninfo } from './redact.ts';
 
 export type { Logger } from 'pino';
+
+const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const;
+type LevelName = keyof typeof LEVELS;
+
+/** What the agent logs through: the part of pino's Logger it uses (DeferredLogger has it too). */
+export type Log = Pick<Logger, LevelName | 'level' | 'flush'>;
+
+type PinoModule = typeof import('pino');
+let pinoModule: PinoModule | null = null;
+
+/** pino, loaded on first use (it is CommonJS: a synchronous require). */
+function pinoLib(): PinoModule['pino'] {
+  pinoModule ??= createRequire(import.meta.url)('pino') as PinoModule;
+  return pinoModule.pino;
+}
+
+/** Set while a DeferredLogger writes what it kept: the time of the call, not of the write. */
+let keptTime: number | null = null;
+// pino.stdTimeFunctions.isoTime, with the kept time when there is one.
+const isoTime = (): string => `,"time":"${new Date(keptTime ?? Date.now()).toISOString()}"`;
 
 // Keys whose values are secrets, at the top level and one or two objects deep
 // (e.g. log.info({ config }) or log.info({ opts: { conn: { password } } })).
@@ -30,14 +51,87 @@ export interface LoggerOptions {
 }
 
 export function createLogger(level: string, opts: LoggerOptions = {}): Logger {
+  const pino = pinoLib();
   const options = {
     name: opts.name ?? NAME,
     level,
     base: { pid: process.pid, hostname: hostname(), v: 0 },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTime,
     // pino's numeric levels equal bunyan's (trace 10 ... fatal 60).
     formatters: { level: (_label: string, number: number) => ({ level: number }) },
     redact: { paths: PATHS, censor },
   };
   return opts.stream ? pino(options, opts.stream) : pino(options);
+}
+
+/** Calls kept before pino loads, at most this many (then counted, and said when it loads). */
+const KEEP_AT_MOST = 1000;
+
+/**
+ * A logger whose pino loads later. Loading pino and its redaction takes ~20 ms of a
+ * start on Node 20, in the way of a crash recovery's first hint (issue #15): trace,
+ * debug and info calls are kept, with their time, until start() (the CLI calls it
+ * once start-up settled); a warning or worse, flush() and the process's exit load it
+ * at once, so nothing that matters waits and nothing kept is lost.
+ */
+export class DeferredLogger implements Log {
+  readonly trace: LogFn = (...args: unknown[]) => this.keep('trace', args);
+  readonly debug: LogFn = (...args: unknown[]) => this.keep('debug', args);
+  readonly info: LogFn = (...args: unknown[]) => this.keep('info', args);
+  readonly warn: LogFn = (...args: unknown[]) => this.now('warn', args);
+  readonly error: LogFn = (...args: unknown[]) => this.now('error', args);
+  readonly fatal: LogFn = (...args: unknown[]) => this.now('fatal', args);
+  private real: Logger | null = null;
+  private kept: [LevelName, number, unknown[]][] = [];
+  private dropped = 0;
+  private levelName: string;
+
+  constructor(
+    level: string,
+    private readonly opts: LoggerOptions = {},
+  ) {
+    this.levelName = level;
+    process.once('exit', () => this.start());
+  }
+
+  get level(): string {
+    return this.real?.level ?? this.levelName;
+  }
+
+  set level(level: string) {
+    if (this.real) this.real.level = level;
+    else this.levelName = level;
+  }
+
+  /** Load pino now and write what was kept, in order, each with its own time. */
+  start(): Logger {
+    if (this.real) return this.real;
+    const real = (this.real = createLogger(this.levelName, this.opts));
+    for (const [level, time, args] of this.kept) {
+      keptTime = time;
+      try {
+        (real[level] as (...a: unknown[]) => void)(...args);
+      } finally {
+        keptTime = null;
+      }
+    }
+    this.kept = [];
+    if (this.dropped > 0) real.warn({ dropped: this.dropped }, `${this.dropped} log lines from before start-up settled were dropped (more than ${KEEP_AT_MOST})`);
+    return real;
+  }
+
+  flush(cb?: (err?: Error) => void): void {
+    this.start().flush(cb);
+  }
+
+  private keep(level: LevelName, args: unknown[]): void {
+    if (this.real) return (this.real[level] as (...a: unknown[]) => void)(...args);
+    if (LEVELS[level] < (LEVELS[this.levelName as LevelName] ?? Infinity)) return; // below the level ('silent' keeps nothing)
+    if (this.kept.length >= KEEP_AT_MOST) this.dropped++;
+    else this.kept.push([level, Date.now(), args]);
+  }
+
+  private now(level: LevelName, args: unknown[]): void {
+    (this.start()[level] as (...a: unknown[]) => void)(...args);
+  }
 }

@@ -268,6 +268,8 @@ describe('k8s image: the commands run', () => {
         found.push({ spec: (m[2] ?? m[4])!, dynamic: false });
       }
       for (const m of src.matchAll(/import\(\s*(['"])([^'"]+)\1\s*\)/g)) found.push({ spec: m[2]!, dynamic: true });
+      // CommonJS packages loaded on demand: createRequire(import.meta.url)('pino'), require('koffi')
+      for (const m of src.matchAll(/(?:\brequire|createRequire\([^)]*\))\(\s*(['"])([^'"]+)\1\s*\)/g)) found.push({ spec: m[2]!, dynamic: false });
       for (const { spec, dynamic } of found) {
         if (spec.startsWith('.')) {
           const target = join(dirname(file), spec);

@@ -9,7 +9,7 @@
 //   SourceChoice (source-choice.ts)     which WAL source, opened how (upstream.ts: where and as whom)
 //   RecoveryPrefetch (recovery.ts)      prefaulting before PostgreSQL accepts connections
 //   statusView (status-view.ts)         the /status JSON
-import type { Logger } from 'pino';
+import type { Log } from '../log.ts';
 import { SESSION_FIELDS, type Config } from '../config/schema.ts';
 import type { Follower, FollowerFacts, FollowerStatus } from '../follower/index.ts';
 import { CatchUpEstimate } from '../follower/catch-up.ts';
@@ -41,7 +41,7 @@ export interface AgentOptions {
 export class Agent {
   readonly snap: AgentSnapshot = initialSnapshot();
   private cfg: Config;
-  private readonly log: Logger;
+  private readonly log: Log;
   private readonly observeReadSeconds: ((seconds: number) => void) | undefined;
   /** How pages are brought in; resolved once here so a bad io_method fails at start, not at the first page. */
   private io: ResolvedIoMethod;
@@ -72,7 +72,7 @@ export class Agent {
   memory: MemoryPlan | null = null;
 
   /** Throws when io_method = "willneed" is set but cannot be loaded here. */
-  constructor(cfg: Config, log: Logger, opts: AgentOptions = {}) {
+  constructor(cfg: Config, log: Log, opts: AgentOptions = {}) {
     this.cfg = cfg;
     this.log = log;
     this.observeReadSeconds = opts.observeReadSeconds;

@@ -1,7 +1,7 @@
 // PostgreSQL 15+'s own recovery prefetcher hints the same pages as the agent:
 // twice the I/O requests and CPU for no gain (docs/benchmarks.md,
 // prefaulter+builtin). Said once per setting value, not on every reconnect.
-import type { Logger } from 'pino';
+import type { Log } from '../log.ts';
 import type { Follower } from '../follower/index.ts';
 import { answerWithin } from './session-helpers.ts';
 
@@ -9,7 +9,7 @@ export class BuiltinPrefetchAdvice {
   /** recovery_prefetch value last advised about. */
   private advised = '';
 
-  constructor(private readonly log: Logger) {}
+  constructor(private readonly log: Log) {}
 
   async check(follower: Follower, timeoutMs: number): Promise<void> {
     const b = await answerWithin(follower.builtinPrefetch(), timeoutMs, 'the recovery_prefetch query');

@@ -2,7 +2,7 @@
 // prefaulter, counting records and bytes per resource manager, waiting when
 // the prefaulter is as far ahead of replay as it may go.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { Logger } from 'pino';
+import type { Log } from '../log.ts';
 import type { Prefaulter } from '../prefault/index.ts';
 import { WalDecoder } from '../wal/decoder.ts';
 import { DecodeHealth } from '../wal/decode-health.ts';
@@ -27,7 +27,7 @@ export interface DecodeLoopOptions {
   readaheadBytes: number;
   prefaulter: Prefaulter;
   snap: AgentSnapshot;
-  log: Logger;
+  log: Log;
   /** Resolves at the next replay-position update (or when signal aborts). */
   nextReplayUpdate: (signal: AbortSignal) => Promise<void>;
   /** The follower's replay position as last polled (null: unknown). */

@@ -1,7 +1,7 @@
 // Opening a session with the follower: connect (over its unix socket, as
 // configured), read the layout facts the prefaulter and decoder need, and
 // check that the data directory they name is readable here.
-import type { Logger } from 'pino';
+import type { Log } from '../log.ts';
 import type { Config } from '../config/schema.ts';
 import type { Follower, FollowerFacts } from '../follower/index.ts';
 import { checkDataDirectory } from '../prefault/index.ts';
@@ -13,7 +13,7 @@ export interface FollowerSession {
 }
 
 /** Connects and reads the facts; closes the connection again when a step fails. */
-export async function openFollowerSession(cfg: Config, log: Logger): Promise<FollowerSession> {
+export async function openFollowerSession(cfg: Config, log: Log): Promise<FollowerSession> {
   // Loaded on first use: the SQL client is not needed to start prefaulting a recovery.
   const { Follower } = await import('../follower/follower.ts');
   const follower = await Follower.connect(followerConnectOptions(cfg));

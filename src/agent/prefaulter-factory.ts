@@ -1,6 +1,6 @@
 // One place that builds a Prefaulter from the configuration and the cluster's
 // layout: from SQL facts (a session) or from pg_control (a recovery prefetch).
-import type { Logger } from 'pino';
+import type { Log } from '../log.ts';
 import type { Config } from '../config/schema.ts';
 import { Prefaulter, planMemory, residencyProbeOrNull, type MemoryPlan, type ResolvedIoMethod } from '../prefault/index.ts';
 
@@ -15,7 +15,7 @@ export interface ClusterLayout {
  * The window and reach for our memory cgroup (prefault/memory-budget.ts), logged.
  * followerSharedBuffersBytes: 0 when unknown (before SQL): images are then not trusted to stay in shared_buffers.
  */
-export function planWindow(cfg: Config, blockSize: number, followerSharedBuffersBytes: number, log: Logger): MemoryPlan {
+export function planWindow(cfg: Config, blockSize: number, followerSharedBuffersBytes: number, log: Log): MemoryPlan {
   const memory = planMemory(cfg.maxPagesAhead, blockSize, followerSharedBuffersBytes);
   if (memory.window.warning) log.warn({ memory: memory.budget }, memory.window.warning);
   log.info({ maxPagesAhead: memory.window.maxPagesAhead, setting: cfg.maxPagesAhead, memory: memory.budget, resident: memory.resident }, 'readahead window sized');

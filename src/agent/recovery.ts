@@ -8,7 +8,7 @@
 // The agent hands the prefaulter over to its SQL path once PostgreSQL
 // answers (release()), so pages already brought in are not read again.
 import { join } from 'node:path';
-import type { Logger } from 'pino';
+import type { Log } from '../log.ts';
 import type { Config } from '../config/schema.ts';
 import { ControlFileError } from '../follower/control-file.ts';
 import { readRecoveryProgress, recoveryWindowEnd, type RecoveryProgress } from '../follower/recovery-progress.ts';
@@ -37,7 +37,7 @@ export interface RecoveryHost {
   io(): ResolvedIoMethod;
   observeReadSeconds: ((seconds: number) => void) | undefined;
   snap: AgentSnapshot;
-  log: Logger;
+  log: Log;
   /** The SQL session is up: the pipeline runs on until release(), and its window follows setReplayLsn(). */
   sessionUp(): boolean;
   /** The pipeline started or stopped (the agent's state follows). */

@@ -2,7 +2,7 @@
 // the upstream, or the follower's local pg_wal (source = "local", no upstream
 // known, or for a while after the upstream said it no longer has the WAL).
 import { join } from 'node:path';
-import type { Logger } from 'pino';
+import type { Log } from '../log.ts';
 import type { Config } from '../config/schema.ts';
 import type { Follower, FollowerFacts, FollowerStatus } from '../follower/index.ts';
 import { LocalSource } from '../wal-source/local.ts';
@@ -43,7 +43,7 @@ export interface OpenedSource {
 export class SourceChoice {
   private localUntil = 0; // read the local pg_wal until this time (ms)
 
-  constructor(private readonly log: Logger) {}
+  constructor(private readonly log: Log) {}
 
   /** The upstream no longer has the WAL we need: read the local pg_wal for a while. */
   upstreamLacksWal(): void {
@@ -92,7 +92,7 @@ export class SourceChoice {
 }
 
 export interface PipelineErrorContext {
-  log: Logger;
+  log: Log;
   snap: AgentSnapshot;
   sources: SourceChoice;
   upstreamBackoff: Backoff;

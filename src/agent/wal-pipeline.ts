@@ -3,7 +3,7 @@
 // prefaulter until it ends, fails, or the session stops or restarts it. After
 // a failure it does what afterPipelineError says (follow a timeline switch,
 // read the local pg_wal, back off) before it counts as done.
-import type { Logger } from 'pino';
+import type { Log } from '../log.ts';
 import type { Config } from '../config/schema.ts';
 import type { Follower, FollowerFacts, FollowerStatus } from '../follower/index.ts';
 import type { Prefaulter } from '../prefault/index.ts';
@@ -24,7 +24,7 @@ export interface PipelineContext {
   cfg: Config;
   facts: FollowerFacts;
   follower: Follower;
-  log: Logger;
+  log: Log;
   snap: AgentSnapshot;
   sources: SourceChoice;
   upstreamBackoff: Backoff;

@@ -5,7 +5,7 @@ import { ConfigError } from '../config/errors.ts';
 import { configHelp, effectiveConfigToml } from '../config/help.ts';
 import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { createLogger } from '../log.ts';
+import { DeferredLogger } from '../log.ts';
 import { Agent } from '../agent/agent.ts';
 import type { AgentHttp } from '../agent/http.ts';
 import { releaseStopSignals } from './early-stop.ts';
@@ -61,7 +61,8 @@ export default async function runCommand(argv: string[]): Promise<number> {
 
 /** Runs the agent and its HTTP endpoint until SIGTERM/SIGINT; SIGHUP reloads. */
 async function runAgent(config: Config, configPath: string | null, argv: string[]): Promise<number> {
-  const log = createLogger(config.logLevel);
+  // pino loads once start-up settled (after a recovery's first hints); warnings and worse load it at once.
+  const log = new DeferredLogger(config.logLevel);
   // A small memory limit gets a small young generation (a 64 MiB agent was OOM-killed); main.ts applied it already.
   const heap = sizeHeapToCgroup();
   setCollectEvery(heap.collectEveryBytes);
@@ -92,6 +93,7 @@ async function runAgent(config: Config, configPath: string | null, argv: string[
   releaseStopSignals();
   const running = agent.start();
   await agent.startupSettled;
+  log.start();
   if (!stopping) {
     const { AgentHttp, agentMetrics } = await import('../agent/http.ts');
     const { metrics, options } = agentMetrics();
