@@ -64,6 +64,16 @@ export function createLogger(level: string, opts: LoggerOptions = {}): Logger {
   return opts.stream ? pino(options, opts.stream) : pino(options);
 }
 
+/** An object logged as it is now (pino would serialize it now; the caller may change it before it is written). */
+function asOfNow(arg: unknown): unknown {
+  if (typeof arg !== 'object' || arg === null) return arg;
+  try {
+    return structuredClone(arg);
+  } catch {
+    return arg; // holds a function or the like: as it will be
+  }
+}
+
 /** Calls kept before pino loads, at most this many (then counted, and said when it loads). */
 const KEEP_AT_MOST = 1000;
 
@@ -128,7 +138,7 @@ export class DeferredLogger implements Log {
     if (this.real) return (this.real[level] as (...a: unknown[]) => void)(...args);
     if (LEVELS[level] < (LEVELS[this.levelName as LevelName] ?? Infinity)) return; // below the level ('silent' keeps nothing)
     if (this.kept.length >= KEEP_AT_MOST) this.dropped++;
-    else this.kept.push([level, Date.now(), args]);
+    else this.kept.push([level, Date.now(), args.map(asOfNow)]);
   }
 
   private now(level: LevelName, args: unknown[]): void {

@@ -46,6 +46,17 @@ test('info and below wait for start(), keep their order, their time and the leve
   assert.equal(out.lines().length, 3);
 });
 
+test('an object is written as it was when logged, not as it is when pino loads', () => {
+  const out = capture();
+  const log = new DeferredLogger('info', { stream: out.stream });
+  const stats = { issued: 1, nested: { state: 'recovering' } };
+  log.info({ stats }, 'then');
+  stats.issued = 2;
+  stats.nested.state = 'streaming';
+  log.start();
+  assert.deepEqual(out.lines()[0]!.stats, { issued: 1, nested: { state: 'recovering' } });
+});
+
 test('a warning is written at once, after what was kept; the level can change before start', () => {
   const out = capture();
   const log = new DeferredLogger('info', { stream: out.stream });
