@@ -128,17 +128,13 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
   let issuedAtStart: number | null = null;
   // A fresh sidecar with a gap starts that long before PostgreSQL: a pod whose sidecar is up
   // while Patroni boots and starts PostgreSQL. Without a gap both start at the same instant.
-  if (spec.agent && !agent && opts.restartGapMs > 0) {
-    agent = await newAgent();
+  if (spec.agent && !agent && opts.restartGapMs > 0) agent = await newAgent();
+  else agent?.signalTree('SIGCONT');
+  if (agent) {
     const startAt = performance.now() + opts.restartGapMs;
     while (performance.now() < startAt) await sleep(Math.min(10, startAt - performance.now()));
     issuedAtStart = (await agent.prefaultsIssued()) ?? 0;
-    ctx.log(`${tag}: the sidecar started ${opts.restartGapMs} ms before PostgreSQL; ${issuedAtStart} prefaults issued by PostgreSQL's start (as /metrics tells: 0 while its start-up settles)`);
-  } else if (agent) {
-    agent.signalTree('SIGCONT');
-    const startAt = performance.now() + opts.restartGapMs;
-    while (performance.now() < startAt) await sleep(Math.min(10, startAt - performance.now()));
-    issuedAtStart = (await agent.prefaultsIssued()) ?? 0;
+    if (!spec.running) ctx.log(`${tag}: the sidecar started ${opts.restartGapMs} ms before PostgreSQL; ${issuedAtStart} prefaults issued by PostgreSQL's start (as /metrics tells: 0 while its start-up settles)`);
   }
 
   const logFrom = logSize(target.logFile);

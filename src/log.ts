@@ -74,6 +74,11 @@ function asOfNow(arg: unknown): unknown {
   }
 }
 
+/** Calls pino's method for level with the caller's arguments (LogFn's overloads do not take a spread). */
+function emit(logger: Logger, level: LevelName, args: unknown[]): void {
+  (logger[level] as (...a: unknown[]) => void)(...args);
+}
+
 /** Calls kept before pino loads, at most this many (then counted, and said when it loads). */
 const KEEP_AT_MOST = 1000;
 
@@ -120,7 +125,7 @@ export class DeferredLogger implements Log {
     for (const [level, time, args] of this.kept) {
       keptTime = time;
       try {
-        (real[level] as (...a: unknown[]) => void)(...args);
+        emit(real, level, args);
       } finally {
         keptTime = null;
       }
@@ -135,13 +140,13 @@ export class DeferredLogger implements Log {
   }
 
   private keep(level: LevelName, args: unknown[]): void {
-    if (this.real) return (this.real[level] as (...a: unknown[]) => void)(...args);
+    if (this.real) return emit(this.real, level, args);
     if (LEVELS[level] < (LEVELS[this.levelName as LevelName] ?? Infinity)) return; // below the level ('silent' keeps nothing)
     if (this.kept.length >= KEEP_AT_MOST) this.dropped++;
     else this.kept.push([level, Date.now(), args.map(asOfNow)]);
   }
 
   private now(level: LevelName, args: unknown[]): void {
-    (this.start()[level] as (...a: unknown[]) => void)(...args);
+    emit(this.start(), level, args);
   }
 }

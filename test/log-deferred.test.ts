@@ -4,27 +4,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { DeferredLogger } from '../src/log.ts';
-
-function capture(): { stream: Writable; lines: () => Record<string, unknown>[] } {
-  let text = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      text += chunk.toString();
-      cb();
-    },
-  });
-  return { stream, lines: () => text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
-}
+import { captureLog } from './helpers/log-capture.ts';
 
 const sleepMs = (ms: number): void => {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 };
 
 test('info and below wait for start(), keep their order, their time and the level filter; secrets are still scrubbed', () => {
-  const out = capture();
+  const out = captureLog();
   const log = new DeferredLogger('info', { stream: out.stream });
   log.info({ password: 'hunter2' }, 'first');
   const firstAt = Date.now();
@@ -47,7 +36,7 @@ test('info and below wait for start(), keep their order, their time and the leve
 });
 
 test('an object is written as it was when logged, not as it is when pino loads', () => {
-  const out = capture();
+  const out = captureLog();
   const log = new DeferredLogger('info', { stream: out.stream });
   const stats = { issued: 1, nested: { state: 'recovering' } };
   log.info({ stats }, 'then');
@@ -58,7 +47,7 @@ test('an object is written as it was when logged, not as it is when pino loads',
 });
 
 test('a warning is written at once, after what was kept; the level can change before start', () => {
-  const out = capture();
+  const out = captureLog();
   const log = new DeferredLogger('info', { stream: out.stream });
   log.info('kept');
   log.level = 'debug';
@@ -69,7 +58,7 @@ test('a warning is written at once, after what was kept; the level can change be
 });
 
 test('past 1 000 kept lines the rest are counted, and the count is said', () => {
-  const out = capture();
+  const out = captureLog();
   const log = new DeferredLogger('info', { stream: out.stream });
   for (let i = 0; i < 1005; i++) log.info({ i }, 'line');
   log.start();

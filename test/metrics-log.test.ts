@@ -3,22 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
-import { Writable } from 'node:stream';
 import { createLogger } from '../src/log.ts';
-
-function capture(): { stream: Writable; lines: () => Record<string, unknown>[]; raw: () => string } {
-  let text = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      text += chunk.toString();
-      cb();
-    },
-  });
-  return { stream, raw: () => text, lines: () => text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
-}
+import { captureLog } from './helpers/log-capture.ts';
 
 test('records carry the bunyan fields: name, hostname, pid, numeric level, msg, ISO time, v', () => {
-  const out = capture();
+  const out = captureLog();
   const log = createLogger('info', { stream: out.stream });
   log.info({ lsn: '0/16B3748' }, 'streaming started');
   log.debug('not shown at info');
@@ -37,7 +26,7 @@ test('records carry the bunyan fields: name, hostname, pid, numeric level, msg, 
 });
 
 test('password-like fields print "***", at any of the first three levels; conninfo passwords are scrubbed', () => {
-  const out = capture();
+  const out = captureLog();
   const log = createLogger('trace', { stream: out.stream });
   log.info({
     password: 'hunter2',
@@ -61,7 +50,7 @@ test('password-like fields print "***", at any of the first three levels; connin
 });
 
 test('the level can be changed at run time (SIGHUP reload)', () => {
-  const out = capture();
+  const out = captureLog();
   const log = createLogger('warn', { stream: out.stream });
   log.info('hidden');
   log.level = 'debug';

@@ -68,17 +68,21 @@ function loadNative(): NativeCrc | null {
 // and a crash recovery's first records (short, without page images) need no more.
 let native: NativeCrc | null | undefined;
 
+function nativeCrc(): NativeCrc | null {
+  if (native === undefined) native = loadNative();
+  return native;
+}
+
 /** Which implementation long inputs use: 'native' (@node-rs/crc32) or 'js'. */
 export function crc32cImplementation(): 'native' | 'js' {
-  if (native === undefined) native = loadNative();
-  return native ? 'native' : 'js';
+  return nativeCrc() ? 'native' : 'js';
 }
 
 /** Continue a CRC over buf[start, end); pass CRC32C_INIT first, finish with crc32cFinish. */
 export function crc32cUpdate(crc: number, buf: Uint8Array, start: number, end: number): number {
   if (end - start < LONG_INPUT) return crc32cBytes(crc, buf, start, end);
-  if (native === undefined) native = loadNative();
-  if (native !== null) return ~native(buf.subarray(start, end), ~crc >>> 0);
+  const n = nativeCrc();
+  if (n !== null) return ~n(buf.subarray(start, end), ~crc >>> 0);
   return LITTLE_ENDIAN ? crc32cWords(crc, buf, start, end) : crc32cBytes(crc, buf, start, end);
 }
 
