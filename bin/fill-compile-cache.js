@@ -24,6 +24,7 @@ if (!process.env.NODE_COMPILE_CACHE || typeof module.enableCompileCache !== 'fun
   for (const m of RUN_MODULES) await import(new URL(m, dist).href);
   createRequire(import.meta.url)('koffi'); // loaded by bin/ and willneed.ts before the first hint
   createRequire(import.meta.url)('pino'); // loaded by log.ts once start-up settled
+  createRequire(import.meta.url)('smol-toml'); // loaded by config/load.ts to read a config file
   module.flushCompileCache();
   const dir = module.getCompileCacheDir();
   if (!dir) {

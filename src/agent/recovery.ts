@@ -311,7 +311,7 @@ export class RecoveryPrefetch {
       // The recovering state is the agent's; undecodable-stream detection is for streaming only.
       setState: () => {},
       signal: controller.signal,
-      onFirstHint: () => this.startup.settleOnceCaughtUp(() => this.h.snap.decodedLsn, () => prefaulter.wantsMore(), () => this.pipe?.prefaulter === prefaulter),
+      onFirstHint: () => this.startup.settleWhen(() => this.pipe?.prefaulter !== prefaulter || this.progress?.acceptsConnections === true),
       onRecord: (rec) => estimate.record(rec),
     });
     const pipe: Pipeline = { controller, systemIdentifier: p.control.systemIdentifier, controlFileId: p.control.fileId, pgdata: cfg.pgdata, prefaulter, loop, done: Promise.resolve(), ended: false, replay: p.replayLsn, estimate };

@@ -4,7 +4,7 @@
 
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parse as parseToml } from 'smol-toml';
+import { createRequire } from 'node:module';
 import { ArgError, parseArgs, type FlagSpec } from '../args.ts';
 import { ConfigError } from './errors.ts';
 import { parseListen } from './listen.ts';
@@ -177,6 +177,12 @@ function locateConfigFile(given: { path: string; source: string } | undefined, c
   }
   const fallback = resolve(cwd, DEFAULT_CONFIG_FILE);
   return existsSync(fallback) ? { path: fallback } : null;
+}
+
+// smol-toml's CommonJS build, required when a file is read: one file to load at
+// start-up against ten ES modules, and none without a config file.
+function parseToml(text: string): unknown {
+  return (createRequire(import.meta.url)('smol-toml') as typeof import('smol-toml')).parse(text);
 }
 
 function readConfigFile(path: string): Map<KeyDef, Setting> {

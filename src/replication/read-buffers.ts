@@ -6,8 +6,7 @@
 // collections (peak RSS 175 MB streaming a 1 GiB record on Node 26, against
 // the 150 MB target). So after every COLLECT_EVERY bytes read we ask for a
 // young-generation collection: ~0.1-1 ms, which frees them.
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { createRequire } from 'node:module';
 
 /** Socket bytes read between young-generation collections: bounds the dead read buffers held. */
 export const COLLECT_EVERY = 8 * 1024 * 1024;
@@ -26,6 +25,10 @@ function lookUpGc(): Gc | null {
   const given = (globalThis as { gc?: Gc }).gc;
   if (typeof given === 'function') return given; // started with --expose-gc
   try {
+    // Required on first use, not imported: node:vm costs the agent's start ~4 ms before its first hint.
+    const require = createRequire(import.meta.url);
+    const { setFlagsFromString } = require('node:v8') as typeof import('node:v8');
+    const { runInNewContext } = require('node:vm') as typeof import('node:vm');
     // Puts gc() on the global of contexts created from now on; this one is unchanged.
     setFlagsFromString('--expose-gc');
     const fn = runInNewContext('gc') as unknown;
