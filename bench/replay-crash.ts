@@ -15,7 +15,7 @@ import { findStartupProcess } from '../src/follower/startup-process.ts';
 import { readPostmasterPid } from '../src/follower/postmaster-pid.ts';
 import { readControlFile } from '../src/follower/control-file.ts';
 import { formatLsn } from '../src/lsn.ts';
-import { metricSum, processTree, sampleProc, startAgent, type RunningAgent } from './replay-agent.ts';
+import { metricSum, processTree, sampleProc, schedStat, startAgent, type RunningAgent } from './replay-agent.ts';
 import type { VariantName } from './replay-args.ts';
 import { evict, relationFiles, residency, warm } from './replay-cache.ts';
 import { replayReached, runBurst, type LoadedTable, type ModeContext } from './replay-cluster.ts';
@@ -145,13 +145,19 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
     starting.catch(() => {});
     // Poll the same signals the agent can see: postmaster.pid's status and the startup process.
     let startupPid: number | null = null;
+    // The startup process's CPU and run-queue wait as last read (it exits at the end of a crash
+    // recovery): does replay wait on storage, or on a CPU the sidecar holds?
+    let replaySched: { cpuSeconds: number; runqueueWaitSeconds: number } | null = null;
     let readyS: number | null = null;
     let firstPrefaultS: number | null = null;
     const deadline = Date.now() + opts.timeoutS * 1000;
     for (;;) {
       if (Date.now() > deadline) throw new Error(`${tag}: not done within ${opts.timeoutS} s\n${target.logTail()}`);
       const lookup = await findStartupProcess(target.dataDir, { segmentSize: SEG });
-      if (lookup.kind === 'startup') startupPid = lookup.pid;
+      if (lookup.kind === 'startup') {
+        startupPid = lookup.pid;
+        replaySched = schedStat(lookup.pid) ?? replaySched;
+      }
       if (agent && firstPrefaultS === null && ((await agent.prefaultsIssued()) ?? 0) > (issuedAtStart ?? 0)) firstPrefaultS = (performance.now() - t0) / 1000;
       // The killed postmaster's postmaster.pid still says "ready": wait for the new one's.
       const pm = await readPostmasterPid(target.dataDir);
@@ -173,7 +179,8 @@ export async function runCrash(ctx: CrashContext, variant: VariantName, spec: Cr
     // Replay alone, as PostgreSQL logs it ("redo done ... elapsed"): without the start-up and the end-of-recovery checkpoint's writes.
     const redo = redoElapsed(target.logFile, logFrom);
     ctx.log(`${tag}: ${seconds.toFixed(2)} s (accepting connections at ${readyS?.toFixed(2)} s; redo ${redo ?? '?'} s; burst ${(burst.walBytes / 1048576).toFixed(1)} MB WAL; resident ${(residentFraction * 100).toFixed(1)}%; replay misses ${counters.misses}, willneed ${counters.willneed}${figures ? `; agent first prefault ${figures.firstPrefaultS?.toFixed(2) ?? 'never'} s, prefaults ${figures.prefaultsIssued ?? 'n/a'}, misses ${figures.misses}, exit ${figures.exit}` : ''})`);
-    return { variant, rep, seconds, startupSeconds: readyS ?? seconds, walBytes: burst.walBytes, residentFraction, standbyMisses: counters.misses, standbyWillneed: counters.willneed, agent: figures };
+    if (replaySched) ctx.log(`${tag}: startup process CPU ${replaySched.cpuSeconds.toFixed(2)} s, run-queue wait ${replaySched.runqueueWaitSeconds.toFixed(2)} s (as last read, every ~10 ms)`);
+    return { replayCpuS: replaySched?.cpuSeconds, replayRunqueueWaitS: replaySched?.runqueueWaitSeconds, variant, rep, seconds, startupSeconds: readyS ?? seconds, walBytes: burst.walBytes, residentFraction, standbyMisses: counters.misses, standbyWillneed: counters.willneed, agent: figures };
   } finally {
     if (agent) await agent.stop();
     // Back to a fast server for the next burst: without the storage model.

@@ -37,7 +37,7 @@ export interface RunResult {
   standbyMisses: number;
   standbyWillneed: number;
   agent: AgentFigures | null;
-  /** Live mode: the replay (startup) process's CPU and run-queue wait over the timed replay, seconds. */
+  /** The replay (startup) process's CPU and run-queue wait, seconds: over the timed replay (live), over its life as last read (crash modes). */
   replayCpuS?: number;
   replayRunqueueWaitS?: number;
 }
