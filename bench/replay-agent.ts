@@ -25,6 +25,8 @@ export function agentAvailable(repoRoot: string): { ok: boolean; why: string } {
 export interface ProcSample {
   /** utime + stime of all threads, seconds. */
   cpuSeconds: number;
+  /** utime alone: our code, without the kernel's work in our system calls (a hinted page's read starts there). */
+  userSeconds: number;
   /** Peak resident set (VmHWM), bytes. */
   peakRssBytes: number;
 }
@@ -37,10 +39,11 @@ function sampleOne(pid: number): ProcSample & { threads: number } | null {
     // Fields after "(comm)": state is field 3, utime 14, stime 15 (1-based).
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const cpuSeconds = (Number(rest[11]) + Number(rest[12])) / CLOCK_TICKS;
+    const userSeconds = Number(rest[11]) / CLOCK_TICKS;
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
     const threads = /Threads:\s+(\d+)/.exec(status);
-    return { cpuSeconds, peakRssBytes: hwm ? Number(hwm[1]) * 1024 : 0, threads: threads ? Number(threads[1]) : 0 };
+    return { cpuSeconds, userSeconds, peakRssBytes: hwm ? Number(hwm[1]) * 1024 : 0, threads: threads ? Number(threads[1]) : 0 };
   } catch {
     return null;
   }
@@ -122,6 +125,7 @@ export interface TreeSample extends ProcSample {
 /** CPU time and peak RSS summed over the agent's process tree. */
 export function sampleProc(pid: number): TreeSample | null {
   let cpuSeconds = 0;
+  let userSeconds = 0;
   let peakRssBytes = 0;
   let processes = 0;
   let threads = 0;
@@ -129,11 +133,12 @@ export function sampleProc(pid: number): TreeSample | null {
     const s = sampleOne(p);
     if (!s) continue;
     cpuSeconds += s.cpuSeconds;
+    userSeconds += s.userSeconds;
     peakRssBytes += s.peakRssBytes;
     threads = Math.max(threads, s.threads);
     processes++;
   }
-  return processes ? { cpuSeconds, peakRssBytes, processes, threads, perThread: threadCpu(pid) } : null;
+  return processes ? { cpuSeconds, userSeconds, peakRssBytes, processes, threads, perThread: threadCpu(pid) } : null;
 }
 
 /** Sum of all series of a counter in Prometheus text format, or null if absent. */

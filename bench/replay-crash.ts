@@ -257,6 +257,7 @@ async function agentFigures(agent: RunningAgent, firstPrefaultS: number | null, 
   const cpu = sample?.cpuSeconds ?? NaN;
   return {
     cpuSeconds: cpu,
+    userSeconds: sample?.userSeconds,
     cpuSecondsTotal: cpu,
     peakRssBytes: sample?.peakRssBytes ?? 0,
     processes: sample?.processes ?? 0,

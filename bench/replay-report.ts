@@ -4,6 +4,8 @@ import type { VariantName } from './replay-args.ts';
 export interface AgentFigures {
   /** CPU seconds from the standby's start to the end of replay. */
   cpuSeconds: number;
+  /** Of cpuSeconds, user space (utime, 10 ms ticks): our code without the kernel's work in our system calls. */
+  userSeconds?: number;
   /** CPU seconds over the agent's whole life (includes its startup). */
   cpuSecondsTotal: number;
   peakRssBytes: number;
@@ -90,8 +92,8 @@ export function replayTable(summaries: VariantSummary[]): string {
 /** The sidecar's cost, per variant that ran it. */
 export function agentTable(summaries: VariantSummary[]): string {
   const lines = [
-    '| variant | WAL decoded MB (metric) | WAL MB/s over replay | CPU s during replay | of which event loop s | of which other threads s | CPU % of one core | CPU % per 10 MB/s WAL | event loop % per 10 MB/s WAL | CPU us per record | records | prefaults | CPU s whole life | peak RSS MB | first prefault s | burst read by s | threads | agent misses | exit |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| variant | WAL decoded MB (metric) | WAL MB/s over replay | CPU s during replay | of which event loop s | of which other threads s | CPU % of one core | CPU % per 10 MB/s WAL | event loop % per 10 MB/s WAL | user space % per 10 MB/s WAL | CPU us per record | records | prefaults | CPU s whole life | peak RSS MB | first prefault s | burst read by s | threads | agent misses | exit |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const s of summaries) {
     for (const r of s.runs) {
@@ -103,8 +105,9 @@ export function agentTable(summaries: VariantSummary[]): string {
       const per10 = mbPerS > 0 ? corePct / (mbPerS / 10) : NaN;
       const main = a.threadCpu?.main;
       const mainPer10 = main === undefined || !(mbPerS > 0) ? null : ((main / r.seconds) * 100) / (mbPerS / 10);
+      const userPer10 = a.userSeconds === undefined || !(mbPerS > 0) ? null : ((a.userSeconds / r.seconds) * 100) / (mbPerS / 10);
       lines.push(
-        `| ${s.variant} #${r.rep} | ${a.walBytesMetric === null ? `n/a (burst ${mb(r.walBytes)})` : mb(a.walBytesMetric)} | ${f(mbPerS)} | ${f(a.cpuSeconds)} | ${main === undefined ? 'n/a' : f(main)} | ${main === undefined ? 'n/a' : f(Math.max(0, a.cpuSeconds - main))} | ${f(corePct, 1)}% | ${f(per10, 1)}% | ${mainPer10 === null ? 'n/a' : `${f(mainPer10, 1)}%`} | ${a.records ? f((a.cpuSeconds / a.records) * 1e6, 1) : 'n/a'} | ${a.records ?? 'n/a'} | ${a.prefaultsIssued ?? 'n/a'} | ${f(a.cpuSecondsTotal)} | ${mb(a.peakRssBytes)} | ${a.firstPrefaultS === null ? 'none' : f(a.firstPrefaultS)} | ${a.readEndS === null ? 'n/a' : f(a.readEndS)} | ${a.threads} | ${a.misses} | ${a.exit} |`,
+        `| ${s.variant} #${r.rep} | ${a.walBytesMetric === null ? `n/a (burst ${mb(r.walBytes)})` : mb(a.walBytesMetric)} | ${f(mbPerS)} | ${f(a.cpuSeconds)} | ${main === undefined ? 'n/a' : f(main)} | ${main === undefined ? 'n/a' : f(Math.max(0, a.cpuSeconds - main))} | ${f(corePct, 1)}% | ${f(per10, 1)}% | ${mainPer10 === null ? 'n/a' : `${f(mainPer10, 1)}%`} | ${userPer10 === null ? 'n/a' : `${f(userPer10, 1)}%`} | ${a.records ? f((a.cpuSeconds / a.records) * 1e6, 1) : 'n/a'} | ${a.records ?? 'n/a'} | ${a.prefaultsIssued ?? 'n/a'} | ${f(a.cpuSecondsTotal)} | ${mb(a.peakRssBytes)} | ${a.firstPrefaultS === null ? 'none' : f(a.firstPrefaultS)} | ${a.readEndS === null ? 'n/a' : f(a.readEndS)} | ${a.threads} | ${a.misses} | ${a.exit} |`,
       );
     }
   }

@@ -208,6 +208,7 @@ async function finish(
     const exit = exitedEarly !== null ? `died early (${exitedEarly})` : await agent.stop();
     agentFigures = {
       cpuSeconds: after && before ? after.cpuSeconds - before.cpuSeconds : NaN,
+      userSeconds: after && before ? after.userSeconds - before.userSeconds : undefined,
       cpuSecondsTotal: after?.cpuSeconds ?? NaN,
       peakRssBytes: after?.peakRssBytes ?? 0,
       processes: after?.processes ?? 0,
