@@ -109,9 +109,8 @@ Each agent run reports its peak anonymous memory and whether its cgroup
 OOM-killed it. Environment:
   PREFAULTER_BENCH_TRACE=1          write <run>-trace.tsv: replay's position and
                                     the agent's every 100 ms
-  PREFAULTER_BENCH_AGENT_NODE=PATH  the node binary the agent runs on in the
-                                    container and crash modes (e.g. the
-                                    image's Node.js 26)
+  PREFAULTER_BENCH_AGENT_NODE=PATH  the node binary the agent runs on, in
+                                    every mode (e.g. the image's Node.js 26)
 `;
 
 function positiveInt(name: string, text: string | undefined, fallback: number): number {

@@ -127,6 +127,7 @@ function launchAgent(ctx: Context, variant: VariantName, tag: string, agentStats
     metricsPort: port,
     env: { ...ctx.slowio.env(agentStats), ...(SPECS[variant].agentEnv ?? {}) },
     nodeArgs: ctx.opts.agentNodeArgs,
+    execPath: process.env.PREFAULTER_BENCH_AGENT_NODE || undefined,
     logFile: join(ctx.logDir, `${tag}-agent.log`),
     extraArgs: ctx.opts.agentArgs,
   });
