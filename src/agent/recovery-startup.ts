@@ -4,7 +4,7 @@
 // taken from replay, which starts with PostgreSQL.
 import { sleep } from '../sleep.ts';
 
-/** Longest the agent defers loading the SQL path and the HTTP endpoint while the first recovery's WAL is hinted. */
+/** Longest the agent defers loading the SQL path and the HTTP endpoint while a recovery it prefaults goes on. */
 const STARTUP_SETTLE_MAX_MS = 2000;
 /** After the first hint, how often start-up checks whether PostgreSQL accepts connections (as last polled). */
 const SETTLE_CHECK_MS = 10;
