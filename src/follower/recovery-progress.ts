@@ -65,10 +65,11 @@ export interface RecoveryProgress {
  * cannot be used (log it and keep waiting for PostgreSQL the SQL way).
  */
 export async function readRecoveryProgress(dataDir: string, opts: { procDir?: string } = {}): Promise<RecoveryProgress> {
-  const control = await readControlFile(dataDir);
+  // The signal files are looked at beside pg_control: each await is a trip through libuv's pool, before a crash recovery's first hint.
+  const [control, standbySignal, recoverySignal] = await Promise.all([readControlFile(dataDir), exists(join(dataDir, 'standby.signal')), exists(join(dataDir, 'recovery.signal'))]);
   const startup = await findStartupProcess(dataDir, { segmentSize: control.xlogSegSize, procDir: opts.procDir });
   const postmaster = startup.postmaster;
-  const signalled = (await exists(join(dataDir, 'standby.signal'))) || (await exists(join(dataDir, 'recovery.signal')));
+  const signalled = standbySignal || recoverySignal;
   const postmasterAlive = startup.kind === 'startup' || startup.kind === 'none' ? true : postmaster === null ? false : null;
   const ready = acceptsConnections(postmaster) && postmasterAlive !== false;
   const recovery = recoveryKind(control, signalled, postmaster, startup);
