@@ -10,7 +10,7 @@ import { HintCoalescer } from './hint-coalescer.ts';
 import { NearHints } from './near-hints.ts';
 import { BlockReader } from './io.ts';
 import { SegmentPaths } from './paths.ts';
-import { BlockPlanner, DEFAULT_RESIDENT, type ResidentPages } from './planner.ts';
+import { BlockPlanner, DEFAULT_RESIDENT, FSM_FORK, VM_FORK, type ResidentPages } from './planner.ts';
 import type { ResidencyProbe } from './page-residency.ts';
 import type { IoMethod, ResolvedIoMethod, WillneedHint } from './willneed.ts';
 import { emptySkipCounts, type SkipCounts } from './skip.ts';
@@ -149,7 +149,7 @@ export class Prefaulter {
     const resident = opts.resident ?? DEFAULT_RESIDENT;
     this.planner = new BlockPlanner(
       // 2 slots per page remembered (reach is half a memory) keeps collisions rare; capped at 2^18 slots (7.3 MiB).
-      { recentSlots: Math.min(1 << 18, Math.max(4096, opts.maxPagesAhead * 4, resident.sharedBuffers, resident.pageCache)), resident },
+      { recentSlots: Math.min(1 << 18, Math.max(4096, opts.maxPagesAhead * 4, resident.sharedBuffers, resident.pageCache)), resident, blockSize: opts.blockSize },
       this.stats.skipped,
       (spc, db, rel, fork, block) => this.requestRead(spc, db, rel, fork, block),
       {
@@ -268,16 +268,19 @@ export class Prefaulter {
     // Hints are synchronous end to end (open, fstat, fadvise on this thread):
     // no job, promise or closure per block, and the first hint goes out with
     // the first record instead of after an open() on the threadpool.
-    if (this.hint !== null && this.hintNow(path, offset, spc, db, rel)) return;
-    this.reader.schedule(() => this.readOne(path, offset, spc, db, rel));
+    // A heap's free space map or visibility map may not exist (a small or never vacuumed table):
+    // the planner asks for their pages anyway (planner.ts), so a missing one is no skip worth counting.
+    const quiet = fork === FSM_FORK || fork === VM_FORK;
+    if (this.hint !== null && this.hintNow(path, offset, spc, db, rel, quiet)) return;
+    this.reader.schedule(() => this.readOne(path, offset, spc, db, rel, quiet));
     this.stats.queued = this.reader.queued;
   }
 
-  private async readOne(path: string, offset: number, spc: number, db: number, rel: number): Promise<void> {
+  private async readOne(path: string, offset: number, spc: number, db: number, rel: number, quiet: boolean): Promise<void> {
     let file: OpenFile | null = null;
     try {
       if (this.handles.isMissing(path, performance.now())) {
-        this.skip('missing_file');
+        this.skip('missing_file', quiet);
         return;
       }
       const got = this.handles.acquire(path, spc, db, rel);
@@ -289,7 +292,7 @@ export class Prefaulter {
         fit = blockFit(file, offset, this.blockSize, now);
       }
       if (fit !== 'ok') {
-        this.skip(fit);
+        this.skip(fit, quiet);
         return;
       }
       this.stats.queued = this.reader.queued;
@@ -304,11 +307,11 @@ export class Prefaulter {
   }
 
   /** Hint one block now; false only when an asynchronous open of its file is under way (then queue it). */
-  private hintNow(path: string, offset: number, spc: number, db: number, rel: number): boolean {
+  private hintNow(path: string, offset: number, spc: number, db: number, rel: number, quiet: boolean): boolean {
     let file: OpenFile | null | undefined = this.handles.cached(path);
     try {
       if (file === undefined) {
-        if (this.handles.isMissing(path, performance.now())) return this.skip('missing_file');
+        if (this.handles.isMissing(path, performance.now())) return this.skip('missing_file', quiet);
         const opened = this.handles.openNow(path, spc, db, rel);
         if (opened === 'opening') return false;
         file = opened;
@@ -319,7 +322,7 @@ export class Prefaulter {
         this.handles.refreshSizeNow(file!, now);
         fit = blockFit(file, offset, this.blockSize, now);
       }
-      if (fit !== 'ok') return this.skip(fit);
+      if (fit !== 'ok') return this.skip(fit, quiet);
     } catch {
       // open/fstat failures other than ENOENT (EACCES, EMFILE, ...): count and carry on.
       this.stats.readErrors++;
@@ -330,8 +333,8 @@ export class Prefaulter {
   }
 
   /** Count a block not read (a refreshed size that still falls short is past EOF); true: the block is dealt with. */
-  private skip(reason: 'missing_file' | 'beyond_eof' | 'recheck'): true {
-    this.stats.skipped[reason === 'recheck' ? 'beyond_eof' : reason]++;
+  private skip(reason: 'missing_file' | 'beyond_eof' | 'recheck', quiet: boolean): true {
+    if (!quiet) this.stats.skipped[reason === 'recheck' ? 'beyond_eof' : reason]++;
     return true;
   }
 
