@@ -116,6 +116,8 @@ export async function waitNoHandles(agent: AgentProcess, dir: string, timeoutMs:
 
 /** What the recovery poll reads under PGDATA, opened and closed at once (src/agent/recovery.ts, follower/control-file.ts). */
 export const POLL_READS = ['global/pg_control', 'PG_VERSION', 'postmaster.pid'];
+/** Timeline history files, which the poll reads too (follower/timeline-history.ts): after a promotion there is one. */
+const HISTORY_READ = /^pg_wal\/[0-9A-F]{8}\.history$/;
 
 /**
  * Nothing held under pgdata: at this instant no file is open but the recovery
@@ -123,7 +125,7 @@ export const POLL_READS = ['global/pg_control', 'PG_VERSION', 'postmaster.pid'];
  */
 export async function assertNothingHeld(agent: AgentProcess, pgdata: string, what: string): Promise<void> {
   const seen = openFiles(agent, pgdata).map((f) => f.path.slice(pgdata.length + 1));
-  assert.deepEqual(seen.filter((p) => !POLL_READS.includes(p)), [], `${what}: files open under PGDATA`);
+  assert.deepEqual(seen.filter((p) => !POLL_READS.includes(p) && !HISTORY_READ.test(p)), [], `${what}: files open under PGDATA`);
   const { open } = await waitNoHandles(agent, pgdata, 2000);
   assert.deepEqual(open, [], `${what}: files still open 2 s later`);
 }
