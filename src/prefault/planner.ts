@@ -112,68 +112,56 @@ export class BlockPlanner {
   plan(rec: WalRecord): number {
     let reads = 0;
     const blocks = rec.blocks;
-    const skipped = this.skipped;
-    const recent = this.recent;
     const checkEvents = !this.events.empty;
     const heap = rec.rmgr === RM_HEAP_ID || rec.rmgr === RM_HEAP2_ID;
-    let seq = this.seq;
     for (let i = 0; i < blocks.length; i++) {
       const b = blocks[i]!;
       if (heap && b.fork === MAIN_FORK) {
-        this.seq = seq;
-        reads += this.mapPage(b.spcOid, b.dbOid, b.relNumber, VM_FORK, this.maps.vmBlock(b.block), checkEvents);
-        reads += this.mapPage(b.spcOid, b.dbOid, b.relNumber, FSM_FORK, this.maps.fsmLeafBlock(b.block), checkEvents);
-        seq = this.seq;
+        // The map pages replay reads for this heap block (see the top); not counted in the skips.
+        reads += this.planPage(b.spcOid, b.dbOid, b.relNumber, VM_FORK, this.maps.vmBlock(b.block), false, false, checkEvents, null);
+        reads += this.planPage(b.spcOid, b.dbOid, b.relNumber, FSM_FORK, this.maps.fsmLeafBlock(b.block), false, false, checkEvents, null);
       }
-      const slot = recent.find(b.spcOid, b.dbOid, b.relNumber, b.fork, b.block);
-      const fresh = slot >= 0 && recent.fresh(slot, seq);
-      if (!fresh) seq++;
-      if (b.applyImage || b.willInit) {
-        // Replay writes this page from the record; later references find it in shared_buffers.
-        if (b.applyImage) skipped.image++;
-        else skipped.will_init++;
-        if (slot >= 0) recent.touch(slot, seq, KEPT_BY_REPLAY);
-        else recent.insert(b.spcOid, b.dbOid, b.relNumber, b.fork, b.block, seq, KEPT_BY_REPLAY);
-        continue;
-      }
-      if (checkEvents) {
-        const why = this.events.skipReason(b.spcOid, b.dbOid, b.relNumber, b.fork, b.block);
-        if (why !== null) {
-          skipped[why]++;
-          continue;
-        }
-      }
-      if (fresh) {
-        skipped.recent++;
-        recent.touch(slot, seq);
-        continue;
-      }
-      // A page replay wrote itself (image, init) sits in the follower's page cache, charged to
-      // the follower's memory limit, not ours: our hint finds it resident and keeps nothing,
-      // so count it as replay's again (short reach) and hint it again once that has passed.
-      if (slot >= 0) recent.touch(slot, seq, recent.keptBy(slot) === KEPT_BY_REPLAY ? KEPT_BY_REPLAY : KEPT_BY_HINT);
-      else recent.insert(b.spcOid, b.dbOid, b.relNumber, b.fork, b.block, seq, KEPT_BY_HINT);
-      this.read(b.spcOid, b.dbOid, b.relNumber, b.fork, b.block);
-      reads++;
+      reads += this.planPage(b.spcOid, b.dbOid, b.relNumber, b.fork, b.block, b.applyImage, b.willInit, checkEvents, this.skipped);
     }
-    this.seq = seq;
     const events = rec.events;
     for (let i = 0; i < events.length; i++) this.events.apply(events[i]!, rec.lsn);
     return reads;
   }
 
-  /** A map page replay reads for a heap block (see the top): hinted unless recent or its relation is gone; not counted in the skips. */
-  private mapPage(spc: number, db: number, rel: number, fork: number, block: number, checkEvents: boolean): number {
+  /** One page replay will touch: 1 if it is to be read, else 0 (counted in skipped, unless null). */
+  private planPage(spc: number, db: number, rel: number, fork: number, block: number, applyImage: boolean, willInit: boolean, checkEvents: boolean, skipped: SkipCounts | null): number {
     const recent = this.recent;
     const slot = recent.find(spc, db, rel, fork, block);
-    if (slot >= 0 && recent.fresh(slot, this.seq)) {
-      recent.touch(slot, this.seq);
+    const fresh = slot >= 0 && recent.fresh(slot, this.seq);
+    if (!fresh) this.seq++;
+    const seq = this.seq;
+    if (applyImage || willInit) {
+      // Replay writes this page from the record; later references find it in shared_buffers.
+      if (skipped !== null) {
+        if (applyImage) skipped.image++;
+        else skipped.will_init++;
+      }
+      if (slot >= 0) recent.touch(slot, seq, KEPT_BY_REPLAY);
+      else recent.insert(spc, db, rel, fork, block, seq, KEPT_BY_REPLAY);
       return 0;
     }
-    this.seq++;
-    if (checkEvents && this.events.skipReason(spc, db, rel, fork, block) !== null) return 0;
-    if (slot >= 0) recent.touch(slot, this.seq, KEPT_BY_HINT);
-    else recent.insert(spc, db, rel, fork, block, this.seq, KEPT_BY_HINT);
+    if (checkEvents) {
+      const why = this.events.skipReason(spc, db, rel, fork, block);
+      if (why !== null) {
+        if (skipped !== null) skipped[why]++;
+        return 0;
+      }
+    }
+    if (fresh) {
+      if (skipped !== null) skipped.recent++;
+      recent.touch(slot, seq);
+      return 0;
+    }
+    // A page replay wrote itself (image, init) sits in the follower's page cache, charged to
+    // the follower's memory limit, not ours: our hint finds it resident and keeps nothing,
+    // so count it as replay's again (short reach) and hint it again once that has passed.
+    if (slot >= 0) recent.touch(slot, seq, recent.keptBy(slot) === KEPT_BY_REPLAY ? KEPT_BY_REPLAY : KEPT_BY_HINT);
+    else recent.insert(spc, db, rel, fork, block, seq, KEPT_BY_HINT);
     this.read(spc, db, rel, fork, block);
     return 1;
   }
