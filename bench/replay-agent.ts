@@ -25,7 +25,7 @@ export function agentAvailable(repoRoot: string): { ok: boolean; why: string } {
 export interface ProcSample {
   /** utime + stime of all threads, seconds. */
   cpuSeconds: number;
-  /** utime alone: our code, without the kernel's work in our system calls (a hinted page's read starts there). */
+  /** utime alone (every thread: ours and V8's), without the kernel's work in our system calls (a hinted page's read starts there). */
   userSeconds: number;
   /** Peak resident set (VmHWM), bytes. */
   peakRssBytes: number;

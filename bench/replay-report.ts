@@ -4,7 +4,7 @@ import type { VariantName } from './replay-args.ts';
 export interface AgentFigures {
   /** CPU seconds from the standby's start to the end of replay. */
   cpuSeconds: number;
-  /** Of cpuSeconds, user space (utime, 10 ms ticks): our code without the kernel's work in our system calls. */
+  /** Of cpuSeconds, user space (utime of every thread, 10 ms ticks): without the kernel's work in our system calls. */
   userSeconds?: number;
   /** CPU seconds over the agent's whole life (includes its startup). */
   cpuSecondsTotal: number;
