@@ -32,8 +32,9 @@ test('replay estimate: reads since the segment opened map to the record replay i
   assert.equal(e.observe(seg, 42, 1_000_000 + 10 * 8192), seg + 2400n);
   // Never backwards within a segment, whatever the counter does.
   assert.equal(e.observe(seg, 42, 1_000_000), seg + 2400n);
-  // Past what we decoded: stays at the last known position.
-  assert.equal(e.observe(seg, 42, 1_000_000 + 500 * 8192), seg + 2400n);
+  // Read more than everything decoded costs: replay is past the last decoded record (its end), so the
+  // window can retire what it holds and the decoder go on (held back, the two waited on each other).
+  assert.equal(e.observe(seg, 42, 1_000_000 + 500 * 8192), seg + 2500n);
   // The next segment: its start; a new startup process (PostgreSQL restarted): its segment, even if earlier.
   assert.equal(e.observe(seg + SEG, 42, 2_000_000), seg + SEG);
   assert.equal(e.observe(seg, 77, 5), seg);
@@ -65,4 +66,29 @@ test('replay estimate: a read count from /proc/<pid>/io, null when unreadable', 
   } finally {
     rmSync(proc, { recursive: true, force: true });
   }
+});
+
+test('replay estimate: a block still in shared_buffers is not read again (an update and the prune of its page cost one read)', () => {
+  const e = new ReplayEstimate(8192, 8192, 4);
+  const seg = 7n * SEG;
+  // Heap update then prune of the same page, for pages 0..3: one read each (the second reference finds the page in shared_buffers).
+  for (let i = 0; i < 4; i++) {
+    e.record(rec(seg + 40n + BigInt(i) * 256n, [block(i)]));
+    e.record(rec(seg + 168n + BigInt(i) * 256n, [block(i)]));
+  }
+  assert.equal(e.observe(seg, 9, 0), seg);
+  // 3 reads: pages 0..2 done with both of their records, replay on page 3's update.
+  assert.equal(e.observe(seg, 9, 3 * 8192), seg + 40n + 3n * 256n);
+  // Page 0 again after 4 more distinct pages (shared_buffers of 4 pages): evicted, read again; page 3 again at once: not read.
+  e.record(rec(seg + 2000n, [block(10)]));
+  e.record(rec(seg + 2100n, [block(0)]));
+  e.record(rec(seg + 2200n, [block(3)]));
+  e.record(rec(seg + 2300n, [block(11)]));
+  // 4 reads of pages 0..3, then page 10 and page 0 again: 6 reads put replay on the record after page 0's second read, which costs nothing (page 3), so on page 11's.
+  assert.equal(e.observe(seg, 9, 6 * 8192), seg + 2300n);
+  // An image restores the page into shared_buffers: a later reference is not read.
+  e.record(rec(seg + 3000n, [block(20, { hasImage: true, applyImage: true })]));
+  e.record(rec(seg + 3100n, [block(20)]));
+  e.record(rec(seg + 3200n, [block(21)]));
+  assert.equal(e.observe(seg, 9, 7 * 8192), seg + 3200n);
 });
