@@ -119,6 +119,31 @@ test('closeRelation closes every fork and segment of that relation only', async 
   });
 });
 
+test('a relation (or database) dropped while an open of its file is under way: the fd is not kept, and closes on release', async () => {
+  await withFiles(0, async (_p, dir) => {
+    const fsm = join(dir, '16384_fsm');
+    const other = join(dir, '16390');
+    for (const p of [fsm, other]) writeFileSync(p, Buffer.alloc(8192));
+    const h = new FileHandles();
+    // A queued read's open runs on the threadpool; replay passes the DROP before it completes.
+    const opening = h.acquire(fsm, 1663, 5, 16384);
+    const openingOther = h.acquire(other, 1663, 7, 16390);
+    assert.ok(opening instanceof Promise && openingOther instanceof Promise, 'both opens are asynchronous');
+    h.closeRelation(1663, 5, 16384);
+    h.closeDatabase(7);
+    const f = await opening;
+    const g = await openingOther;
+    assert.ok(f !== null && g !== null, 'the files still existed when opened');
+    assert.equal(h.cached(fsm), undefined, 'the dropped relation\'s fd is not cached');
+    assert.equal(h.cached(other), undefined, 'the dropped database\'s fd is not cached');
+    // The reader finishes with it: the fd closes then, nothing stays open.
+    h.release(f!);
+    h.release(g!);
+    await until('the fds of the dropped relation and database to close', () => h.stats.open === 0 && fdCount(dir) === 0);
+    await h.closeAll();
+  });
+});
+
 test('blockFit: missing, inside the size, past a fresh size, past a stale size (recheck)', () => {
   const file = { path: 'x', fd: -1, size: 8192 * 2, sizeAt: 1000, refs: 0, closing: false, spcOid: 1663, dbOid: 5, relNumber: 1 };
   assert.equal(blockFit(null, 0, 8192, 1000), 'missing_file');

@@ -66,6 +66,11 @@ export function defaultFileCapacity(softLimit: number | null): number {
 interface Opening {
   waiters: number;
   done: Promise<OpenFile | null> | null;
+  spcOid: number;
+  dbOid: number;
+  relNumber: number;
+  /** Its relation or database was dropped while the open ran: close the fd on release, keep nothing. */
+  dropped: boolean;
 }
 
 /** Files whose size was checked this recently are trusted for beyond-EOF decisions. */
@@ -145,7 +150,7 @@ export class FileHandles {
     this.stats.misses++;
     let o = this.opening.get(path);
     if (o === undefined) {
-      o = { waiters: 0, done: null };
+      o = { waiters: 0, done: null, spcOid, dbOid, relNumber, dropped: false };
       this.opening.set(path, o);
       o.done = this.openFile(path, spcOid, dbOid, relNumber, o);
     }
@@ -179,6 +184,8 @@ export class FileHandles {
 
   /** Close the fds of a relation (all forks and segments): it was dropped, its space must be freed. */
   closeRelation(spcOid: number, dbOid: number, relNumber: number): void {
+    // An open under way (a queued read's) would publish the fd of the dropped file after this.
+    for (const o of this.opening.values()) if (o.relNumber === relNumber && o.dbOid === dbOid && o.spcOid === spcOid) o.dropped = true;
     const files = this.byRel.get(relNumber);
     if (files === undefined) return;
     for (const f of [...files]) {
@@ -188,6 +195,7 @@ export class FileHandles {
 
   /** Close the fds of every relation of a database (it was dropped). */
   closeDatabase(dbOid: number): void {
+    for (const o of this.opening.values()) if (o.dbOid === dbOid) o.dropped = true;
     for (const f of this.lru.values()) if (f.dbOid === dbOid) this.retire(f);
   }
 
@@ -259,8 +267,8 @@ export class FileHandles {
       // Every waiter holds a reference from the moment the fd is published, so
       // an eviction before their continuations run cannot close it under them.
       const f: OpenFile = { path, fd, size, sizeAt: performance.now(), refs: o.waiters, closing: false, spcOid, dbOid, relNumber };
-      if (generation !== this.generation) {
-        f.closing = true; // closeAll() ran meanwhile: close on release, keep nothing
+      if (generation !== this.generation || o.dropped) {
+        f.closing = true; // closeAll() ran meanwhile, or the file's relation was dropped: close on release, keep nothing
         return f;
       }
       return this.publish(f);
