@@ -17,6 +17,8 @@ export interface BenchOptions {
   updates: number;
   reps: number;
   latencyUs: number;
+  /** slowio's IOPS cap on the modelled volume, shared by every process (0: none). */
+  iops: number;
   fpw: boolean;
   seed: number;
   variants: VariantName[];
@@ -86,6 +88,9 @@ Options:
   --per-commit N        updates per transaction (default 10)
   --reps N              repetitions of every variant (default 3)
   --latency-us N        slowio miss latency in microseconds (default 1000)
+  --iops N              cap the modelled volume at N IOs a second, shared by
+                        every process (default 0: no cap); reports the limit
+                        max(all cached, pages / N)
   --fpw on|off          full_page_writes on the primary (default off)
   --seed N              seed of the burst's random ids (default 42)
   --variants a,b        variants to run (default all but prefaulter-pread)
@@ -132,6 +137,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
       'per-commit': { type: 'string' },
       reps: { type: 'string' },
       'latency-us': { type: 'string' },
+      iops: { type: 'string' },
       fpw: { type: 'string' },
       seed: { type: 'string' },
       variants: { type: 'string' },
@@ -174,6 +180,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     perCommit: positiveInt('per-commit', values['per-commit'], 10),
     reps: positiveInt('reps', values.reps, 3),
     latencyUs: values['latency-us'] === '0' ? 0 : positiveInt('latency-us', values['latency-us'], 1000),
+    iops: values.iops === undefined || values.iops === '0' ? 0 : positiveInt('iops', values.iops, 0),
     fpw: fpw === 'on',
     seed: positiveInt('seed', values.seed, 42),
     variants: variants as VariantName[],

@@ -285,7 +285,7 @@ export async function runContainerMode(ctx: ContainerContext): Promise<string> {
       `Follower in a ${opts.followerLimitMb} MiB memory cgroup, shared_buffers ${sb}; agent in its own memory cgroup (limit per variant); ` +
         `table ${(ctx.table.tableBytes / 1048576).toFixed(0)} MB (${ctx.table.rows} rows, the hot range); ${opts.updates} single-row updates per burst ` +
         `(${opts.perCommit} per commit, ~${wal.toFixed(1)} MB WAL) after a checkpoint; full_page_writes ${opts.fpw ? 'on' : 'off'}; ` +
-        `slowio ${opts.latencyUs} us per miss; ${opts.reps} repetition(s).`,
+        `slowio ${opts.latencyUs} us per miss${opts.iops ? `, volume capped at ${opts.iops} IOPS` : ''}; ${opts.reps} repetition(s).`,
       '',
     ];
     for (const dist of opts.distributions) {

@@ -89,6 +89,25 @@ export function replayTable(summaries: VariantSummary[]): string {
   return lines.join('\n');
 }
 
+/**
+ * With an IOPS cap, the limit no prefetcher can beat: max(all cached, pages /
+ * IOPS), pages being the most any variant brought in from the volume (cold
+ * replay's misses, builtin's WILLNEEDs, the sidecar's hints).
+ */
+export function iopsLimit(summaries: VariantSummary[], iops: number): string | null {
+  if (iops <= 0) return null;
+  const cached = summaries.find((s) => s.variant === 'cached')?.median;
+  let pages = 0;
+  for (const s of summaries) {
+    if (s.variant === 'cached') continue;
+    for (const r of s.runs) pages = Math.max(pages, r.standbyMisses, r.standbyWillneed, r.agent?.prefaultsIssued ?? 0);
+  }
+  const io = pages / iops;
+  const limit = Math.max(cached ?? 0, io);
+  const rows = summaries.map((s) => `${s.variant} ${f(s.median / limit)}x`).join(', ');
+  return `Volume capped at ${iops} IOPS: the limit is max(all cached ${cached === undefined ? 'n/a (not run)' : `${f(cached)} s`}, ${pages} pages / ${iops} IOPS = ${f(io)} s) = **${f(limit)} s**; medians as a multiple of it: ${rows}.`;
+}
+
 /** The sidecar's cost, per variant that ran it. */
 export function agentTable(summaries: VariantSummary[]): string {
   const lines = [

@@ -1,7 +1,7 @@
 // The storage model: builds ../shared/tools/slowio.c (beside the repo) into a
 // temp dir at bench time, and reads the per-process counters it keeps.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -19,6 +19,10 @@ export interface SlowIo {
   /** Environment that routes a process's reads through the model, counting into statsPrefix.<pid>. */
   env(statsPrefix: string): Record<string, string>;
   setLatency(us: number): void;
+  /** IO cap of the modelled volume (0: none). */
+  iops: number;
+  /** Removes the volume's shared clock (/dev/shm). */
+  removeVolume(): void;
 }
 
 /** Finds slowio.c: $SLOWIO_C, else relative to the repo root: ../shared/tools/slowio.c. */
@@ -29,8 +33,13 @@ export function findSlowIoSource(repoRoot: string): string {
   return path;
 }
 
-/** Compiles the shim into a fresh temp dir readable by the server user. */
-export function buildSlowIo(repoRoot: string, latencyUs: number): SlowIo {
+/**
+ * Compiles the shim into a fresh temp dir readable by the server user. With
+ * iops > 0 every process routed through it shares one volume capped at that
+ * many IOs a second (a shared-memory clock of this run's own, removed by
+ * removeVolume()).
+ */
+export function buildSlowIo(repoRoot: string, latencyUs: number, iops = 0): SlowIo {
   const source = findSlowIoSource(repoRoot);
   const dir = mkdtempSync(join(tmpdir(), 'pg-prefaulter-bench-slowio-'));
   chmodSync(dir, 0o755);
@@ -43,9 +52,11 @@ export function buildSlowIo(repoRoot: string, latencyUs: number): SlowIo {
   }
   chmodSync(library, 0o755);
   const latencyFile = join(dir, 'latency-us');
+  // "LATENCY_US IOPS": slowio re-reads it every 200 ms; latency 0 turns the model (and the cap) off.
   const setLatency = (us: number): void => {
-    writeFileSync(latencyFile, `${us}\n`, { mode: 0o644 });
+    writeFileSync(latencyFile, `${us} ${iops}\n`, { mode: 0o644 });
   };
+  const volume = `/pg-prefaulter-bench-${process.pid}`;
   setLatency(latencyUs);
   return {
     dir,
@@ -53,7 +64,9 @@ export function buildSlowIo(repoRoot: string, latencyUs: number): SlowIo {
     latencyFile,
     setLatency,
     // SLOWIO_FILE (not SLOWIO_US): only that mode also writes SLOWIO_STATS files.
-    env: (statsPrefix) => ({ LD_PRELOAD: library, SLOWIO_FILE: latencyFile, SLOWIO_STATS: statsPrefix }),
+    env: (statsPrefix) => ({ LD_PRELOAD: library, SLOWIO_FILE: latencyFile, SLOWIO_STATS: statsPrefix, SLOWIO_VOLUME: volume }),
+    iops,
+    removeVolume: () => rmSync(join('/dev/shm', volume), { force: true }),
   };
 }
 

@@ -12,7 +12,7 @@ import { ALL_VARIANTS, parseBenchArgs, USAGE, type BenchMode, type BenchOptions,
 import { agentAvailable, agentStreaming, metricSum, sampleProc, schedStat, startAgent, threadCpuSince, userSystem, vmstat, type RunningAgent, type TreeSample } from './replay-agent.ts';
 import { evict, relationFiles, residency, warm } from './replay-cache.ts';
 import { createBenchCluster, flushSlowIoCounters, loadTable, parkStandby, replayReached, runBurst, type Burst, type LoadedTable } from './replay-cluster.ts';
-import { agentTable, replayTable, runsTable, summarize, targetsTable, type AgentFigures, type RunResult } from './replay-report.ts';
+import { agentTable, iopsLimit, replayTable, runsTable, summarize, targetsTable, type AgentFigures, type RunResult } from './replay-report.ts';
 import { runContainerMode } from './replay-container.ts';
 import { buildSlowIo, readSlowIoStats, sumCounters, type SlowIo } from './replay-slowio.ts';
 import { runCrash } from './replay-crash.ts';
@@ -351,6 +351,7 @@ function machine(): string {
 async function section(ctx: Context, version: number, results: RunResult[], notes: string[]): Promise<string> {
   const { opts, table, cluster, mode } = ctx;
   const summaries = summarize(results, ALL_VARIANTS);
+  const limitLine = iopsLimit(summaries, opts.iops);
   // Crash mode leaves the standby stopped; the primary's settings are the same.
   const server = cluster.standby.running ? cluster.standby : cluster.primary;
   const sb = await cluster.standby.scalar<string>('show shared_buffers').catch(() => `${opts.standbySharedBuffers} (standby stopped)`);
@@ -362,12 +363,13 @@ async function section(ctx: Context, version: number, results: RunResult[], note
     '',
     `Table ${(table.tableBytes / 1048576).toFixed(0)} MB + index ${(table.indexBytes / 1048576).toFixed(0)} MB (${table.rows} rows); standby shared_buffers ${sb}; ` +
       `burst ${opts.updates} random single-row updates (${opts.perCommit} per commit, seed ${opts.seed}), ` +
-      `${((results[0]?.walBytes ?? 0) / 1048576).toFixed(1)} MB of WAL; full_page_writes ${opts.fpw ? 'on' : 'off'}; slowio miss latency ${opts.latencyUs} us; ${opts.reps} repetitions.`,
+      `${((results[0]?.walBytes ?? 0) / 1048576).toFixed(1)} MB of WAL; full_page_writes ${opts.fpw ? 'on' : 'off'}; slowio miss latency ${opts.latencyUs} us${opts.iops ? `, volume capped at ${opts.iops} IOPS` : ', no IOPS cap'}; ${opts.reps} repetitions.`,
     '',
     ...(mode === 'crash' ? ['"replay s" here is from the start of PostgreSQL (killed with SIGKILL after the burst) and the sidecar to postmaster.pid saying "ready": crash recovery done.', ''] : []),
     ...(mode === 'crash-standby' ? ['"replay s" here is from the start of the standby (killed with SIGKILL after replaying the burst) and the sidecar until replay passes the burst\'s end again; "standby start s" in All runs is when it accepted connections (consistent).', ''] : []),
     replayTable(summaries),
     '',
+    ...(limitLine ? [limitLine, ''] : []),
   ];
   for (const v of ['prefaulter', 'prefaulter-pread'] as const) {
     const t = targetsTable(summaries, v);
@@ -461,7 +463,7 @@ async function main(argv: string[]): Promise<number> {
   const workDir = join(tmpdir(), `pg-prefaulter-bench-replay-${process.pid}`);
   mkdirSync(workDir, { recursive: true });
   chmodSync(workDir, 0o755);
-  const slowio = buildSlowIo(repoRoot, opts.latencyUs);
+  const slowio = buildSlowIo(repoRoot, opts.latencyUs, opts.iops);
   const agentOk = opts.variants.some((v) => SPECS[v].agent) ? agentAvailable(repoRoot) : { ok: false, why: 'not requested' };
   if (!agentOk.ok && opts.variants.some((v) => SPECS[v].agent)) log(`agent variants will be skipped: ${agentOk.why}`);
   const command = `npm run bench:replay -- ${argv.join(' ')}`.trimEnd();
@@ -479,6 +481,7 @@ async function main(argv: string[]): Promise<number> {
     for (const version of opts.versions) await benchVersion(opts, version, slowio, agentOk, workDir, (md) => process.stdout.write(`${md}\n`));
   } finally {
     rmSync(slowio.dir, { recursive: true, force: true });
+    slowio.removeVolume();
   }
   log(`per-run JSON, agent logs and metrics in ${workDir}`);
   return 0;
