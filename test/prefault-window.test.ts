@@ -122,6 +122,31 @@ test(`PG ${version}: window, pages-ahead budget and relation events on real pend
       await p.closeAll();
     });
 
+    await t.test('a drop replay passed before the agent planned it still closes what earlier records opened', async () => {
+      // The agent fell behind: it planned the doomed table's updates (fds opened), then replay ran
+      // past the drop before its record was offered. Skipped as behind replay, the drop closed
+      // nothing and the fds of the deleted files stayed open for good (CI caught a deleted _fsm).
+      const doomedRel = Number(doomedPath.split('/').at(-1));
+      const dropAt = records.findIndex((r) => r.events.some((e) => e.kind === 'rels-dropped' && e.rels.some((x) => x.relNumber === doomedRel)));
+      assert.ok(dropAt > 0, 'the WAL has the drop of doomed');
+      const doomedFile = new RegExp(`^${doomedPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(_fsm|_vm|_init)?(\\.\\d+)?$`);
+      const p = new Prefaulter(opts({}));
+      p.setReplayLsn(replayLsn);
+      for (const r of records.slice(0, dropAt)) p.offer(r);
+      await p.drain();
+      assert.ok(openPaths().some((f) => doomedFile.test(f)), 'doomed open for its updates');
+      const openBefore = p.stats.fileHandle.open;
+      const doomedOpen = openPaths().filter((f) => doomedFile.test(f)).length;
+      // Replay passes the drop before its record is offered: it is behind replay, not planned.
+      p.setReplayLsn(BigInt(records[dropAt]!.endLsn));
+      const behind = p.stats.recordsBehind;
+      p.offer(records[dropAt]!);
+      assert.equal(p.stats.recordsBehind, behind + 1, 'the drop record was behind replay');
+      await until('the dropped table\'s fds to be closed', () => p.stats.fileHandle.open === openBefore - doomedOpen);
+      assert.deepEqual(openPaths().filter((f) => doomedFile.test(f)), [], 'no fd of the dropped table left');
+      await p.closeAll();
+    });
+
     await t.test('pages the standby has not extended to yet are beyond EOF, not errors', async () => {
       // With "recent" disabled, inserts that follow a page's initialising insert are offered for reading.
       const p = new Prefaulter(opts({ resident: { sharedBuffers: 0, pageCache: 0 }, maxPagesAhead: 1 << 20 }));

@@ -166,6 +166,12 @@ export class BlockPlanner {
     return 1;
   }
 
+  /** A record replay passed before it was planned: only its drops matter (relation-events.ts, passed). */
+  passed(rec: WalRecord): void {
+    const events = rec.events;
+    for (let i = 0; i < events.length; i++) this.events.passed(events[i]!);
+  }
+
   retire(replayLsn: bigint): void {
     this.events.retire(replayLsn);
   }

@@ -86,6 +86,7 @@ export class Prefaulter {
   /** Second hints near replay (near-hints.ts) go out apart: issued/completed count first hints only. */
   private readonly secondHints: HintCoalescer;
   private readonly takeWaiting = (rec: WalRecord): void => this.planRecord(rec);
+  private readonly passedByReplay = (rec: WalRecord): void => this.planner.passed(rec);
   private readonly probe: ResidencyProbe | null;
   /** checkResidency(false): the probe is skipped (a recovery prefetch, short of CPU). */
   private probing = true;
@@ -165,7 +166,7 @@ export class Prefaulter {
   /** Offer the next decoded record (LSN order). Reads are queued, never awaited. */
   offer(rec: WalRecord): void {
     this.stats.records++;
-    const admitted = this.window.admit(rec);
+    const admitted = this.window.admit(rec, this.passedByReplay);
     if (admitted !== null) this.planRecord(admitted);
     this.syncWindowStats();
   }
@@ -179,7 +180,7 @@ export class Prefaulter {
   setReplayLsn(lsn: bigint): void {
     // Events replay has applied first, so records admitted now are judged on what is still ahead.
     this.planner.retire(lsn);
-    this.window.setReplayLsn(lsn, this.takeWaiting);
+    this.window.setReplayLsn(lsn, this.takeWaiting, this.passedByReplay);
     if (this.hint !== null) {
       this.near.due(lsn, this.hintAgain);
       this.stats.nearHints = this.near.given;

@@ -103,6 +103,16 @@ export class RelationEvents {
     }
   }
 
+  /**
+   * An event of a record replay had passed before we planned it (the agent
+   * fell behind): nothing to track, but its drops still close what earlier
+   * records opened (skipped, they left the fds of dropped files open for good).
+   */
+  passed(ev: RelationEvent): void {
+    if (ev.kind === 'db-drop') this.listener.databaseDropped(ev.dbOid);
+    else if (ev.kind === 'rels-dropped') for (const x of ev.rels) this.listener.relationDropped(x.spcOid, x.dbOid, x.relNumber);
+  }
+
   /** Forget events replay has applied; drops are announced again (fds opened meanwhile must go too). */
   retire(replay: bigint): void {
     const replayLsn = Number(replay);

@@ -61,9 +61,10 @@ export class ReadaheadWindow {
 
   /**
    * Offer a record in LSN order. Returns it if it may be prefaulted now, null if it
-   * is behind replay (dropped) or must wait (handed out later by setReplayLsn).
+   * is behind replay (dropped; passed(record) if it has relation events) or must
+   * wait (handed out later by setReplayLsn).
    */
-  admit(rec: WalRecord): WalRecord | null {
+  admit(rec: WalRecord, passed?: (rec: WalRecord) => void): WalRecord | null {
     if (this.waitingCount > 0) {
       this.waiting.push(rec);
       return null;
@@ -73,9 +74,15 @@ export class ReadaheadWindow {
       this.head = rec.lsn;
       return rec;
     }
-    if (verdict === 'behind') this.behind++;
+    if (verdict === 'behind') this.dropBehind(rec, passed);
     else this.waiting.push(rec);
     return null;
+  }
+
+  // Behind replay: not prefaulted, but passed() sees a record with relation events (drops close fds).
+  private dropBehind(rec: WalRecord, passed: ((rec: WalRecord) => void) | undefined): void {
+    this.behind++;
+    if (passed !== undefined && rec.events.length > 0) passed(rec);
   }
 
   /** Account pages read for the record admit() returned last. */
@@ -88,9 +95,10 @@ export class ReadaheadWindow {
 
   /**
    * Replay moved: retire pages behind it and call take(record) for every
-   * waiting record that now fits (take must call addPages for it).
+   * waiting record that now fits (take must call addPages for it), passed(record)
+   * for a waiting record with relation events that replay has passed.
    */
-  setReplayLsn(replayLsn: bigint, take: (rec: WalRecord) => void): void {
+  setReplayLsn(replayLsn: bigint, take: (rec: WalRecord) => void, passed?: (rec: WalRecord) => void): void {
     const lsn = Number(replayLsn);
     this.replay = lsn;
     this.limit = lsn + this.readahead;
@@ -103,7 +111,7 @@ export class ReadaheadWindow {
       if (verdict === 'later') break;
       this.waiting.shift();
       if (verdict === 'behind') {
-        this.behind++;
+        this.dropBehind(rec, passed);
         continue;
       }
       this.head = rec.lsn;
