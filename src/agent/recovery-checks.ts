@@ -38,3 +38,19 @@ export function replacement(pipe: ReadingFrom, pgdata: string, p: RecoveryProgre
   }
   return null;
 }
+
+/**
+ * The end-of-recovery checkpoint, seen from a pipeline that ran through the
+ * recovery: for the moment it takes pg_control says "shut down"
+ * (CreateCheckPoint treats CHECKPOINT_END_OF_RECOVERY as a shutdown one)
+ * while the postmaster still starts. Without the startup process in view it
+ * looks like a clean start with nothing to replay; stopping there closed
+ * every file and the next look ("in production", not ready yet) started a
+ * new pipeline from the redo point (CI caught it on PG 18, processes out of
+ * view). A clean start never has a pipeline running: it began with "shut
+ * down" and so started none.
+ */
+export function endOfRecoveryCheckpoint(p: RecoveryProgress): boolean {
+  const pm = p.postmaster;
+  return p.control.state === 'shut down' && p.postmasterAlive !== false && pm !== null && (pm.status === 'starting' || pm.status === null);
+}

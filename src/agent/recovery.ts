@@ -20,7 +20,7 @@ import { sleep } from '../sleep.ts';
 import { DecodeLoop, ReplayTicks } from './decode-loop.ts';
 import { replayOvertook } from './readahead.ts';
 import { ReplayEstimate, readBytesOf } from './replay-estimate.ts';
-import { recoveryWanted, replacement, type ReadingFrom } from './recovery-checks.ts';
+import { endOfRecoveryCheckpoint, recoveryWanted, replacement, type ReadingFrom } from './recovery-checks.ts';
 import { errInfo } from './session-helpers.ts';
 import { ConnectGate, StartupSettle } from './recovery-startup.ts';
 import type { AgentSnapshot } from './states.ts';
@@ -224,7 +224,7 @@ export class RecoveryPrefetch {
       pipe = null;
     }
     const sessionUp = this.h.sessionUp();
-    if (!sessionUp && !recoveryWanted(p) && !this.awaitingHandOver(pipe, p)) {
+    if (!sessionUp && !recoveryWanted(p) && !this.awaitingHandOver(pipe, p) && !(pipe && endOfRecoveryCheckpoint(p))) {
       if (pipe) {
         this.h.log.info({ controlState: p.control.state }, 'no recovery to prefault any more; closing every file');
         await this.stop();
