@@ -92,3 +92,31 @@ test('replay estimate: a block still in shared_buffers is not read again (an upd
   e.record(rec(seg + 3200n, [block(21)]));
   assert.equal(e.observe(seg, 9, 7 * 8192), seg + 3200n);
 });
+
+test('replay estimate: shared_buffers learnt late (off the server\'s shared memory) stops counting re-reads replay never does', () => {
+  // Pages 0..5 read, then page 0 again after 5 other pages: with shared_buffers of 4 pages it was evicted
+  // (read again), with 64 it is still there (not read).
+  const feed = (e: ReplayEstimate, seg: bigint): void => {
+    for (let i = 0; i < 6; i++) e.record(rec(seg + 40n + BigInt(i) * 128n, [block(i)]));
+    e.record(rec(seg + 1000n, [block(0)]));
+    e.record(rec(seg + 1100n, [block(50)]));
+  };
+  const small = new ReplayEstimate(8192, 8192, 4);
+  const seg = 9n * SEG;
+  feed(small, seg);
+  small.observe(seg, 3, 0);
+  // 7 reads: with 4 pages the re-read of page 0 is the 7th, so replay is on page 50's record only after 7.
+  assert.equal(small.observe(seg, 3, 6 * 8192), seg + 1000n);
+  const learnt = new ReplayEstimate(8192, 8192, 4);
+  learnt.setSharedBufferPages(64);
+  feed(learnt, seg);
+  learnt.observe(seg, 3, 0);
+  // 6 reads: page 0 is still in shared_buffers, so 6 reads already put replay on page 50's record.
+  assert.equal(learnt.observe(seg, 3, 6 * 8192), seg + 1100n);
+  // A larger table than the first one (past 2 slots a page): the reach grows with it.
+  const grown = new ReplayEstimate(8192, 8192, 4);
+  grown.setSharedBufferPages(100_000);
+  feed(grown, seg);
+  grown.observe(seg, 3, 0);
+  assert.equal(grown.observe(seg, 3, 6 * 8192), seg + 1100n);
+});

@@ -19,7 +19,12 @@ async function serverView(server: PgServer): Promise<{ cp: Row; rec: Row; sys: R
   const [rec] = await server.query(`select * from pg_control_recovery()`);
   const [sys] = await server.query(`select pg_control_version, catalog_version_no, system_identifier::text, extract(epoch from pg_control_last_modified)::bigint::text as modified from pg_control_system()`);
   const [init] = await server.query(`select * from pg_control_init()`);
-  return { cp: cp!, rec: rec!, sys: sys!, init: init! };
+  const [params] = await server.query(
+    `select current_setting('max_connections')::int as max_connections, current_setting('max_worker_processes')::int as max_worker_processes,
+            current_setting('max_wal_senders')::int as max_wal_senders, current_setting('max_prepared_transactions')::int as max_prepared_xacts,
+            current_setting('max_locks_per_transaction')::int as max_locks_per_xact`,
+  );
+  return { cp: cp!, rec: rec!, sys: sys!, init: { ...init!, ...params! } };
 }
 
 // The file and the SQL view must describe the same moment: read the view on
@@ -71,6 +76,12 @@ function assertMatches(file: ControlFile, { cp, rec, sys, init }: Awaited<Return
   assert.equal(file.xlogBlcksz, init.wal_block_size);
   assert.equal(file.xlogSegSize, init.bytes_per_wal_segment);
   assert.equal(file.dataChecksumVersion, init.data_page_checksum_version);
+  // The settings a standby must match (the cluster runs with the same ones on both sides).
+  assert.equal(file.maxConnections, init.max_connections);
+  assert.equal(file.maxWorkerProcesses, init.max_worker_processes);
+  assert.equal(file.maxWalSenders, init.max_wal_senders);
+  assert.equal(file.maxPreparedXacts, init.max_prepared_xacts);
+  assert.equal(file.maxLocksPerXact, init.max_locks_per_xact);
   assert.equal(file.defaultCharSignedness, version >= 18 ? init.default_char_signedness : null);
 }
 

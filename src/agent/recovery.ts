@@ -20,6 +20,7 @@ import { sleep } from '../sleep.ts';
 import { DecodeLoop, ReplayTicks } from './decode-loop.ts';
 import { replayOvertook } from './readahead.ts';
 import { ReplayEstimate, readBytesOf } from './replay-estimate.ts';
+import { readSharedBufferPages } from '../follower/shared-memory.ts';
 import { endOfRecoveryCheckpoint, recoveryWanted, replacement, type ReadingFrom } from './recovery-checks.ts';
 import { errInfo } from './session-helpers.ts';
 import { ConnectGate, StartupSettle } from './recovery-startup.ts';
@@ -53,6 +54,8 @@ interface Pipeline extends ReadingFrom {
   /** Replay position last fed from PGDATA and /proc. */
   replay: bigint;
   estimate: ReplayEstimate;
+  /** The startup process whose shared memory told shared_buffers (read once per process). */
+  sizedBy: number;
 }
 
 export class RecoveryPrefetch {
@@ -62,6 +65,8 @@ export class RecoveryPrefetch {
   private sqlReplay: bigint | null = null;
   private readonly ticks = new ReplayTicks();
   private lastProblem = '';
+  /** The page cache room of the window's plan (with shared_buffers, what the planner trusts to stay). */
+  private pageCachePages = 0;
   private saidNoPgdata = false;
   private saidNotVisible = false;
   /** When replay progress was first seen not visible (the warning waits: a starting postmaster rewrites postmaster.pid). */
@@ -274,13 +279,34 @@ export class RecoveryPrefetch {
   /** Replay inside the title's segment (replay-estimate.ts), else the title's segment start or the redo point. */
   private async replayEstimate(pipe: Pipeline, p: RecoveryProgress): Promise<bigint> {
     if (p.startup.kind !== 'startup' || p.replaySource !== 'startup-process') return p.replayLsn;
+    if (pipe.sizedBy !== p.startup.pid) await this.learnSharedBuffers(pipe, p.startup.pid, p);
     const read = await readBytesOf(p.startup.pid);
     return read === null ? p.replayLsn : pipe.estimate.observe(p.replayLsn, p.startup.pid, read);
   }
 
+  /**
+   * shared_buffers from the server's shared memory (no SQL answers yet): how
+   * long replay keeps a page it read (the estimate) or wrote from an image or
+   * initialised (the planner: later references need no hint). Until known,
+   * the estimate assumes 128 MB and the planner hints such pages again.
+   */
+  private async learnSharedBuffers(pipe: Pipeline, pid: number, p: RecoveryProgress): Promise<void> {
+    pipe.sizedBy = pid;
+    const pages = await readSharedBufferPages(pid, p.blockSize, p.control);
+    if (pages === null) return;
+    pipe.estimate.setSharedBufferPages(pages);
+    pipe.prefaulter.setResident({ sharedBuffers: pages, pageCache: this.pageCachePages });
+    this.h.log.debug({ pid, sharedBuffersPages: pages }, 'shared_buffers read off the startup process\'s shared memory');
+  }
+
   private startPipeline(p: RecoveryProgress, cfg: Config, kept: Prefaulter | null): Pipeline {
     const layout = { pgdata: cfg.pgdata, blockSize: p.blockSize, majorVersion: p.control.majorVersion!, catalogVersion: p.control.catalogVersionNo };
-    const prefaulter = kept ?? newPrefaulter(cfg, layout, this.h.io(), planWindow(cfg, p.blockSize, 0, this.h.log), this.h.observeReadSeconds);
+    let prefaulter = kept;
+    if (!prefaulter) {
+      const memory = planWindow(cfg, p.blockSize, 0, this.h.log);
+      this.pageCachePages = memory.resident.pageCache;
+      prefaulter = newPrefaulter(cfg, layout, this.h.io(), memory, this.h.observeReadSeconds);
+    }
     prefaulter.restartFeed();
     prefaulter.checkResidency(false);
     prefaulter.setReplayLsn(p.replayLsn);
@@ -314,7 +340,7 @@ export class RecoveryPrefetch {
       onFirstHint: () => this.startup.settleWhen(() => this.pipe?.prefaulter !== prefaulter || this.progress?.acceptsConnections === true),
       onRecord: (rec) => estimate.record(rec),
     });
-    const pipe: Pipeline = { controller, systemIdentifier: p.control.systemIdentifier, controlFileId: p.control.fileId, pgdata: cfg.pgdata, prefaulter, loop, done: Promise.resolve(), ended: false, replay: p.replayLsn, estimate };
+    const pipe: Pipeline = { controller, systemIdentifier: p.control.systemIdentifier, controlFileId: p.control.fileId, pgdata: cfg.pgdata, prefaulter, loop, done: Promise.resolve(), ended: false, replay: p.replayLsn, estimate, sizedBy: 0 };
     pipe.done = loop
       .run()
       .catch((e: unknown) => {

@@ -7,8 +7,10 @@
 // opened the segment (/proc/<pid>/io rchar) set against what the decoded
 // records cost in bytes read gives a position. A block referenced again while
 // it is still in shared_buffers is not read again (a heap update and the
-// prune of its page; hot pages): it costs once per reach of shared_buffers,
-// as the planner judges residency. (Counted at every reference, the estimate
+// prune of its page; hot pages): it costs once per reach of shared_buffers
+// (its size read off the startup process's shared memory mapping, as no SQL
+// answers: a guess of 128 MB against a 512 MB server counts re-reads replay
+// never does), as the planner judges residency. (Counted at every reference, the estimate
 // fell behind replay by half of a random-update burst's reads, the window,
 // max_pages_ahead past the estimate, with it, and once replay had passed the
 // whole window every hint came too late: with max_pages_ahead = 1024 a
@@ -45,7 +47,8 @@ export class ReplayEstimate {
   /** Cumulative cost of the last record compacted away. */
   private droppedCost = 0;
   /** Blocks replay has in shared_buffers, by the distinct blocks referenced since (seq). */
-  private readonly inBuffers: RecentBlocks;
+  private inBuffers: RecentBlocks;
+  private sharedBufferPages: number;
   private seq = 0;
   /** End of the last decoded record. */
   private lastEnd = 0;
@@ -53,13 +56,31 @@ export class ReplayEstimate {
   /**
    * walPageSize: XLOG_BLCKSZ; blockSize: BLCKSZ (both from pg_control);
    * sharedBufferPages: the server's shared_buffers in pages (PostgreSQL's
-   * default, 128 MB, when not known: no SQL answers during a recovery).
+   * default, 128 MB, until setSharedBufferPages() tells: no SQL answers
+   * during a recovery).
    */
   constructor(walPageSize: number, blockSize: number, sharedBufferPages = Math.floor((128 * 1024 * 1024) / blockSize)) {
     this.walPageSize = walPageSize;
     this.blockSize = blockSize;
-    // 2 slots per page remembered keeps collisions rare; at most 2^17 (3.7 MiB).
-    this.inBuffers = new RecentBlocks(Math.min(1 << 17, Math.max(4096, sharedBufferPages * 2)), sharedBufferPages, sharedBufferPages);
+    this.sharedBufferPages = sharedBufferPages;
+    this.inBuffers = ReplayEstimate.table(sharedBufferPages);
+  }
+
+  // 2 slots per page remembered keeps collisions rare; at most 2^17 (3.7 MiB): past that a
+  // block replay still holds can be forgotten and counted as read again (the estimate lags).
+  private static table(pages: number): RecentBlocks {
+    return new RecentBlocks(Math.min(1 << 17, Math.max(4096, pages * 2)), pages, pages);
+  }
+
+  /**
+   * The server's shared_buffers became known (follower/shared-memory.ts). A
+   * larger table starts empty: blocks seen before count once more as read.
+   */
+  setSharedBufferPages(pages: number): void {
+    if (pages === this.sharedBufferPages || pages <= 0) return;
+    this.sharedBufferPages = pages;
+    if (Math.min(1 << 17, Math.max(4096, pages * 2)) > this.inBuffers.slots) this.inBuffers = ReplayEstimate.table(pages);
+    else this.inBuffers.setReach(pages, pages);
   }
 
   /** Every decoded record, in LSN order. */

@@ -79,6 +79,11 @@ export interface ControlFile {
   walLevel: string;
   walLogHints: boolean;
   maxConnections: number;
+  /** The other settings a standby must match (they size the lock tables and process slots in shared memory). */
+  maxWorkerProcesses: number;
+  maxWalSenders: number;
+  maxPreparedXacts: number;
+  maxLocksPerXact: number;
   blcksz: number;
   relsegSize: number;
   xlogBlcksz: number;
@@ -179,6 +184,10 @@ export function parseControlFile(buf: Buffer, path = 'pg_control', majorVersion:
     walLevel: walLevel(i32(172)),
     walLogHints: buf[176] !== 0,
     maxConnections: i32(180),
+    maxWorkerProcesses: i32(184),
+    maxWalSenders: i32(188),
+    maxPreparedXacts: i32(192),
+    maxLocksPerXact: i32(196),
     blcksz: u32(216),
     relsegSize: u32(220),
     xlogBlcksz: u32(224),
