@@ -120,3 +120,35 @@ test('replay estimate: shared_buffers learnt late (off the server\'s shared memo
   grown.observe(seg, 3, 0);
   assert.equal(grown.observe(seg, 3, 6 * 8192), seg + 1100n);
 });
+
+test('replay estimate: a title move seen late keeps the reads replay did meanwhile; the title bounds the estimate to its segment', () => {
+  const e = new ReplayEstimate(8192, 8192);
+  const seg = 20n * SEG;
+  // 8 records of one block read each at the end of segment 20, 8 at the start of segment 21.
+  for (let i = 0; i < 8; i++) e.record(rec(seg + SEG - 4096n + BigInt(i) * 128n, [block(i)]));
+  for (let i = 0; i < 8; i++) e.record(rec(seg + SEG + 40n + BigInt(i) * 128n, [block(100 + i)]));
+  assert.equal(e.observe(seg, 5, 1000), seg);
+  // Replay read 2 blocks of segment 20 when we looked: on its 3rd record.
+  assert.equal(e.observe(seg, 5, 1000 + 2 * 8192), seg + SEG - 4096n + 2n * 128n);
+  // Next look: the title names segment 21 and replay has read 6 more blocks (the 6 left in segment 20, no
+  // more): it is on segment 21's first record.
+  assert.equal(e.observe(seg + SEG, 5, 1000 + 8 * 8192), seg + SEG + 40n);
+  // Or 11 more: the 6 blocks, segment 21's first WAL page and 4 of its blocks: on its 5th record, not at its
+  // start (re-based at the new title, those reads were lost and the estimate stayed at the start until segment 22).
+  const late = new ReplayEstimate(8192, 8192);
+  for (let i = 0; i < 8; i++) late.record(rec(seg + SEG - 4096n + BigInt(i) * 128n, [block(i)]));
+  for (let i = 0; i < 8; i++) late.record(rec(seg + SEG + 40n + BigInt(i) * 128n, [block(100 + i)]));
+  late.observe(seg, 5, 1000);
+  late.observe(seg, 5, 1000 + 2 * 8192);
+  assert.equal(late.observe(seg + SEG, 5, 1000 + 13 * 8192), seg + SEG + 40n + 4n * 128n);
+  // The model counting fewer reads than replay did (pages it does not know of): never past the title's
+  // segment while records past it are decoded.
+  const ahead = new ReplayEstimate(8192, 8192);
+  for (let i = 0; i < 8; i++) ahead.record(rec(seg + SEG - 4096n + BigInt(i) * 128n, [block(i)]));
+  for (let i = 0; i < 8; i++) ahead.record(rec(seg + SEG + 40n + BigInt(i) * 128n, [block(100 + i)]));
+  ahead.observe(seg, 5, 0);
+  assert.equal(ahead.observe(seg, 5, 12 * 8192), seg + SEG, 'held at the segment\'s end while the title names it');
+  // Replay moves on into segment 21: counted from the end of segment 20 (one read more: on its first
+  // record), not from where the 12 reads would put it (its 4th).
+  assert.equal(ahead.observe(seg + SEG, 5, 13 * 8192), seg + SEG + 40n);
+});

@@ -321,7 +321,7 @@ export class RecoveryPrefetch {
       limit: () => this.readLimit(),
       signal: controller.signal,
     });
-    const estimate = new ReplayEstimate(p.control.xlogBlcksz, p.blockSize);
+    const estimate = new ReplayEstimate(p.control.xlogBlcksz, p.blockSize, undefined, p.segmentSize);
     const loop = new DecodeLoop({
       source,
       startLsn: start,

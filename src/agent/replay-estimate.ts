@@ -38,6 +38,8 @@ export class ReplayEstimate {
   private total = 0;
   private lastWalPage = -1;
   private readonly walPageSize: number;
+  /** WAL segment size (pg_control): the title's segment ends this far past its start. */
+  private readonly segmentSize: number;
   private readonly blockSize: number;
   private segStart: number | null = null;
   private pid = 0;
@@ -54,13 +56,14 @@ export class ReplayEstimate {
   private lastEnd = 0;
 
   /**
-   * walPageSize: XLOG_BLCKSZ; blockSize: BLCKSZ (both from pg_control);
+   * walPageSize: XLOG_BLCKSZ; blockSize: BLCKSZ; segmentSize (all from pg_control);
    * sharedBufferPages: the server's shared_buffers in pages (PostgreSQL's
    * default, 128 MB, until setSharedBufferPages() tells: no SQL answers
    * during a recovery).
    */
-  constructor(walPageSize: number, blockSize: number, sharedBufferPages = Math.floor((128 * 1024 * 1024) / blockSize)) {
+  constructor(walPageSize: number, blockSize: number, sharedBufferPages = Math.floor((128 * 1024 * 1024) / blockSize), segmentSize = 16 * 1024 * 1024) {
     this.walPageSize = walPageSize;
+    this.segmentSize = segmentSize;
     this.blockSize = blockSize;
     this.sharedBufferPages = sharedBufferPages;
     this.inBuffers = ReplayEstimate.table(sharedBufferPages);
@@ -108,29 +111,50 @@ export class ReplayEstimate {
   /**
    * The startup process `pid` has segment `segStart` open and has read
    * `readBytes` in all: replay's estimated position (at least segStart).
+   * Reads are counted on from the last look across segments: re-based at
+   * each new title, the reads replay did between its move to the segment and
+   * our look were lost (a fast replay, a standby with hot_standby = off, ran
+   * megabytes past the estimate, which stayed at the segment's start until the
+   * next one). The title bounds the estimate to its segment, so what the model
+   * gets wrong (reads it does not know of, blocks it thinks evicted) never
+   * carries past one segment.
    */
   observe(segStartLsn: bigint, pid: number, readBytes: number): bigint {
     const segStart = Number(segStartLsn);
-    if (segStart !== this.segStart || pid !== this.pid) {
-      // The title just moved (or replay restarted): replay is near this segment's start.
-      const restarted = pid !== this.pid || (this.segStart !== null && segStart < this.segStart);
-      this.segStart = segStart;
+    if (pid !== this.pid || (this.segStart !== null && segStart < this.segStart)) {
+      // A new startup process (PostgreSQL restarted) or replay went back: start over at its segment.
       this.pid = pid;
-      this.baseRead = readBytes;
-      this.baseCost = this.costBefore(segStart);
-      if (restarted || this.estimate === null || segStart > this.estimate) this.estimate = segStart;
-      return BigInt(this.estimate);
+      this.segStart = segStart;
+      this.rebase(segStart, readBytes);
+      this.estimate = segStart;
+      return BigInt(segStart);
     }
+    this.segStart = segStart;
+    const segEnd = segStart + this.segmentSize;
     const target = this.baseCost + (readBytes - this.baseRead);
     const i = this.firstCostAbove(target);
     // Read more than every decoded record costs: replay is past all of them. Holding the
     // estimate back here deadlocked: the window stays full (its pages budget spent on
     // records replay has passed), so the decoder waits, and no record comes to move the
     // estimate; replay then ran unassisted to the end.
-    const at = i < this.lsns.length ? this.lsns[i]! : this.lsns.length > 0 ? this.lastEnd : null;
-    if (at !== null && at > this.estimate!) this.estimate = at;
+    let at = i < this.lsns.length ? this.lsns[i]! : this.lsns.length > 0 ? this.lastEnd : segStart;
+    if (at < segStart) {
+      at = segStart;
+      this.rebase(segStart, readBytes);
+    } else if (at >= segEnd && this.lastEnd > segEnd) {
+      // Ahead of the title's segment with records decoded past it: replay is not there yet.
+      at = segEnd;
+      this.rebase(segEnd, readBytes);
+    }
+    if (this.estimate === null || at > this.estimate) this.estimate = at;
     this.compact();
-    return BigInt(this.estimate!);
+    return BigInt(this.estimate);
+  }
+
+  /** From here on, reads are counted from `readBytes` at `lsn`. */
+  private rebase(lsn: number, readBytes: number): void {
+    this.baseRead = readBytes;
+    this.baseCost = this.costBefore(lsn);
   }
 
   private costBefore(lsn: number): number {
