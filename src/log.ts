@@ -48,6 +48,12 @@ export interface LoggerOptions {
   /** Where to write (default stdout). Tests pass a stream to capture lines. */
   stream?: DestinationStream;
   name?: string;
+  /**
+   * Write stdout synchronously: for a logger made while the process exits (pino's
+   * own flush at exit is registered too late then, and an asynchronous write
+   * in flight can be lost: CI lost the kept lines on Node 26 now and then).
+   */
+  sync?: boolean;
 }
 
 export function createLogger(level: string, opts: LoggerOptions = {}): Logger {
@@ -61,7 +67,8 @@ export function createLogger(level: string, opts: LoggerOptions = {}): Logger {
     formatters: { level: (_label: string, number: number) => ({ level: number }) },
     redact: { paths: PATHS, censor },
   };
-  return opts.stream ? pino(options, opts.stream) : pino(options);
+  if (opts.stream) return pino(options, opts.stream);
+  return opts.sync ? pino(options, pino.destination({ dest: 1, sync: true })) : pino(options);
 }
 
 /** An object logged as it is now (pino would serialize it now; the caller may change it before it is written). */
@@ -106,7 +113,7 @@ export class DeferredLogger implements Log {
     private readonly opts: LoggerOptions = {},
   ) {
     this.levelName = level;
-    process.once('exit', () => this.start());
+    process.once('exit', () => this.start(true));
   }
 
   get level(): string {
@@ -118,10 +125,10 @@ export class DeferredLogger implements Log {
     else this.levelName = level;
   }
 
-  /** Load pino now and write what was kept, in order, each with its own time. */
-  start(): Logger {
+  /** Load pino now and write what was kept, in order, each with its own time (atExit: synchronously). */
+  start(atExit = false): Logger {
     if (this.real) return this.real;
-    const real = (this.real = createLogger(this.levelName, this.opts));
+    const real = (this.real = createLogger(this.levelName, atExit ? { ...this.opts, sync: true } : this.opts));
     for (const [level, time, args] of this.kept) {
       keptTime = time;
       try {
