@@ -2,7 +2,10 @@
 // real primary are read back on a real streaming standby.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { selectedVersions, withCluster } from './harness/index.ts';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { selectedVersions, withCluster, withPrimary } from './harness/index.ts';
+import { killHard } from './helpers/crash.ts';
 
 for (const version of selectedVersions()) {
   test(`PG ${version}: rows written on the primary replicate to the standby`, async () => {
@@ -33,3 +36,29 @@ for (const version of selectedVersions()) {
     });
   });
 }
+
+// A server killed with SIGKILL (the crash tests, the crash benchmark) leaves its dynamic shared
+// memory control segment in /dev/shm; torn down, the harness removes it (22 were left after one CI run).
+test('a SIGKILLed server leaves no dynamic shared memory segment behind once its cluster is torn down', async (t) => {
+  const ours = (): string[] => readdirSync('/dev/shm').filter((n) => n.startsWith('PostgreSQL.'));
+  const othersRunning = readdirSync('/proc').some((p) => {
+    try {
+      return /^\d+$/.test(p) && /^\d+ \(postgres\) [^Z]/.test(readFileSync(`/proc/${p}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  });
+  if (othersRunning) {
+    t.skip('another PostgreSQL runs on this machine: the harness leaves /dev/shm alone then');
+    return;
+  }
+  const before = new Set(ours());
+  let mine: string[] = [];
+  await withPrimary(selectedVersions()[0]!, { name: 'harness-dsm' }, async ({ primary }) => {
+    mine = ours().filter((n) => !before.has(n));
+    assert.ok(mine.length > 0, 'a running server keeps its control segment in /dev/shm');
+    await killHard(primary);
+    assert.ok(mine.every((n) => existsSync(join('/dev/shm', n))), 'SIGKILL leaves it behind');
+  });
+  assert.deepEqual(mine.filter((n) => existsSync(join('/dev/shm', n))), [], 'removed when the cluster was torn down');
+});

@@ -2,7 +2,7 @@
 // way the embedded binaries allow: initdb once per version into a template,
 // copy it for a primary, and copy a cleanly stopped primary for a standby.
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, appendFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -239,11 +239,53 @@ async function destroy(base: string, servers: PgServer[], keepLogs: boolean): Pr
     }
   }
   if (process.env.PG_KEEP === '1') return;
+  removeOrphanedDsm();
   for (const entry of readdirSync(base)) {
     if (keepLogs && entry === 'logs') continue;
     rmSync(join(base, entry), { recursive: true, force: true });
   }
   if (!keepLogs) rmSync(base, { recursive: true, force: true });
+}
+
+/**
+ * PostgreSQL's dynamic shared memory segments (/dev/shm/PostgreSQL.*) of
+ * servers killed with SIGKILL and never started again: nothing removes them
+ * (a restart of the same data directory would). Removed only while no
+ * postgres process runs on the machine: then none of them has an owner.
+ */
+export function removeOrphanedDsm(shmDir = '/dev/shm'): number {
+  let names: string[];
+  try {
+    names = readdirSync(shmDir).filter((n) => n.startsWith('PostgreSQL.'));
+  } catch {
+    return 0;
+  }
+  if (names.length === 0 || postgresRunning()) return 0;
+  let removed = 0;
+  for (const n of names) {
+    try {
+      unlinkSync(join(shmDir, n));
+      removed++;
+    } catch {
+      // another user's (not root), or gone meanwhile
+    }
+  }
+  return removed;
+}
+
+function postgresRunning(): boolean {
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      // Every PostgreSQL process keeps "postgres" as its command name, whatever its title. A zombie
+      // (a killed server's child its new parent has not reaped yet) maps nothing any more.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (/^\d+ \(postgres\) [^Z]/.test(stat)) return true;
+    } catch {
+      // gone
+    }
+  }
+  return false;
 }
 
 /**
