@@ -2,9 +2,9 @@
 // real primary are read back on a real streaming standby.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { selectedVersions, withCluster, withPrimary } from './harness/index.ts';
+import { postgresRunning, selectedVersions, withCluster, withPrimary } from './harness/index.ts';
 import { killHard } from './helpers/crash.ts';
 
 for (const version of selectedVersions()) {
@@ -41,14 +41,7 @@ for (const version of selectedVersions()) {
 // memory control segment in /dev/shm; torn down, the harness removes it (22 were left after one CI run).
 test('a SIGKILLed server leaves no dynamic shared memory segment behind once its cluster is torn down', async (t) => {
   const ours = (): string[] => readdirSync('/dev/shm').filter((n) => n.startsWith('PostgreSQL.'));
-  const othersRunning = readdirSync('/proc').some((p) => {
-    try {
-      return /^\d+$/.test(p) && /^\d+ \(postgres\) [^Z]/.test(readFileSync(`/proc/${p}/stat`, 'utf8'));
-    } catch {
-      return false;
-    }
-  });
-  if (othersRunning) {
+  if (postgresRunning()) {
     t.skip('another PostgreSQL runs on this machine: the harness leaves /dev/shm alone then');
     return;
   }

@@ -71,8 +71,12 @@ export class ReplayEstimate {
 
   // 2 slots per page remembered keeps collisions rare; at most 2^17 (3.7 MiB): past that a
   // block replay still holds can be forgotten and counted as read again (the estimate lags).
+  private static slotsFor(pages: number): number {
+    return Math.min(1 << 17, Math.max(4096, pages * 2));
+  }
+
   private static table(pages: number): RecentBlocks {
-    return new RecentBlocks(Math.min(1 << 17, Math.max(4096, pages * 2)), pages, pages);
+    return new RecentBlocks(ReplayEstimate.slotsFor(pages), pages, pages);
   }
 
   /**
@@ -82,7 +86,7 @@ export class ReplayEstimate {
   setSharedBufferPages(pages: number): void {
     if (pages === this.sharedBufferPages || pages <= 0) return;
     this.sharedBufferPages = pages;
-    if (Math.min(1 << 17, Math.max(4096, pages * 2)) > this.inBuffers.slots) this.inBuffers = ReplayEstimate.table(pages);
+    if (ReplayEstimate.slotsFor(pages) > this.inBuffers.slots) this.inBuffers = ReplayEstimate.table(pages);
     else this.inBuffers.setReach(pages, pages);
   }
 

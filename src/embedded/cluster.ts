@@ -253,27 +253,25 @@ async function destroy(base: string, servers: PgServer[], keepLogs: boolean): Pr
  * (a restart of the same data directory would). Removed only while no
  * postgres process runs on the machine: then none of them has an owner.
  */
-export function removeOrphanedDsm(shmDir = '/dev/shm'): number {
+function removeOrphanedDsm(shmDir = '/dev/shm'): void {
   let names: string[];
   try {
     names = readdirSync(shmDir).filter((n) => n.startsWith('PostgreSQL.'));
   } catch {
-    return 0;
+    return;
   }
-  if (names.length === 0 || postgresRunning()) return 0;
-  let removed = 0;
+  if (names.length === 0 || postgresRunning()) return;
   for (const n of names) {
     try {
       unlinkSync(join(shmDir, n));
-      removed++;
     } catch {
       // another user's (not root), or gone meanwhile
     }
   }
-  return removed;
 }
 
-function postgresRunning(): boolean {
+/** A live (not zombie) PostgreSQL process runs on this machine. */
+export function postgresRunning(): boolean {
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     try {

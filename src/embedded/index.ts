@@ -3,4 +3,4 @@
 export { ALL_VERSIONS, selectedVersions, binDir, installedVersions } from './binaries.ts';
 export { serverUser, asServerUser } from './user.ts';
 export { PgServer, sleep, type StopMode } from './server.ts';
-export { createCluster, createPrimary, withCluster, withPrimary, freePort, appendHba, removeOrphanedDsm, type Cluster, type PrimaryOnly, type ClusterOptions, type Settings } from './cluster.ts';
+export { createCluster, createPrimary, withCluster, withPrimary, freePort, appendHba, postgresRunning, type Cluster, type PrimaryOnly, type ClusterOptions, type Settings } from './cluster.ts';
