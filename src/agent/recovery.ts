@@ -16,7 +16,6 @@ import type { Prefaulter, ResolvedIoMethod } from '../prefault/index.ts';
 import { newPrefaulter, planWindow } from './prefaulter-factory.ts';
 import { LocalSource } from '../wal-source/local.ts';
 import { formatLsn } from '../lsn.ts';
-import { sleep } from '../sleep.ts';
 import { DecodeLoop, ReplayTicks } from './decode-loop.ts';
 import { replayOvertook } from './readahead.ts';
 import { ReplayEstimate, readBytesOf } from './replay-estimate.ts';
@@ -28,8 +27,13 @@ import type { AgentSnapshot } from './states.ts';
 
 /** How long a pipeline waits for the SQL session to take it over once PostgreSQL accepts connections. */
 const HANDOVER_GRACE_MS = 10_000;
-/** A missing postmaster.pid is read again after this before a running pipeline stops (a postmaster replacing a stale one). */
-const PID_FILE_RECHECK_MS = 20;
+/**
+ * A running pipeline stops for a missing postmaster.pid only once every look
+ * for this long found none: a postmaster replacing a stale one unlinks it and
+ * writes a new one at once. (One second look 20 ms later was not enough: a
+ * loaded machine delayed it into the next such gap once in CI.)
+ */
+const PID_FILE_GONE_MS = 200;
 /** Progress not visible for this long (not just a stale postmaster.pid before the new postmaster writes its own): say so. */
 const NOT_VISIBLE_WARN_MS = 2000;
 
@@ -73,6 +77,8 @@ export class RecoveryPrefetch {
   private notVisibleSince: number | null = null;
   /** When PostgreSQL was first seen accepting connections while a pipeline ran. */
   private readySince: number | null = null;
+  /** When a running pipeline first found postmaster.pid missing (PID_FILE_GONE_MS). */
+  private pidMissingSince: number | null = null;
 
   private readonly startup = new StartupSettle();
   /** Resolves once start-up is settled (recovery-startup.ts): then the agent loads what the first hint does not need. */
@@ -197,12 +203,6 @@ export class RecoveryPrefetch {
     let p: RecoveryProgress;
     try {
       p = await readRecoveryProgress(cfg.pgdata);
-      // A postmaster starting over a stale postmaster.pid unlinks it and writes a new one: a
-      // read in between finds none. Look once more before a running pipeline stops for it.
-      if (this.pipe && p.postmasterAlive === false) {
-        await sleep(PID_FILE_RECHECK_MS);
-        p = await readRecoveryProgress(cfg.pgdata);
-      }
     } catch (e) {
       const msg = e instanceof ControlFileError ? e.message : `reading the recovery state in ${cfg.pgdata} failed: ${errInfo(e).message}`;
       // Still torn after its retries: PostgreSQL is rewriting it; the pipeline keeps going, the next poll reads again.
@@ -220,6 +220,10 @@ export class RecoveryPrefetch {
       return;
     }
     this.lastProblem = '';
+    if (this.pipe && p.postmasterAlive === false) {
+      this.pidMissingSince ??= Date.now();
+      if (Date.now() - this.pidMissingSince < PID_FILE_GONE_MS) return; // the next poll looks again
+    } else this.pidMissingSince = null;
     this.progress = p;
     let pipe = this.pipe;
     const replaced = pipe === null ? null : replacement(pipe, cfg.pgdata, p);
