@@ -1,7 +1,7 @@
 // Command-line flags of the replay benchmark (npm run bench:replay -- ...).
 import { parseArgs } from 'node:util';
 
-export const ALL_VARIANTS = ['cached', 'cold', 'builtin', 'builtin-tuned', 'prefaulter', 'prefaulter+builtin', 'prefaulter-pread', 'prefaulter-running'] as const;
+export const ALL_VARIANTS = ['cached', 'cold', 'builtin', 'builtin-tuned', 'prefaulter', 'prefaulter+builtin', 'prefaulter+builtin-tuned', 'prefaulter-pread', 'prefaulter-running'] as const;
 /** Run when --variants is not given; prefaulter-pread is a diagnostic, prefaulter-running is for the crash modes only. */
 export const DEFAULT_VARIANTS: readonly VariantName[] = ['cached', 'cold', 'builtin', 'builtin-tuned', 'prefaulter', 'prefaulter+builtin'];
 export type VariantName = (typeof ALL_VARIANTS)[number];
@@ -49,6 +49,10 @@ cold page cache behind a slow storage model (slowio), for each variant:
   builtin-tuned       recovery_prefetch=on, maintenance_io_concurrency=200 (PG 15+)
   prefaulter          pg-prefaulter run (default config), recovery_prefetch=off
   prefaulter+builtin  pg-prefaulter run and recovery_prefetch=on (PG 15+)
+  prefaulter+builtin-tuned  not run by default: pg-prefaulter run and
+                      recovery_prefetch=on, maintenance_io_concurrency=200
+                      (PG 15+; the built-in prefetcher covers replay until
+                      the sidecar's first hint)
   prefaulter-pread    diagnostic, not run by default: prefaulter with
                       io_method=pread (reads on libuv's threadpool, the
                       method before posix_fadvise hints)

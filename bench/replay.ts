@@ -42,6 +42,7 @@ const SPECS: Record<VariantName, VariantSpec> = {
   'builtin-tuned': { prefetch: 'on', ioConcurrency: 200, agent: false, warmCache: false, needsPrefetchGuc: true },
   prefaulter: { prefetch: 'off', ioConcurrency: 10, agent: true, warmCache: false, needsPrefetchGuc: false },
   'prefaulter+builtin': { prefetch: 'on', ioConcurrency: 10, agent: true, warmCache: false, needsPrefetchGuc: true },
+  'prefaulter+builtin-tuned': { prefetch: 'on', ioConcurrency: 200, agent: true, warmCache: false, needsPrefetchGuc: true },
   'prefaulter-pread': { prefetch: 'off', ioConcurrency: 10, agent: true, warmCache: false, needsPrefetchGuc: false, agentEnv: { PG_PREFAULTER_IO_METHOD: 'pread' } },
   'prefaulter-running': { prefetch: 'off', ioConcurrency: 10, agent: true, warmCache: false, needsPrefetchGuc: false, running: true },
 };

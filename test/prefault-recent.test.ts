@@ -118,3 +118,23 @@ test('planner: a page replay wrote itself stays replay\'s after we hint it (the 
   p.plan(record({ block: 7 }));
   assert.equal(reads.filter((b) => b === 7).length, 1);
 });
+
+test('planner: shared_buffers learned later (a recovery, no SQL yet) keeps the page cache reach', () => {
+  const { p, reads } = planner({ sharedBuffers: 0, pageCache: 1000 }); // reach 0 by replay, 500 by hint
+  p.plan(record({ block: 1, hasImage: true, applyImage: true }));
+  for (let b = 1000; b < 1050; b++) p.plan(record({ block: b }));
+  p.plan(record({ block: 1 }));
+  assert.equal(reads.filter((b) => b === 1).length, 1, 'shared_buffers unknown: a page restored from its image is hinted at its next reference');
+  p.setSharedBuffers(400); // reach 200 by replay
+  p.plan(record({ block: 5, hasImage: true, applyImage: true }));
+  for (let b = 2000; b < 2050; b++) p.plan(record({ block: b }));
+  p.plan(record({ block: 5 }));
+  assert.ok(!reads.includes(5), 'within shared_buffers now: not hinted');
+  p.plan(record({ block: 7 }));
+  for (let b = 3000; b < 3300; b++) p.plan(record({ block: b }));
+  p.plan(record({ block: 7 }));
+  assert.equal(reads.filter((b) => b === 7).length, 1, 'a hinted page still lasts the page cache reach (300 pages later; shared_buffers alone would give 200)');
+  for (let b = 4000; b < 4600; b++) p.plan(record({ block: b }));
+  p.plan(record({ block: 7 }));
+  assert.equal(reads.filter((b) => b === 7).length, 2, '600 pages after its last reference: hinted again');
+});

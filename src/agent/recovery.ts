@@ -69,8 +69,6 @@ export class RecoveryPrefetch {
   private sqlReplay: bigint | null = null;
   private readonly ticks = new ReplayTicks();
   private lastProblem = '';
-  /** The page cache room of the window's plan (with shared_buffers, what the planner trusts to stay). */
-  private pageCachePages = 0;
   private saidNoPgdata = false;
   private saidNotVisible = false;
   /** When replay progress was first seen not visible (the warning waits: a starting postmaster rewrites postmaster.pid). */
@@ -299,7 +297,7 @@ export class RecoveryPrefetch {
     const pages = await readSharedBufferPages(pid, p.blockSize, p.control);
     if (pages === null) return;
     pipe.estimate.setSharedBufferPages(pages);
-    pipe.prefaulter.setResident({ sharedBuffers: pages, pageCache: this.pageCachePages });
+    pipe.prefaulter.setSharedBuffers(pages);
     this.h.log.debug({ pid, sharedBuffersPages: pages }, 'shared_buffers read off the startup process\'s shared memory');
   }
 
@@ -307,9 +305,7 @@ export class RecoveryPrefetch {
     const layout = { pgdata: cfg.pgdata, blockSize: p.blockSize, majorVersion: p.control.majorVersion!, catalogVersion: p.control.catalogVersionNo };
     let prefaulter = kept;
     if (!prefaulter) {
-      const memory = planWindow(cfg, p.blockSize, 0, this.h.log);
-      this.pageCachePages = memory.resident.pageCache;
-      prefaulter = newPrefaulter(cfg, layout, this.h.io(), memory, this.h.observeReadSeconds);
+      prefaulter = newPrefaulter(cfg, layout, this.h.io(), planWindow(cfg, p.blockSize, 0, this.h.log), this.h.observeReadSeconds);
     }
     prefaulter.restartFeed();
     prefaulter.checkResidency(false);

@@ -92,8 +92,11 @@ export class BlockPlanner {
   /** Distinct pages met so far: replay's clock. */
   private seq = 0;
   private readonly maps: MapPages;
+  /** What stays in memory (the reach of a page replay wrote or we hinted). */
+  private resident: ResidentPages;
 
   constructor(opts: PlannerOptions, skipped: SkipCounts, read: ReadBlock, drops: DropListener) {
+    this.resident = opts.resident;
     const reach = reachOf(opts.resident);
     this.recent = new RecentBlocks(opts.recentSlots, reach.byReplay, reach.byHint);
     this.events = new RelationEvents(drops);
@@ -104,8 +107,14 @@ export class BlockPlanner {
 
   /** New memory figures (the follower's shared_buffers became known, our cgroup changed). */
   setResident(r: ResidentPages): void {
+    this.resident = r;
     const reach = reachOf(r);
     this.recent.setReach(reach.byReplay, reach.byHint);
+  }
+
+  /** The follower's shared_buffers became known; the page cache room stays. */
+  setSharedBuffers(pages: number): void {
+    this.setResident({ ...this.resident, sharedBuffers: pages });
   }
 
   /** Decide every block of rec; returns how many reads were requested. */

@@ -193,6 +193,11 @@ export class Prefaulter {
     this.planner.setResident(r);
   }
 
+  /** The follower's shared_buffers (pages) became known (read off its shared memory during a recovery). */
+  setSharedBuffers(pages: number): void {
+    this.planner.setSharedBuffers(pages);
+  }
+
   setIoConcurrency(n: number): void {
     this.reader.setConcurrency(n);
     this.stats.ioConcurrency = n;
