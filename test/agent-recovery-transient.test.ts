@@ -89,7 +89,7 @@ test(`PG ${version}: postmaster.pid missing for a moment (a postmaster replacing
 
       renameSync(pidFile, aside); // PostgreSQL stopped: it removes the file
       await agent.waitFor((s) => s.state !== 'recovering', 'recovery prefetch stopped', 10_000);
-      assert.match(agent.output(), STOPPED);
+      await agent.logged(STOPPED);
       const { open, ms } = await waitNoHandles(agent, primary.dataDir, 2000);
       assert.deepEqual(open, [], `every file closed (${ms} ms)`);
     } finally {

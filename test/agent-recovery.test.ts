@@ -44,7 +44,7 @@ for (const version of selectedVersions()) {
           assert.ok(after.recovery.prefaultsIssued >= issued(before), `pages hinted while recovering are recorded: ${after.recovery.prefaultsIssued} at the hand-over, ${issued(before)} before; the agent's log:\n${agent.output().slice(-5000)}`);
           const { open } = await waitNoHandles(agent, primary.dataDir, 5000);
           assert.deepEqual(open, [], 'a primary: every file closed');
-          assert.match(agent.output(), /PostgreSQL is recovering and refuses connections: prefaulting from the local pg_wal/);
+          await agent.logged(/PostgreSQL is recovering and refuses connections: prefaulting from the local pg_wal/);
           assertAlive(agent, 'after the hand-over');
         } finally {
           await server.kill();
@@ -74,7 +74,7 @@ for (const version of selectedVersions()) {
           // The same prefaulter: its counts go on from what was hinted while recovering (a new one starts at 0).
           assert.ok(after.recovery.prefaultsIssued >= issued(before));
           assert.ok(issued(after) >= after.recovery.prefaultsIssued, `issued ${issued(after)} after the hand-over, ${after.recovery.prefaultsIssued} while recovering`);
-          assert.match(agent.output(), /the SQL path takes over the recovery prefetch/);
+          await agent.logged(/the SQL path takes over the recovery prefetch/);
         } finally {
           await server.kill();
         }
@@ -101,7 +101,7 @@ for (const version of selectedVersions()) {
         const s = await agent.waitFor((x) => x.state === 'waiting_for_postgres', 'waiting again', 10_000);
         assert.equal(s.prefault, null);
         // pg_control gone, or (read just before the move) postmaster.pid gone: either way everything is closed.
-        assert.match(agent.output(), /pg_control does not exist[^"]*; stopping the recovery prefetch and closing every file|no recovery to prefault any more; closing every file/);
+        await agent.logged(/pg_control does not exist[^"]*; stopping the recovery prefetch and closing every file|no recovery to prefault any more; closing every file/);
         // The directory comes back: recovering again, from scratch.
         renameSync(moved, primary.dataDir);
         await agent.waitFor((x) => x.state === 'recovering' && issued(x) > 0, 'recovering again', 30_000);

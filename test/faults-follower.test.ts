@@ -144,7 +144,7 @@ test(`PG ${version}: the follower stops answering (frozen connection): session e
       assert.deepEqual(open.map((f) => f.path), [], 'handles still open while the follower does not answer');
       // connect_timeout (2 s) + one poll + closing the silent connection (2 s).
       assert.ok(ms < 6000, `handles closed ${ms} ms after the follower went silent`);
-      assert.match(warnLines(agent.output()).join('\n'), /no answer within/, 'the silent follower is named in the log');
+      await agent.logged(/no answer within/, 'the silent follower named in a warning', { pick: (o) => warnLines(o).join('\n') });
       assertAlive(agent, 'follower frozen');
 
       proxy.frozen = false;

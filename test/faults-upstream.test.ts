@@ -237,7 +237,7 @@ test(`PG ${version}: requested WAL removed on the primary: falls back to the loc
         'prefaulting from the local pg_wal',
       );
       assert.ok(st.reconnects.upstream >= 1);
-      assert.match(agent.output(), /no longer has the WAL/, 'the fallback is logged');
+      await agent.logged(/no longer has the WAL/, 'the fallback logged');
       // Segments are opened per read and closed at once: none stays open while idle.
       await waitIdle(agent);
       assertHandlesClean(agent, c.standby.dataDir, 'local source');
@@ -399,7 +399,7 @@ test(`PG ${version}: sslmode=verify-full: streams over TLS from a primary with a
       try {
         await bad.waitFor((s) => s.state === 'following' && s.reconnects.upstream >= 2, 'retrying an untrusted server');
         assert.equal((await bad.status()).upstreamConnected, false, 'connected to a server whose certificate is not trusted');
-        assert.match(warnLines(bad.output()).join('\n'), /certificate|self.signed|verify/i, 'the TLS failure is named in the log');
+        await bad.logged(/certificate|self.signed|verify/i, 'the TLS failure named in a warning', { pick: (o) => warnLines(o).join('\n') });
         assertAlive(bad, 'untrusted certificate');
         await finish(bad);
       } finally {

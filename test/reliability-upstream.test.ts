@@ -110,7 +110,7 @@ test(`PG ${version}: the agent against a misbehaving upstream`, async (t) => {
     await t.test('a trickling message: dead after the read timeout, reconnected', async (t) => {
       await withMisbehaving(t, c, { behaviour: 'trickle', walSenderTimeout: '2s' }, [], async ({ agent, up }) => {
         await agent.waitFor(() => up.streams >= 2, 'a second session after the trickle timed out', 20_000);
-        assert.match(agent.output(), /no complete message from the server/);
+        await agent.logged(/no complete message from the server/);
       });
     });
 
@@ -141,7 +141,7 @@ test(`PG ${version}: the agent against a misbehaving upstream`, async (t) => {
         assert.equal(s.walRecords, 0);
         assert.ok(s.decodeErrors >= 1);
         assert.equal(metricValue(await agent.scrape(), 'pg_prefaulter_state', { state: 'wal_undecodable' }), 1);
-        assert.match(agent.output(), /no WAL record decodes since .*check that the upstream is this cluster's primary/);
+        await agent.logged(/no WAL record decodes since .*check that the upstream is this cluster's primary/);
         assert.equal((await fetch(`${agent.url}/readyz`)).status, 200);
       });
     });

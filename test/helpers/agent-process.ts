@@ -13,6 +13,12 @@ export interface AgentProcess {
   proc: ChildProcess;
   url: string;
   output(): string;
+  /**
+   * Resolves once the output (or what `pick` keeps of it) matches: pino writes
+   * stdout asynchronously, so a state seen over HTTP can come before its log
+   * line. Rejects with the output's tail after timeoutMs.
+   */
+  logged(re: RegExp, what?: string, opts?: { timeoutMs?: number; pick?: (out: string) => string }): Promise<void>;
   status(): Promise<Record<string, any>>;
   scrape(): Promise<string>;
   waitFor(pred: (s: Record<string, any>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, any>>;
@@ -60,6 +66,13 @@ export async function startAgent(
     url,
     exited,
     output: () => out,
+    async logged(re, what = `a log line matching ${re}`, { timeoutMs = 5000, pick = (o: string) => o } = {}) {
+      const deadline = Date.now() + timeoutMs;
+      while (!re.test(pick(out))) {
+        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${out.slice(-4000)}`);
+        await sleep(20);
+      }
+    },
     status: async () => (await get('/status')).json() as Promise<Record<string, any>>,
     scrape: async () => (await get('/metrics')).text(),
     async waitFor(pred, what, timeoutMs = 30_000) {
