@@ -11,20 +11,12 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { asServerUser, binDir, selectedVersions, withCluster } from './harness/index.ts';
-import { startAgent, type AgentProcess } from './helpers/agent-process.ts';
-import { until } from './helpers/until.ts';
+import { startAgent } from './helpers/agent-process.ts';
 import { agentArgs, assertAlive, assertCacheConsistent, assertNothingHeld, finish, openFiles, waitNoHandles } from './helpers/fault-checks.ts';
 import { exchangeDirs, killHard } from './helpers/crash.ts';
 
 const FPW_OFF = { full_page_writes: 'off', max_wal_size: '4GB', checkpoint_timeout: '1h' };
 const issued = (s: Record<string, any>): number => s.prefault?.issued ?? 0;
-
-// The agent logs before it closes the files, but pino writes stdout asynchronously and the
-// closes can finish first (CI saw the handles gone and the line not there yet, once): wait for it.
-async function assertLogged(agent: AgentProcess, from: number, re: RegExp): Promise<void> {
-  await until(`a log line matching ${re}`, () => re.test(agent.output().slice(from)), 5000).catch(() => {});
-  assert.match(agent.output().slice(from), re);
-}
 
 for (const version of selectedVersions()) {
   test(`PG ${version}: PGDATA replaced under a recovering agent (a new base backup, then another cluster) releases every handle on the old copy`, { timeout: 120_000 }, async () => {
@@ -54,7 +46,7 @@ for (const version of selectedVersions()) {
         exchangeDirs(copy, standby.dataDir); // `copy` now names the old standby's files
         const released = await waitNoHandles(agent, copy, 10_000);
         assert.deepEqual(released.open, [], `handles on the old copy's files after ${released.ms} ms`);
-        await assertLogged(agent, logFrom, /PGDATA was replaced \(global\/pg_control is another file/);
+        await agent.logged(/PGDATA was replaced \(global\/pg_control is another file/, undefined, { pick: (o) => o.slice(logFrom) });
         // It goes on with the copy at the same path: its own crash recovery, from its own redo point.
         const second = await agent.waitFor((s) => s.state === 'recovering' && s.recovery?.kind === 'crash' && issued(s) > 0, 'hints for the new copy', 30_000);
         assert.notEqual(second.recovery.redoLsn, first.recovery.redoLsn);
@@ -70,7 +62,7 @@ for (const version of selectedVersions()) {
         assert.deepEqual(again.open, [], `handles on the replaced copy's files after ${again.ms} ms`);
         // The identity check, or (a poll that read pg_control before the swap and postmaster.pid
         // after it: PostgreSQL not running) the stop for nothing to recover: every file closed either way.
-        await assertLogged(agent, logFrom, /PGDATA was replaced \(another system identifier\)|no recovery to prefault any more; closing every file/);
+        await agent.logged(/PGDATA was replaced \(another system identifier\)|no recovery to prefault any more; closing every file/, undefined, { pick: (o) => o.slice(logFrom) });
         const idle = await agent.waitFor((s) => s.state === 'waiting_for_postgres', 'waiting for PostgreSQL on the new cluster', 10_000);
         assert.equal(idle.prefault, null);
         await assertNothingHeld(agent, standby.dataDir, 'a cluster that has nothing to replay');

@@ -2,7 +2,7 @@
 // fallback when the upstream no longer has the WAL we ask for. Each read opens
 // the segment, reads and closes it at once, so no WAL file is ever held open
 // (a held file blocked unmounts for pg_prefaulter).
-import { open, readdir } from 'node:fs/promises';
+import { open, readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { segmentName } from '../wal/segments.ts';
 import { sleep } from '../sleep.ts';
@@ -95,19 +95,8 @@ export class LocalSource implements WalSource {
   }
 
   private async read(segNo: bigint, offset: number, length: number): Promise<Buffer | null> {
-    let file = this.found?.segNo === segNo ? this.found.path : null;
-    let fh;
-    try {
-      fh = file === null ? null : await open(file, 'r');
-    } catch {
-      fh = null; // recycled or removed since it was found: look again
-    }
-    if (!fh) {
-      file = await this.findSegment(segNo);
-      this.found = file === null ? null : { segNo, path: file };
-      if (file === null) return null;
-      fh = await open(file, 'r');
-    }
+    const fh = await this.openSegment(segNo);
+    if (!fh) return null;
     try {
       const buf = Buffer.allocUnsafe(length);
       const { bytesRead } = await fh.read(buf, 0, length, offset);
@@ -115,6 +104,20 @@ export class LocalSource implements WalSource {
     } finally {
       await fh.close();
     }
+  }
+
+  /** The segment's file, open: the one found last while it is still there, else looked for in pg_wal. */
+  private async openSegment(segNo: bigint): Promise<FileHandle | null> {
+    if (this.found?.segNo === segNo) {
+      try {
+        return await open(this.found.path, 'r');
+      } catch {
+        // recycled or removed since it was found: look again
+      }
+    }
+    const file = await this.findSegment(segNo);
+    this.found = file === null ? null : { segNo, path: file };
+    return file === null ? null : open(file, 'r');
   }
 
   // The segment is normally on our timeline; after a switch the follower
